@@ -1,0 +1,3 @@
+export { Code, codeName } from "./code";
+export { StratumError, ERROR_DOMAIN } from "./errors";
+export type { FieldViolation, StratumErrorOptions } from "./errors";
