@@ -1,0 +1,227 @@
+import { randomUUID } from "node:crypto";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { Code, StratumError } from "@stratum/rpc";
+import { connectBus, type Bus } from "./connect";
+import { EventBus, type DomainEvent } from "./events";
+import { Membership, MembershipView } from "./membership";
+import { publishReply, ReplyInbox } from "./replies";
+
+const natsUrl = inject("natsUrl");
+const opened: Array<{ close(): unknown }> = [];
+
+/** A bus with a prefix of its own, so test cases sharing one nats-server never see each other. */
+async function open(prefix: string, name = "test"): Promise<Bus> {
+  const bus = await connectBus({ servers: natsUrl, prefix, name });
+  opened.push(bus);
+  return bus;
+}
+const newPrefix = () => `t${randomUUID().slice(0, 8)}`;
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+afterEach(async () => {
+  for (const o of opened.splice(0).reverse()) await o.close();
+});
+
+describe("connectBus", () => {
+  it("reports a dead NATS as NATS_UNAVAILABLE naming the server, after its retry budget", async () => {
+    const err = await connectBus({ servers: "nats://127.0.0.1:1", connectTimeoutMs: 300 }).catch((e) => e);
+    expect(err).toBeInstanceOf(StratumError);
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.reason).toBe("NATS_UNAVAILABLE");
+    expect(err.message).toContain("nats://127.0.0.1:1");
+  });
+});
+
+describe("EventBus", () => {
+  it("delivers events to a subscriber on a matching filter, and not others", async () => {
+    const events = await EventBus.open(await open(newPrefix()));
+    const got: DomainEvent[] = [];
+    const seen = deferred<void>();
+    const sub = await events.subscribe("compute.>", (e) => {
+      got.push(e);
+      if (got.length === 2) seen.resolve();
+    });
+    await events.publish("network", "eip_attached", { eip: "e1" });
+    await events.publish("compute", "vm_state_changed", { vm: "v1", state: "Running" });
+    await events.publish("compute", "host_disconnected", { host: "h1" });
+    await seen.promise;
+    await sub.stop();
+    expect(got.map((e) => e.subject)).toEqual(["stratum.compute.vm_state_changed", "stratum.compute.host_disconnected"]);
+    expect(got[0]).toMatchObject({ domain: "compute", event: "vm_state_changed", data: { vm: "v1", state: "Running" } });
+  });
+
+  it("stores an event published twice with the same id once", async () => {
+    const events = await EventBus.open(await open(newPrefix()));
+    const first = await events.publish("compute", "vm_state_changed", { n: 1 }, { id: "evt-1" });
+    const again = await events.publish("compute", "vm_state_changed", { n: 1 }, { id: "evt-1" });
+    expect(first.duplicate).toBe(false);
+    expect(again).toEqual({ seq: first.seq, duplicate: true });
+  });
+
+  it("a durable subscriber gets what was published while it was stopped, and a failed handler's event again", async () => {
+    const events = await EventBus.open(await open(newPrefix()));
+    const firstSeen = deferred<void>();
+    let sub = await events.subscribe("compute.>", () => firstSeen.resolve(), { durable: "audit" });
+    await events.publish("compute", "vm_state_changed", { n: 1 });
+    await firstSeen.promise;
+    await sub.stop();
+
+    await events.publish("compute", "vm_state_changed", { n: 2 });
+    const got: number[] = [];
+    const done = deferred<void>();
+    let failed = false;
+    sub = await events.subscribe<{ n: number }>(
+      "compute.>",
+      (e) => {
+        if (!failed) {
+          failed = true;
+          throw new Error("handler failed once");
+        }
+        got.push(e.data.n);
+        done.resolve();
+      },
+      { durable: "audit", retryDelayMs: 10 },
+    );
+    await done.promise;
+    await sub.stop();
+    expect(got).toEqual([2]);
+  });
+});
+
+describe("ReplyInbox", () => {
+  it("resolves a waiter by correlation id, and rejects with the StratumError of an error reply", async () => {
+    const bus = await open(newPrefix());
+    const inbox = await ReplyInbox.open(bus, { service: "compute", replicaId: "r1" });
+    opened.push(inbox);
+    const ok = inbox.wait<{ vm: string }>("op-1", { timeoutMs: 5_000 });
+    const bad = inbox.wait("op-2", { timeoutMs: 5_000 }).catch((e) => e);
+    await publishReply(bus, inbox.address, "op-2", {
+      ok: false,
+      error: new StratumError(Code.FAILED_PRECONDITION, "host h1 is disconnected", { reason: "HOST_DISCONNECTED", resources: { hostUuid: "h1" } }),
+    });
+    await publishReply(bus, inbox.address, "op-1", { ok: true, value: { vm: "v1" } });
+    await expect(ok).resolves.toEqual({ vm: "v1" });
+    const err = await bad;
+    expect(err).toBeInstanceOf(StratumError);
+    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "HOST_DISCONNECTED", resources: { hostUuid: "h1" } });
+  });
+
+  it("times out with REPLY_TIMEOUT naming the correlation id", async () => {
+    const inbox = await ReplyInbox.open(await open(newPrefix()), { service: "compute", replicaId: "r1" });
+    opened.push(inbox);
+    const err = await inbox.wait("op-lost", { timeoutMs: 50 }).catch((e) => e);
+    expect(err).toMatchObject({ code: Code.DEADLINE_EXCEEDED, reason: "REPLY_TIMEOUT", resources: { correlationId: "op-lost" } });
+  });
+
+  it("stores a reply published twice once (Nats-Msg-Id dedup)", async () => {
+    const bus = await open(newPrefix());
+    const inbox = await ReplyInbox.open(bus, { service: "compute", replicaId: "r1" });
+    opened.push(inbox);
+    expect(await publishReply(bus, inbox.address, "op-1", { ok: true, value: 1 })).toEqual({ duplicate: false });
+    expect(await publishReply(bus, inbox.address, "op-1", { ok: true, value: 1 })).toEqual({ duplicate: true });
+  });
+
+  it("delivers a reply published while the waiting replica was down when it comes back", async () => {
+    const prefix = newPrefix();
+    const replica = await open(prefix, "replica");
+    const first = await ReplyInbox.open(replica, { service: "compute", replicaId: "r1" });
+    const address = first.address;
+    // The replica dies before the worker answers.
+    await first.close();
+    await replica.close();
+
+    const worker = await open(prefix, "worker");
+    await publishReply(worker, address, "op-7", { ok: true, value: { done: true } });
+
+    const restarted = await ReplyInbox.open(await open(prefix, "replica-again"), { service: "compute", replicaId: "r1" });
+    opened.push(restarted);
+    await expect(restarted.wait("op-7", { timeoutMs: 5_000 })).resolves.toEqual({ done: true });
+  });
+
+  it("hands replies nobody waits for to the unclaimed handler, and redelivers when it fails", async () => {
+    const bus = await open(newPrefix());
+    const inbox = await ReplyInbox.open(bus, { service: "longjob", replicaId: "r1" });
+    opened.push(inbox);
+    const calls: string[] = [];
+    const done = deferred<void>();
+    inbox.onUnclaimed(({ correlationId }) => {
+      calls.push(correlationId);
+      if (calls.length === 1) throw new Error("not yet");
+      done.resolve();
+    });
+    await publishReply(bus, inbox.address, "job-1", { ok: true, value: 1 });
+    await done.promise;
+    expect(calls).toEqual(["job-1", "job-1"]);
+  });
+});
+
+describe("Membership", () => {
+  it("every replica's view agrees on the owner of every resource", async () => {
+    const prefix = newPrefix();
+    const views = await Promise.all(["a", "b", "c"].map(async (id) => {
+      const view = await MembershipView.open(await open(prefix, id), { heartbeatMs: 200 });
+      opened.push(view);
+      const self = await Membership.join(view, { service: "compute", replicaId: id, address: `127.0.0.1:${id.charCodeAt(0)}` });
+      opened.push({ close: () => self.leave() });
+      return view;
+    }));
+    for (const view of views) await view.until((v) => v.members("compute").length === 3);
+    const keys = Array.from({ length: 1_000 }, () => randomUUID());
+    const owners = views.map((v) => keys.map((k) => v.ownerOf("compute", k)?.replicaId));
+    expect(owners[1]).toEqual(owners[0]);
+    expect(owners[2]).toEqual(owners[0]);
+    expect(new Set(owners[0])).toEqual(new Set(["a", "b", "c"]));
+  });
+
+  it("drops a replica that leaves at once, and one that dies after its TTL, changing the epoch", async () => {
+    const prefix = newPrefix();
+    const observer = await MembershipView.open(await open(prefix, "observer"), { heartbeatMs: 100, ttlMs: 400 });
+    opened.push(observer);
+    const joinAs = async (id: string) => {
+      const bus = await connectBus({ servers: natsUrl, prefix, name: id });
+      const view = await MembershipView.open(bus, { heartbeatMs: 100, ttlMs: 400 });
+      return { bus, view, self: await Membership.join(view, { service: "compute", replicaId: id, address: `${id}:1` }) };
+    };
+    const leaver = await joinAs("leaver");
+    const crasher = await joinAs("crasher");
+    await observer.until((v) => v.members("compute").length === 2);
+    const epoch = observer.epoch("compute");
+
+    await leaver.self.leave();
+    await observer.until((v) => v.member("compute", "leaver") === undefined, 300); // well under the TTL
+    expect(observer.epoch("compute")).not.toBe(epoch);
+
+    // A crash: the connection goes, no delete is ever sent.
+    crasher.view.close();
+    await crasher.bus.nc.close();
+    const crashedAt = Date.now();
+    await observer.until((v) => v.members("compute").length === 0, 3_000);
+    expect(Date.now() - crashedAt).toBeGreaterThanOrEqual(250);
+    leaver.view.close();
+    await leaver.bus.close();
+  });
+
+  it("a view opened later sees the replicas already alive", async () => {
+    const prefix = newPrefix();
+    const early = await MembershipView.open(await open(prefix, "early"), { heartbeatMs: 200 });
+    opened.push(early);
+    const self = await Membership.join(early, { service: "network", replicaId: "n1", address: "x:1" });
+    opened.push({ close: () => self.leave() });
+    const late = await MembershipView.open(await open(prefix, "late"), { heartbeatMs: 200 });
+    opened.push(late);
+    expect(late.members("network").map((m) => m.replicaId)).toEqual(["n1"]);
+    expect(self.owns(randomUUID())).toBe(true);
+  });
+
+  it("rejects a replica id that cannot be a subject token, joining nothing", async () => {
+    const view = await MembershipView.open(await open(newPrefix()), { heartbeatMs: 200 });
+    opened.push(view);
+    await expect(Membership.join(view, { service: "compute", replicaId: "a.b", address: "x:1" })).rejects.toThrow(/replicaId must match/);
+    expect(view.members("compute")).toEqual([]);
+  });
+});

@@ -1,0 +1,135 @@
+import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
+import type { Bus } from "./connect";
+import { assertToken, streamName, subject } from "./names";
+import { ensureStream, nanos } from "./streams";
+
+/** A domain event as delivered to subscribers. */
+export interface DomainEvent<T = unknown> {
+  /** Full subject without the bus prefix: `stratum.<domain>.<event>`. */
+  readonly subject: string;
+  readonly domain: string;
+  readonly event: string;
+  readonly data: T;
+  /** Stable id: a re-published event with the same id is dropped by JetStream's dedup window. */
+  readonly id: string;
+  readonly time: Date;
+  /** Stream sequence, monotonic per stream: lets consumers skip what they already applied. */
+  readonly seq: number;
+}
+
+export interface EventStreamOptions {
+  /** How long events are kept for late or restarted subscribers. Default 7 days. */
+  maxAgeMs?: number;
+}
+
+const EVENTS = "STRATUM_EVENTS";
+const ROOT = "stratum";
+
+/**
+ * Domain events (`stratum.<domain>.<event>`, e.g. `stratum.compute.vm_state_changed`) go over
+ * JetStream rather than core NATS so that a subscriber that was down (a restarting replica, the
+ * CLI's watch) can catch up, and so that publishing is confirmed by the server.
+ */
+export class EventBus {
+  private constructor(
+    private readonly bus: Bus,
+    readonly stream: string,
+  ) {}
+
+  static async open(bus: Bus, options: EventStreamOptions = {}): Promise<EventBus> {
+    const stream = streamName(bus.prefix, EVENTS);
+    await ensureStream(bus, {
+      name: stream,
+      subjects: [subject(bus.prefix, ROOT, ">")],
+      max_age: nanos(options.maxAgeMs ?? 7 * 24 * 3600_000),
+      duplicate_window: nanos(120_000),
+    });
+    return new EventBus(bus, stream);
+  }
+
+  /**
+   * Publishes once the server has stored the event. `id` makes retries safe: the same id within
+   * the dedup window (2 min) is stored once.
+   */
+  async publish<T>(domain: string, event: string, data: T, options: { id?: string } = {}): Promise<{ seq: number; duplicate: boolean }> {
+    assertToken("domain", domain);
+    assertToken("event", event);
+    const id = options.id ?? crypto.randomUUID();
+    const h = headers();
+    h.set("Stratum-Event-Time", new Date().toISOString());
+    const ack = await this.bus.js.publish(subject(this.bus.prefix, ROOT, domain, event), JSON.stringify(data), { msgID: id, headers: h });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /**
+   * Subscribes to events matching `filter` (`compute.>`, `compute.vm_state_changed`).
+   * With `durable`, delivery is at least once and resumes where that durable left off, even
+   * across restarts: an event is acknowledged only after the handler resolves, and redelivered
+   * after a failure. Without it, the subscription sees events from now on (or from `since`).
+   */
+  async subscribe<T>(
+    filter: string,
+    handler: (event: DomainEvent<T>) => void | Promise<void>,
+    options: { durable?: string; from?: "new" | "all"; retryDelayMs?: number } = {},
+  ): Promise<{ stop(): Promise<void> }> {
+    const filterSubject = subject(this.bus.prefix, ROOT, filter);
+    const deliver = options.from === "all" ? DeliverPolicy.All : DeliverPolicy.New;
+    let consumerName: string;
+    if (options.durable) {
+      assertToken("durable", options.durable);
+      consumerName = options.durable;
+      await this.bus.jsm.consumers.add(this.stream, {
+        durable_name: consumerName,
+        filter_subject: filterSubject,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: deliver,
+        ack_wait: nanos(30_000),
+      });
+    } else {
+      const info = await this.bus.jsm.consumers.add(this.stream, {
+        filter_subject: filterSubject,
+        ack_policy: AckPolicy.None,
+        deliver_policy: deliver,
+        inactive_threshold: nanos(60_000),
+      });
+      consumerName = info.name;
+    }
+    const consumer = await this.bus.js.consumers.get(this.stream, consumerName);
+    const prefixLength = this.bus.prefix ? this.bus.prefix.length + 1 : 0;
+    const retryDelayMs = options.retryDelayMs ?? 1_000;
+    const durable = Boolean(options.durable);
+    const messages = await consumer.consume({
+      callback: (msg: JsMsg) => {
+        const event = decode<T>(msg, prefixLength);
+        Promise.resolve()
+          .then(() => handler(event))
+          .then(
+            () => durable && msg.ack(),
+            () => durable && msg.nak(retryDelayMs),
+          );
+      },
+    });
+    return {
+      async stop() {
+        await messages.close();
+        if (!durable) await consumer.delete().catch(() => {});
+      },
+    };
+  }
+}
+
+function decode<T>(msg: JsMsg, prefixLength: number): DomainEvent<T> {
+  const fullSubject = msg.subject.slice(prefixLength);
+  const [, domain = "", event = ""] = fullSubject.split(".");
+  const time = msg.headers?.get("Stratum-Event-Time");
+  return {
+    subject: fullSubject,
+    domain,
+    event,
+    data: msg.json<T>(),
+    id: msg.headers?.get("Nats-Msg-Id") ?? "",
+    time: time ? new Date(time) : msg.time,
+    seq: msg.seq,
+  };
+}

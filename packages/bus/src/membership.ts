@@ -1,0 +1,265 @@
+import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
+import { HashRing } from "@stratum/hash-ring";
+import type { Bus } from "./connect";
+import { assertToken } from "./names";
+
+/** One live replica of a service, as it announces itself in the membership bucket. */
+export interface Member {
+  readonly service: string;
+  readonly replicaId: string;
+  /** gRPC `host:port` other replicas and clients reach it on. */
+  readonly address: string;
+  readonly startedAt: number;
+}
+
+export interface MembershipOptions {
+  /** How often a replica re-announces itself. Default {@link DEFAULT_HEARTBEAT_MS}. */
+  heartbeatMs?: number;
+  /**
+   * A replica whose last heartbeat is older than this is dead and drops off every ring.
+   * Default 3 × heartbeat: one lost heartbeat is not a death.
+   */
+  ttlMs?: number;
+}
+
+export const DEFAULT_HEARTBEAT_MS = 1_000;
+
+/** What a view reports when the live set of a service changes. */
+export interface MembershipChange {
+  readonly service: string;
+  readonly joined: readonly Member[];
+  readonly left: readonly Member[];
+  /** The service ring's epoch after the change. */
+  readonly epoch: number;
+}
+
+type Listener = (change: MembershipChange) => void;
+
+interface Seen {
+  member: Member;
+  lastSeen: number;
+}
+
+/**
+ * Every replica's view of who is alive, per service, kept from a watch on the membership KV
+ * bucket, with one consistent hash ring per service. Views converge because they are built from
+ * the same KV history and the ring is order-independent: two replicas that see the same live set
+ * agree on the owner of every resource.
+ *
+ * Death is judged locally, from how long ago a replica's heartbeat was received: NATS 2.9 does
+ * not notify watchers when a KV entry ages out, so waiting for a delete would never end for a
+ * replica that crashed. A replica that leaves cleanly deletes its key and drops off at once.
+ */
+export class MembershipView {
+  readonly #seen = new Map<string, Map<string, Seen>>();
+  readonly #rings = new Map<string, HashRing>();
+  readonly #listeners = new Set<Listener>();
+  readonly #ttlMs: number;
+  #sweeper: NodeJS.Timeout | undefined;
+  #watch: { stop(): void } | undefined;
+  #loaded = false;
+
+  private constructor(
+    readonly kv: KV,
+    readonly heartbeatMs: number,
+    ttlMs: number,
+  ) {
+    this.#ttlMs = ttlMs;
+  }
+
+  /** Opens (or creates) the membership bucket and loads the current members before returning. */
+  static async open(bus: Bus, options: MembershipOptions = {}): Promise<MembershipView> {
+    const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    const ttlMs = options.ttlMs ?? heartbeatMs * 3;
+    if (!(heartbeatMs > 0) || !(ttlMs > heartbeatMs)) {
+      throw new RangeError(`membership: heartbeatMs must be > 0 and ttlMs > heartbeatMs (got ${heartbeatMs}, ${ttlMs})`);
+    }
+    const bucket = bus.prefix ? `${bus.prefix}_members` : "stratum_members";
+    // The bucket's own TTL only cleans up keys of replicas that vanished long ago; liveness uses ttlMs.
+    const kv = await new Kvm(bus.js).create(bucket, { history: 1, ttl: Math.max(60_000, ttlMs * 10) });
+    const view = new MembershipView(kv, heartbeatMs, ttlMs);
+    await view.#start();
+    return view;
+  }
+
+  async #start(): Promise<void> {
+    const iter = await this.kv.watch({ key: ">" });
+    this.#watch = iter;
+    let initialDone: () => void = () => {};
+    const initial = new Promise<void>((resolve) => {
+      initialDone = () => {
+        this.#loaded = true;
+        resolve();
+      };
+    });
+    // The initial load ends with the entry whose delta (messages still pending) is 0; an empty
+    // bucket yields no entry at all, so it is done at once.
+    if ((await this.kv.status()).values === 0) initialDone();
+    void (async () => {
+      for await (const entry of iter) {
+        this.#apply(entry);
+        if (!this.#loaded && entry.delta === 0) initialDone();
+      }
+    })();
+    await Promise.race([initial, new Promise((r) => setTimeout(r, 2_000))]);
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, Math.floor(this.heartbeatMs / 2)));
+    this.#sweeper.unref();
+  }
+
+  #apply(entry: KvWatchEntry): void {
+    const [service, replicaId] = splitKey(entry.key);
+    if (!service || !replicaId) return;
+    if (entry.operation !== "PUT") {
+      this.#drop(service, replicaId);
+      return;
+    }
+    let member: Member;
+    try {
+      member = entry.json<Member>();
+    } catch {
+      return; // not ours; a bad value must not take the view down
+    }
+    // A heartbeat read from history is as old as the server stamped it; a live one is fresh now
+    // (receipt time, so clock skew between replicas cannot kill or revive anyone).
+    const lastSeen = this.#loaded ? Date.now() : Math.min(Date.now(), entry.created.getTime());
+    if (Date.now() - lastSeen > this.#ttlMs) return;
+    const members = this.#membersOf(service);
+    const known = members.get(replicaId);
+    members.set(replicaId, { member, lastSeen });
+    if (!known) this.#changed(service, [member], []);
+  }
+
+  #drop(service: string, replicaId: string): void {
+    const members = this.#seen.get(service);
+    const known = members?.get(replicaId);
+    if (!members || !known) return;
+    members.delete(replicaId);
+    this.#changed(service, [], [known.member]);
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [service, members] of this.#seen) {
+      for (const [replicaId, seen] of members) {
+        if (now - seen.lastSeen > this.#ttlMs) this.#drop(service, replicaId);
+      }
+    }
+  }
+
+  #membersOf(service: string): Map<string, Seen> {
+    let members = this.#seen.get(service);
+    if (!members) this.#seen.set(service, (members = new Map()));
+    return members;
+  }
+
+  #changed(service: string, joined: Member[], left: Member[]): void {
+    const ring = this.ring(service);
+    for (const m of joined) ring.add(m.replicaId);
+    for (const m of left) if (ring.has(m.replicaId)) ring.remove(m.replicaId);
+    const change: MembershipChange = { service, joined, left, epoch: ring.epoch };
+    for (const listener of this.#listeners) listener(change);
+  }
+
+  /** The ring of a service's live replicas (empty if none is alive). */
+  ring(service: string): HashRing {
+    let ring = this.#rings.get(service);
+    if (!ring) this.#rings.set(service, (ring = new HashRing()));
+    return ring;
+  }
+
+  /** The live replicas of a service, in replica-id order. */
+  members(service: string): Member[] {
+    return [...(this.#seen.get(service)?.values() ?? [])].map((s) => s.member).sort((a, b) => a.replicaId.localeCompare(b.replicaId));
+  }
+
+  member(service: string, replicaId: string): Member | undefined {
+    return this.#seen.get(service)?.get(replicaId)?.member;
+  }
+
+  /** The live replica that owns a resource of a service, or undefined when none is alive. */
+  ownerOf(service: string, resourceUuid: string): Member | undefined {
+    const replicaId = this.#rings.get(service)?.ownerOf(resourceUuid);
+    return replicaId === undefined ? undefined : this.member(service, replicaId);
+  }
+
+  /** The ring epoch of a service: changes with every change of its live set. */
+  epoch(service: string): number {
+    return this.ring(service).epoch;
+  }
+
+  onChange(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Resolves once `predicate` holds for the view; for start-up ordering and tests. */
+  until(predicate: (view: MembershipView) => boolean, timeoutMs = 10_000): Promise<void> {
+    if (predicate(this)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`membership: condition not reached within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.onChange(() => {
+        if (!predicate(this)) return;
+        clearTimeout(timer);
+        off();
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#watch?.stop();
+    this.#listeners.clear();
+  }
+}
+
+/**
+ * A replica's own membership: announces it on the view's bucket every heartbeat until `leave()`,
+ * which deletes its key so the others re-balance at once instead of after the TTL.
+ */
+export class Membership {
+  #timer: NodeJS.Timeout | undefined;
+  #left = false;
+
+  private constructor(
+    readonly view: MembershipView,
+    readonly self: Member,
+  ) {}
+
+  static async join(view: MembershipView, self: Omit<Member, "startedAt"> & { startedAt?: number }): Promise<Membership> {
+    assertToken("service", self.service);
+    assertToken("replicaId", self.replicaId);
+    if (!self.address) throw new TypeError("membership: address is required");
+    const membership = new Membership(view, { ...self, startedAt: self.startedAt ?? Date.now() });
+    await membership.#beat();
+    await view.until((v) => v.member(self.service, self.replicaId) !== undefined, 5_000);
+    membership.#timer = setInterval(() => void membership.#beat().catch(() => {}), view.heartbeatMs);
+    membership.#timer.unref();
+    return membership;
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#left) return;
+    await this.view.kv.put(`${this.self.service}.${this.self.replicaId}`, JSON.stringify(this.self));
+  }
+
+  /** True when this replica owns the resource on its service's ring. */
+  owns(resourceUuid: string): boolean {
+    return this.view.ownerOf(this.self.service, resourceUuid)?.replicaId === this.self.replicaId;
+  }
+
+  async leave(): Promise<void> {
+    if (this.#left) return;
+    this.#left = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.view.kv.delete(`${this.self.service}.${this.self.replicaId}`).catch(() => {});
+  }
+}
+
+function splitKey(key: string): [string | undefined, string | undefined] {
+  const dot = key.indexOf(".");
+  return dot < 0 ? [undefined, undefined] : [key.slice(0, dot), key.slice(dot + 1)];
+}

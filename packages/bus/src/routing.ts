@@ -1,0 +1,164 @@
+import type { DescService } from "@bufbuild/protobuf";
+import { closeClient, Code, createClient, StratumError, type Client, type ClientOptions, type HandlerContext, type ServiceImpl } from "@stratum/rpc";
+import type { Member, Membership, MembershipView } from "./membership";
+
+/** Metadata key set on a forwarded call: its value is the replica that forwarded it. */
+export const FORWARDED_BY_KEY = "x-stratum-forwarded-by";
+
+/** Reason of the UNAVAILABLE error a replica answers when asked twice for a resource it does not own. */
+export const NOT_OWNER = "NOT_OWNER";
+
+/**
+ * Typed clients to the live replicas of one service, picked by resource UUID on the service's
+ * ring. One channel per replica address, closed when the replica leaves the ring.
+ */
+export class ServiceRouter<S extends DescService> {
+  readonly #clients = new Map<string, Client<S>>();
+  readonly #off: () => void;
+  #next = 0;
+
+  constructor(
+    readonly view: MembershipView,
+    /** Membership name of the service (`compute`), which may serve several gRPC services. */
+    readonly serviceName: string,
+    readonly service: S,
+    private readonly options: ClientOptions = {},
+  ) {
+    this.#off = view.onChange((change) => {
+      if (change.service !== serviceName) return;
+      for (const gone of change.left) this.#drop(gone.address);
+    });
+  }
+
+  /** The live replica that owns `resourceUuid`; UNAVAILABLE `NO_LIVE_REPLICA` when there is none. */
+  ownerOf(resourceUuid: string): Member {
+    const owner = this.view.ownerOf(this.serviceName, resourceUuid);
+    if (!owner) throw noReplica(this.serviceName);
+    return owner;
+  }
+
+  /** A client connected to the owner of `resourceUuid`. */
+  owner(resourceUuid: string): Client<S> {
+    return this.clientAt(this.ownerOf(resourceUuid).address);
+  }
+
+  /** A client to any live replica, in turn: for calls not about one resource (list, create without id). */
+  any(): Client<S> {
+    const members = this.view.members(this.serviceName);
+    if (members.length === 0) throw noReplica(this.serviceName);
+    const member = members[this.#next++ % members.length] as Member;
+    return this.clientAt(member.address);
+  }
+
+  /**
+   * Runs `call` against the owner of `resourceUuid`, re-routing when the replica answers NOT_OWNER
+   * (its view of the ring and ours disagreed for a moment, e.g. while a replica joins).
+   */
+  async call<T>(resourceUuid: string, call: (client: Client<S>) => Promise<T>, attempts = 3): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call(this.owner(resourceUuid));
+      } catch (e) {
+        if (attempt >= attempts || !(e instanceof StratumError) || e.reason !== NOT_OWNER) throw e;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
+  }
+
+  clientAt(address: string): Client<S> {
+    let client = this.#clients.get(address);
+    if (!client) this.#clients.set(address, (client = createClient(this.service, address, this.options)));
+    return client;
+  }
+
+  #drop(address: string): void {
+    const client = this.#clients.get(address);
+    if (!client) return;
+    this.#clients.delete(address);
+    closeClient(client);
+  }
+
+  close(): void {
+    this.#off();
+    for (const address of [...this.#clients.keys()]) this.#drop(address);
+  }
+}
+
+/** Which request field names the resource a method is about; methods not listed run where they land. */
+export type ResourceKeys<S extends DescService> = {
+  [K in keyof S["method"]]?: (request: Parameters<ServiceImpl<S>[K]>[0]) => string | undefined;
+};
+
+/**
+ * Wraps a service implementation so that each resource-scoped call runs on the replica that owns
+ * the resource. A call that lands elsewhere is forwarded once to the owner, inheriting the
+ * caller's deadline, cancellation and request id; the owner's answer (or error) is returned as
+ * is. A forwarded call that lands on a replica that does not own the resource either (the two
+ * views of the ring disagree during a membership change) is not forwarded again — that could
+ * loop — but answered with UNAVAILABLE `NOT_OWNER` naming the owner it sees, so the client
+ * re-routes. Unary and server-streaming methods can be routed.
+ */
+export function routeToOwner<S extends DescService>(
+  service: S,
+  impl: ServiceImpl<S>,
+  options: {
+    /**
+     * This replica's membership. A function is accepted because the server must be listening
+     * (its port known) before the replica can announce itself; calls before that are refused.
+     */
+    membership: Membership | (() => Membership | undefined);
+    resourceKeys: ResourceKeys<S>;
+    router: ServiceRouter<S>;
+  },
+): ServiceImpl<S> {
+  const { router } = options;
+  const membershipOf = (): Membership => {
+    const m = typeof options.membership === "function" ? options.membership() : options.membership;
+    if (!m) throw new StratumError(Code.UNAVAILABLE, `${router.serviceName} replica is starting`, { reason: "REPLICA_STARTING" });
+    return m;
+  };
+  const routed: Record<string, unknown> = { ...(impl as Record<string, unknown>) };
+  for (const method of service.methods) {
+    const keyOf = (options.resourceKeys as Record<string, ((req: unknown) => string | undefined) | undefined>)[method.localName];
+    if (!keyOf) continue;
+    const local = (impl as Record<string, (req: unknown, ctx: HandlerContext) => unknown>)[method.localName];
+    if (!local) continue;
+    const target = (req: unknown, ctx: HandlerContext): Member | undefined => {
+      const uuid = keyOf(req);
+      if (!uuid) return undefined;
+      const membership = membershipOf();
+      if (membership.owns(uuid)) return undefined;
+      const self = membership.self;
+      const owner = router.ownerOf(uuid);
+      const forwardedBy = ctx.metadata.get(FORWARDED_BY_KEY)[0];
+      if (forwardedBy !== undefined) {
+        throw new StratumError(Code.UNAVAILABLE, `replica ${self.replicaId} of ${self.service} does not own ${uuid}; its owner is ${owner.replicaId}`, {
+          reason: NOT_OWNER,
+          resources: { resourceUuid: uuid, ownerReplicaId: owner.replicaId, ownerAddress: owner.address },
+        });
+      }
+      return owner;
+    };
+    const forwardOptions = (ctx: HandlerContext) => ({ parent: ctx, metadata: { [FORWARDED_BY_KEY]: membershipOf().self.replicaId } });
+    if (method.methodKind === "unary") {
+      routed[method.localName] = (req: unknown, ctx: HandlerContext) => {
+        const owner = target(req, ctx);
+        if (!owner) return local(req, ctx);
+        const remote = (router.clientAt(owner.address) as Record<string, (r: unknown, o: unknown) => Promise<unknown>>)[method.localName];
+        return remote!(req, forwardOptions(ctx));
+      };
+    } else if (method.methodKind === "server_streaming") {
+      routed[method.localName] = (req: unknown, ctx: HandlerContext) => {
+        const owner = target(req, ctx);
+        if (!owner) return local(req, ctx);
+        const remote = (router.clientAt(owner.address) as Record<string, (r: unknown, o: unknown) => AsyncIterable<unknown>>)[method.localName];
+        return remote!(req, forwardOptions(ctx));
+      };
+    }
+  }
+  return routed as ServiceImpl<S>;
+}
+
+function noReplica(service: string): StratumError {
+  return new StratumError(Code.UNAVAILABLE, `no live replica of ${service}`, { reason: "NO_LIVE_REPLICA", resources: { service } });
+}
