@@ -1,0 +1,53 @@
+/**
+ * One step of a flow. `run` does the work; `rollback` undoes it and is called only if `run`
+ * completed and a later step failed. Steps share a mutable context object (the "data" of
+ * ZStack's FlowChain) to pass what they produced to later steps and to their own rollback.
+ */
+export interface FlowStep<C> {
+  readonly name: string;
+  run(ctx: C, signal: AbortSignal): Promise<void> | void;
+  rollback?(ctx: C): Promise<void> | void;
+}
+
+/** A failed flow: which step failed, with the step's error as `cause`, and any rollback failures. */
+export class FlowError extends Error {
+  override readonly name = "FlowError";
+  constructor(
+    readonly flow: string,
+    readonly step: string,
+    override readonly cause: unknown,
+    /** Rollbacks that failed too, by step name. The flow still rolled back every other step. */
+    readonly rollbackFailures: ReadonlyArray<{ step: string; error: unknown }>,
+  ) {
+    super(`flow ${flow} failed at step ${step}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/**
+ * Runs the steps in order. When one fails (throws, or `signal` is aborted between steps) every
+ * completed step is rolled back in reverse order — also past a rollback that fails, because the
+ * remaining undo work is independent — and the flow rejects with a FlowError naming the step.
+ * A flow has no retry: its steps decide what is safe to repeat.
+ */
+export async function runFlow<C>(name: string, steps: readonly FlowStep<C>[], ctx: C, signal?: AbortSignal): Promise<C> {
+  const done: FlowStep<C>[] = [];
+  const never = signal ?? new AbortController().signal;
+  for (const step of steps) {
+    try {
+      never.throwIfAborted();
+      await step.run(ctx, never);
+      done.push(step);
+    } catch (error) {
+      const rollbackFailures: { step: string; error: unknown }[] = [];
+      for (const completed of done.reverse()) {
+        try {
+          await completed.rollback?.(ctx);
+        } catch (rollbackError) {
+          rollbackFailures.push({ step: completed.name, error: rollbackError });
+        }
+      }
+      throw new FlowError(name, step.name, error, rollbackFailures);
+    }
+  }
+  return ctx;
+}

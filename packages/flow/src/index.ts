@@ -1,0 +1,2 @@
+export { runFlow, FlowError } from "./flow";
+export type { FlowStep } from "./flow";
