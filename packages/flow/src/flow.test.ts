@@ -10,8 +10,9 @@ function recorder() {
       if (opts.fail) throw new Error(`${name} broke`);
       ctx.made.push(name);
     },
-    rollback(ctx) {
+    rollback(ctx, error) {
       log.push(`rollback ${name}`);
+      expect(error).toBeDefined();
       if (opts.rollbackFails) throw new Error(`${name} rollback broke`);
       ctx.made.splice(ctx.made.indexOf(name), 1);
     },

@@ -1,12 +1,13 @@
 /**
  * One step of a flow. `run` does the work; `rollback` undoes it and is called only if `run`
- * completed and a later step failed. Steps share a mutable context object (the "data" of
- * ZStack's FlowChain) to pass what they produced to later steps and to their own rollback.
+ * completed and a later step failed, with that step's error (so an undo can record why it
+ * happened). Steps share a mutable context object (the "data" of ZStack's FlowChain) to pass
+ * what they produced to later steps and to their own rollback.
  */
 export interface FlowStep<C> {
   readonly name: string;
   run(ctx: C, signal: AbortSignal): Promise<void> | void;
-  rollback?(ctx: C): Promise<void> | void;
+  rollback?(ctx: C, error: unknown): Promise<void> | void;
 }
 
 /** A failed flow: which step failed, with the step's error as `cause`, and any rollback failures. */
@@ -41,7 +42,7 @@ export async function runFlow<C>(name: string, steps: readonly FlowStep<C>[], ct
       const rollbackFailures: { step: string; error: unknown }[] = [];
       for (const completed of done.reverse()) {
         try {
-          await completed.rollback?.(ctx);
+          await completed.rollback?.(ctx, error);
         } catch (rollbackError) {
           rollbackFailures.push({ step: completed.name, error: rollbackError });
         }

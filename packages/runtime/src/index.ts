@@ -1,0 +1,5 @@
+export { configFromEnv, ENV } from "./config";
+export type { ServiceConfig } from "./config";
+export { startService } from "./service";
+export type { RunningService, ServiceContext, ServiceModule, ServiceParts } from "./service";
+export { runMain } from "./main";

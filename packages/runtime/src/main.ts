@@ -1,0 +1,33 @@
+import { log, StratumError } from "@stratum/rpc";
+import { configFromEnv } from "./config";
+import { startService, type ServiceModule } from "./service";
+
+/**
+ * The whole `main.ts` of a service: read the environment, start, print one `ready` line with the
+ * address on stdout (the devstack and probes wait for it), stop cleanly on SIGINT/SIGTERM. A
+ * start-up failure is printed as one clear line and exits 1 — no stack dump, no silent loop.
+ */
+export function runMain(module: ServiceModule<any>): void {
+  void (async () => {
+    let running: Awaited<ReturnType<typeof startService>> | undefined;
+    const stop = async (signal: string) => {
+      log.info("stopping", { service: module.name, signal });
+      const force = setTimeout(() => process.exit(1), 15_000);
+      force.unref();
+      await running?.stop();
+      process.exit(0);
+    };
+    process.once("SIGINT", () => void stop("SIGINT"));
+    process.once("SIGTERM", () => void stop("SIGTERM"));
+    try {
+      const config = configFromEnv(module.name);
+      running = await startService(module, config);
+      process.stdout.write(`${JSON.stringify({ msg: "ready", service: module.name, replicaId: config.replicaId, address: running.address })}\n`);
+    } catch (e) {
+      const err = StratumError.from(e);
+      const message = e instanceof StratumError ? e.message : e instanceof Error ? e.message : String(e);
+      log.error(`${module.name} failed to start: ${message}`, { reason: err.reason });
+      process.exit(1);
+    }
+  })();
+}

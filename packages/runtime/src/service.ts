@@ -1,0 +1,116 @@
+import { EventBus, Membership, MembershipView, ReplyInbox, connectBus, type Bus } from "@stratum/bus";
+import { ChainTaskQueue } from "@stratum/chain-task";
+import { connect, migrate, type DbHandle } from "@stratum/db";
+import { createLogger, createServer, ServingStatus, type Logger, type ServiceRegistration, type StratumServer } from "@stratum/rpc";
+import type { ServiceConfig } from "./config";
+
+/** What the runtime hands a service's domain: every shared facility, already connected. */
+export interface ServiceContext<TTables extends Record<string, unknown> = Record<string, unknown>> {
+  readonly config: ServiceConfig;
+  readonly db: DbHandle<TTables>;
+  readonly bus: Bus;
+  readonly events: EventBus;
+  /** This replica's inbox for async replies (durable across its restarts). */
+  readonly replies: ReplyInbox;
+  /** Live replicas of every service, with their rings. */
+  readonly view: MembershipView;
+  /** This replica's own membership, once it has joined (after its server listens). */
+  membership(): Membership | undefined;
+  /** The replica's chain-task queue: every mutation of a resource runs in it, under the resource's signature. */
+  readonly queue: ChainTaskQueue;
+  readonly log: Logger;
+}
+
+/** One domain service, as the runtime sees it. */
+export interface ServiceModule<TTables extends Record<string, unknown> = Record<string, unknown>> {
+  /** Membership name and Postgres schema, e.g. `compute`. */
+  readonly name: string;
+  /** drizzle-kit output folder of the service, applied at start. */
+  readonly migrationsFolder: string;
+  readonly tables?: TTables;
+  /** Default execution timeout of chain tasks: a task that never ends must not block its resource forever. */
+  readonly taskTimeoutMs?: number;
+  setup(ctx: ServiceContext<TTables>): Promise<ServiceParts> | ServiceParts;
+}
+
+/** What a service's setup returns. */
+export interface ServiceParts {
+  readonly services: readonly ServiceRegistration[];
+  /** Runs once the replica is in the ring (background work: pings, takeovers). */
+  start?(): Promise<void> | void;
+  /** Runs first at shutdown, while the replica still serves. */
+  stop?(): Promise<void> | void;
+}
+
+export interface RunningService<TTables extends Record<string, unknown> = Record<string, unknown>> {
+  readonly ctx: ServiceContext<TTables>;
+  readonly server: StratumServer;
+  /** `host:port` others reach this replica on. */
+  readonly address: string;
+  /** Leaves the ring, drains calls, closes NATS and Postgres. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one replica in the order that keeps it correct: Postgres and migrations first (a
+ * replica never serves an old schema), then NATS, then the gRPC server, and only then joins the
+ * ring, so no call is routed to it before it can answer. Shutdown runs the other way round:
+ * leave the ring first so callers re-route, then drain.
+ */
+export async function startService<TTables extends Record<string, unknown>>(module: ServiceModule<TTables>, config: ServiceConfig): Promise<RunningService<TTables>> {
+  const log = createLogger({ service: config.service, replicaId: config.replicaId });
+  const closers: Array<() => Promise<unknown> | unknown> = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (e) {
+        log.warn("shutdown step failed", { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+  };
+  try {
+    const db = await connect<TTables>({ url: config.databaseUrl, schema: module.name, ...(module.tables ? { tables: module.tables } : {}), applicationName: `${config.service}/${config.replicaId}` });
+    closers.push(() => db.close());
+    await migrate(db, { migrationsFolder: module.migrationsFolder });
+
+    const bus = await connectBus({ servers: config.natsUrl, name: `${config.service}/${config.replicaId}`, prefix: config.busPrefix });
+    closers.push(() => bus.close());
+    const view = await MembershipView.open(bus, { heartbeatMs: config.heartbeatMs });
+    closers.push(() => view.close());
+    const events = await EventBus.open(bus);
+    const replies = await ReplyInbox.open(bus, { service: config.service, replicaId: config.replicaId });
+    closers.push(() => replies.close());
+    const queue = new ChainTaskQueue({ executionTimeoutMs: module.taskTimeoutMs ?? 120_000 });
+
+    let membership: Membership | undefined;
+    const ctx: ServiceContext<TTables> = { config, db, bus, events, replies, view, membership: () => membership, queue, log };
+    const parts = await module.setup(ctx);
+
+    const server = await createServer({ host: config.host, port: config.port, services: parts.services, logger: log });
+    // Not in the ring yet: a probe must not send traffic before the replica has joined.
+    server.health.set("", ServingStatus.NOT_SERVING);
+    closers.push(() => server.shutdown());
+    if (parts.stop) closers.push(() => parts.stop?.());
+    const address = `${config.advertiseHost}:${server.port}`;
+    membership = await Membership.join(view, { service: config.service, replicaId: config.replicaId, address });
+    const joined = membership;
+    closers.push(() => joined.leave());
+    await parts.start?.();
+    server.health.set("", ServingStatus.SERVING);
+
+    let stopping: Promise<void> | undefined;
+    return {
+      ctx,
+      server,
+      address,
+      stop: () => (stopping ??= (async () => {
+        server.health.set("", ServingStatus.NOT_SERVING);
+        await closeAll();
+      })()),
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}

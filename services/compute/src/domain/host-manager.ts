@@ -1,0 +1,174 @@
+import type { ChainTaskQueue } from "@stratum/chain-task";
+import { Code, StratumError, type Logger } from "@stratum/rpc";
+import type { HostAgents } from "../clients/agents";
+import type { HostStore } from "../store/host-store";
+import type { HostRow, HostStateValue } from "../store/schema";
+import type { ComputeEvents } from "./events";
+
+export interface HostSpec {
+  uuid: string;
+  name: string;
+  agentUrl: string;
+  cpuCapacity: number;
+  memoryCapacity: number;
+  clientRequestId: string;
+}
+
+export interface HostManagerDeps {
+  hosts: HostStore;
+  agents: HostAgents;
+  queue: ChainTaskQueue;
+  events: ComputeEvents;
+  log: Logger;
+}
+
+/** Default period of the owner's pings to each host's agent. */
+export const DEFAULT_PING_INTERVAL_MS = 5_000;
+
+/**
+ * Hosts: add (with the agent handshake), operator state, delete, and the connection tracking done
+ * by the replica that owns each host: a ping every interval, Disconnected when it fails, an
+ * automatic reconnect (handshake) when it answers again or when the agent restarted. Host
+ * mutations run under `host-<uuid>`, and pings are coalesced there: a ping that finds another one
+ * still pending shares it instead of piling up behind a slow agent.
+ */
+export class HostManager {
+  #timer: NodeJS.Timeout | undefined;
+  #ticking = false;
+
+  constructor(private readonly d: HostManagerDeps) {}
+
+  /**
+   * Registers a host and connects it. If the handshake fails the host is not kept — the caller
+   * gets the agent's error (naming the URL and command) and nothing changed — because a host
+   * added with a wrong URL would otherwise sit Disconnected until someone deletes it.
+   * A retry with the same client request id returns the first host.
+   */
+  add(spec: HostSpec, signal?: AbortSignal): Promise<HostRow> {
+    return this.#serialized(spec.uuid, "add-host", signal, async () => {
+      const existing = await this.d.hosts.get(spec.uuid);
+      if (existing) {
+        if (spec.clientRequestId && existing.clientRequestId === spec.clientRequestId && existing.agentUrl === spec.agentUrl) return existing;
+        throw new StratumError(Code.ALREADY_EXISTS, spec.clientRequestId ? `client_request_id ${spec.clientRequestId} was used for a different host` : `host ${spec.uuid} already exists`, {
+          reason: spec.clientRequestId ? "HOST_REQUEST_ID_IN_USE" : "HOST_ALREADY_EXISTS",
+          resources: { hostUuid: spec.uuid },
+        });
+      }
+      const row = await this.d.hosts.insert({
+        uuid: spec.uuid,
+        name: spec.name,
+        agentUrl: spec.agentUrl,
+        cpuCapacity: spec.cpuCapacity,
+        memoryCapacity: spec.memoryCapacity,
+        clientRequestId: spec.clientRequestId || null,
+      });
+      try {
+        const facts = await this.d.agents.connect(row, signal);
+        const connected = await this.d.hosts.setStatus(row.uuid, "Connected", { lastError: "", agentBootId: facts.bootId, seen: true });
+        await this.d.events.hostStatusChanged({ hostUuid: row.uuid, from: null, to: "Connected", lastError: "" });
+        return connected!;
+      } catch (e) {
+        await this.d.hosts.deleteIfEmpty(row.uuid);
+        throw e;
+      }
+    });
+  }
+
+  reconnect(uuid: string, signal?: AbortSignal): Promise<HostRow> {
+    return this.#serialized(uuid, "reconnect-host", signal, async () => this.#connect(await this.get(uuid), signal));
+  }
+
+  changeState(uuid: string, state: HostStateValue, signal?: AbortSignal): Promise<HostRow> {
+    return this.#serialized(uuid, "change-host-state", signal, async () => {
+      const row = await this.d.hosts.setState(uuid, state);
+      if (!row) throw StratumError.notFound("host", uuid);
+      return row;
+    });
+  }
+
+  /** Deletes a host; refused with FAILED_PRECONDITION `HOST_HAS_VMS` while VMs are placed on it. */
+  delete(uuid: string, signal?: AbortSignal): Promise<void> {
+    return this.#serialized(uuid, "delete-host", signal, async () => {
+      const outcome = await this.d.hosts.deleteIfEmpty(uuid);
+      if (outcome === "not-found") throw StratumError.notFound("host", uuid);
+      if (outcome === "has-vms") {
+        const n = await this.d.hosts.vmCount(uuid);
+        throw new StratumError(Code.FAILED_PRECONDITION, `host ${uuid} still has ${n} VM(s): destroy or migrate them first`, { reason: "HOST_HAS_VMS", resources: { hostUuid: uuid } });
+      }
+    });
+  }
+
+  async get(uuid: string): Promise<HostRow> {
+    const row = await this.d.hosts.get(uuid);
+    if (!row) throw StratumError.notFound("host", uuid);
+    return row;
+  }
+
+  /** Starts pinging, every `intervalMs`, the hosts that `owns` says this replica owns. */
+  startPinging(owns: (hostUuid: string) => boolean, intervalMs = DEFAULT_PING_INTERVAL_MS): void {
+    this.#timer = setInterval(() => void this.pingOwned(owns), intervalMs);
+    this.#timer.unref();
+  }
+
+  stopPinging(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One round of pings over the owned hosts (exposed so tests can drive it without waiting). */
+  async pingOwned(owns: (hostUuid: string) => boolean): Promise<void> {
+    if (this.#ticking) return; // the previous round is still listing; its pings are queued anyway
+    this.#ticking = true;
+    try {
+      const uuids = (await this.d.hosts.allUuids()).filter(owns);
+      await Promise.all(uuids.map((uuid) => this.ping(uuid).catch((e) => this.d.log.warn("host ping failed", { hostUuid: uuid, error: e instanceof Error ? e.message : String(e) }))));
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  /** Pings one host, coalesced with a ping already pending for it. */
+  ping(uuid: string): Promise<HostRow | undefined> {
+    return this.d.queue.submit({
+      signature: `host-${uuid}`,
+      name: "ping-host",
+      dedupKey: "ping",
+      run: async () => {
+        const host = await this.d.hosts.get(uuid);
+        if (!host) return undefined; // deleted meanwhile
+        if (host.status !== "Connected") return this.#connect(host);
+        try {
+          const reply = await this.d.agents.ping(host);
+          // A new boot id means the agent restarted and lost its session: shake hands again.
+          if (host.agentBootId && reply.bootId && reply.bootId !== host.agentBootId) return this.#connect(host);
+          return await this.d.hosts.setStatus(uuid, "Connected", { seen: true });
+        } catch (e) {
+          return this.#setStatus(host, "Disconnected", e instanceof Error ? e.message : String(e));
+        }
+      },
+    });
+  }
+
+  async #connect(host: HostRow, signal?: AbortSignal): Promise<HostRow> {
+    try {
+      const facts = await this.d.agents.connect(host, signal);
+      return await this.#setStatus(host, "Connected", "", facts.bootId);
+    } catch (e) {
+      return this.#setStatus(host, "Disconnected", e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  async #setStatus(host: HostRow, status: "Connected" | "Disconnected", lastError: string, agentBootId?: string): Promise<HostRow> {
+    const row = await this.d.hosts.setStatus(host.uuid, status, { lastError, seen: status === "Connected", ...(agentBootId ? { agentBootId } : {}) });
+    if (!row) throw StratumError.notFound("host", host.uuid);
+    if (host.status !== status) {
+      this.d.log.info("host status changed", { hostUuid: host.uuid, from: host.status, to: status, lastError });
+      await this.d.events.hostStatusChanged({ hostUuid: host.uuid, from: host.status, to: status, lastError });
+    }
+    return row;
+  }
+
+  #serialized<T>(uuid: string, name: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+    return this.d.queue.submit({ signature: `host-${uuid}`, name, run }, signal ? { signal } : undefined);
+  }
+}

@@ -1,0 +1,241 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { ChainTaskQueue } from "@stratum/chain-task";
+import { FlowError, runFlow } from "@stratum/flow";
+import { Code, StratumError, type Logger } from "@stratum/rpc";
+import type { HostAgents } from "../clients/agents";
+import type { HostStore } from "../store/host-store";
+import type { VmRow, VmStateValue } from "../store/schema";
+import type { VmStore } from "../store/vm-store";
+import type { ComputeEvents } from "./events";
+import { assertCanRun, type VmOperation } from "./vm-state";
+
+export interface VmSpec {
+  uuid: string;
+  name: string;
+  cpu: number;
+  memory: number;
+  /** Empty: the allocator chooses. */
+  hostUuid: string;
+  clientRequestId: string;
+}
+
+export interface VmManagerDeps {
+  vms: VmStore;
+  hosts: HostStore;
+  agents: HostAgents;
+  queue: ChainTaskQueue;
+  events: ComputeEvents;
+  log: Logger;
+}
+
+interface CreateContext {
+  vm?: VmRow;
+  /** The VM's state while the flow runs, so a rollback releases it from the right state. */
+  state: VmStateValue;
+}
+
+/** How long a create's rollback waits for the agent to clean up a half-started VM. */
+const ROLLBACK_AGENT_TIMEOUT_MS = 10_000;
+
+/**
+ * VM lifecycle. Every mutation runs in the replica's chain-task queue under `vm-<uuid>`, so two
+ * operations on one VM never interleave on its owner; and every state change is a conditional
+ * update from the state the operation saw, so even a second replica that briefly thinks it owns
+ * the VM (during a membership change) cannot move it from a state it did not see.
+ */
+export class VmManager {
+  constructor(private readonly d: VmManagerDeps) {}
+
+  /**
+   * Creates and starts a VM: allocate host capacity (recording the VM) → the agent starts it →
+   * Running. If the agent fails, the completed steps roll back: the agent is told to destroy
+   * whatever it may have started, the capacity goes back to the host and the VM ends in Error
+   * with the agent's error recorded. A retry with the same client request id (same UUID) returns
+   * the first VM.
+   */
+  create(spec: VmSpec, signal?: AbortSignal): Promise<VmRow> {
+    return this.#serialized(spec.uuid, "create", signal, (taskSignal) => this.#create(spec, taskSignal));
+  }
+
+  start(uuid: string, signal?: AbortSignal): Promise<VmRow> {
+    return this.#serialized(uuid, "start", signal, (s) => this.#operate("start", uuid, {}, s));
+  }
+
+  stop(uuid: string, force: boolean, signal?: AbortSignal): Promise<VmRow> {
+    return this.#serialized(uuid, force ? "force-stop" : "stop", signal, (s) => this.#operate("stop", uuid, { force }, s));
+  }
+
+  reboot(uuid: string, signal?: AbortSignal): Promise<VmRow> {
+    return this.#serialized(uuid, "reboot", signal, (s) => this.#operate("reboot", uuid, {}, s));
+  }
+
+  destroy(uuid: string, signal?: AbortSignal): Promise<VmRow> {
+    return this.#serialized(uuid, "destroy", signal, (s) => this.#operate("destroy", uuid, {}, s));
+  }
+
+  async get(uuid: string): Promise<VmRow> {
+    const vm = await this.d.vms.get(uuid);
+    if (!vm) throw StratumError.notFound("vm", uuid);
+    return vm;
+  }
+
+  #serialized(uuid: string, name: string, signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<VmRow>): Promise<VmRow> {
+    return this.d.queue.submit({ signature: `vm-${uuid}`, name: `${name}-vm`, run: (ctx) => run(ctx.signal) }, signal ? { signal } : undefined);
+  }
+
+  async #create(spec: VmSpec, signal: AbortSignal): Promise<VmRow> {
+    const requestHash = hashRequest(spec);
+    const existing = await this.d.vms.get(spec.uuid);
+    if (existing) return sameRequest(existing, spec, requestHash);
+
+    const { vms, agents, hosts } = this.d;
+    const taskId = `create-${spec.uuid}`;
+    const ctx: CreateContext = { state: "Created" };
+    try {
+      await runFlow<CreateContext>(
+        "create-vm",
+        [
+          {
+            name: "allocate-host",
+            run: async (c) => {
+              const vm = await vms.insertPlaced(
+                { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null, requestHash },
+                spec.hostUuid || undefined,
+              );
+              if (!vm) throw await this.#noCapacity(spec);
+              c.vm = vm;
+              await this.#changed(vm, null);
+            },
+            rollback: async (c, error) => {
+              const failed = await vms.transitionReleasing(spec.uuid, c.state, "Error", describe(error));
+              if (!failed) {
+                this.d.log.warn("create rollback matched no row", { vmUuid: spec.uuid, expectedState: c.state });
+                return;
+              }
+              await this.#changed(failed, c.state);
+            },
+          },
+          {
+            name: "start-on-agent",
+            run: async (c) => {
+              const vm = await this.#move(c.vm!, "Starting");
+              c.vm = vm;
+              c.state = "Starting";
+              const host = await hosts.get(vm.hostUuid!);
+              if (!host) throw StratumError.notFound("host", vm.hostUuid!);
+              await agents.vm(host, "vm/start", startBody(vm), taskId, signal);
+            },
+            // The agent may have started the VM even though the call failed (a reset or timeout
+            // after it acted): make sure nothing runs there that the database says is in Error.
+            rollback: async (c) => {
+              const host = await hosts.get(c.vm!.hostUuid!);
+              if (!host) return;
+              await agents.vm(host, "vm/destroy", { vmUuid: spec.uuid }, `${taskId}-rollback`, AbortSignal.timeout(ROLLBACK_AGENT_TIMEOUT_MS));
+            },
+          },
+          {
+            name: "record-running",
+            run: async (c) => {
+              c.vm = await this.#move(c.vm!, "Running", "");
+              c.state = "Running";
+            },
+          },
+        ],
+        ctx,
+        signal,
+      );
+    } catch (e) {
+      if (!(e instanceof FlowError)) throw e;
+      for (const f of e.rollbackFailures) this.d.log.warn("create rollback step failed", { vmUuid: spec.uuid, step: f.step, error: describe(f.error) });
+      throw withResource(e.cause, spec.uuid);
+    }
+    return ctx.vm!;
+  }
+
+  /**
+   * One operation on an existing VM: source state → transient state → the agent → target state.
+   * When the agent fails, the VM goes back to the state it came from with the error recorded, and
+   * the caller gets the agent's error (naming the host and command).
+   */
+  async #operate(op: VmOperation, uuid: string, extra: Record<string, unknown>, signal: AbortSignal): Promise<VmRow> {
+    const vm = await this.get(uuid);
+    if (op === "destroy" && vm.state === "Destroyed") return vm;
+    const t = assertCanRun(op, uuid, vm.state);
+    const moving = await this.#move(vm, t.via);
+    try {
+      const host = vm.hostUuid ? await this.d.hosts.get(vm.hostUuid) : undefined;
+      // A VM without a host (a create that failed) has nothing on any agent to act on.
+      const body = op === "start" ? startBody(vm) : { vmUuid: uuid, ...extra };
+      if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`, signal);
+    } catch (e) {
+      const back = await this.d.vms.transition(uuid, t.via, vm.state, describe(e));
+      if (back) await this.#changed(back, t.via);
+      else this.d.log.warn("revert after agent failure matched no row", { vmUuid: uuid, expectedState: t.via });
+      throw withResource(e, uuid);
+    }
+    if (op === "destroy") {
+      const done = await this.d.vms.transitionReleasing(uuid, t.via, t.to, "");
+      if (!done) throw this.#lost(uuid, t.via);
+      await this.#changed(done, t.via);
+      return done;
+    }
+    return this.#move(moving, t.to, "");
+  }
+
+  /** Conditional update from the state `vm` was read in; refuses (naming the state found) if it moved. */
+  async #move(vm: VmRow, to: VmStateValue, lastError?: string): Promise<VmRow> {
+    const moved = await this.d.vms.transition(vm.uuid, vm.state, to, lastError);
+    if (!moved) throw this.#lost(vm.uuid, vm.state);
+    await this.#changed(moved, vm.state);
+    return moved;
+  }
+
+  #lost(uuid: string, expected: VmStateValue): StratumError {
+    this.d.log.warn("vm state update matched no row", { vmUuid: uuid, expectedState: expected });
+    return new StratumError(Code.ABORTED, `vm ${uuid} changed concurrently (expected ${expected})`, { reason: "VM_CONCURRENT_UPDATE", resources: { vmUuid: uuid } });
+  }
+
+  #changed(vm: VmRow, from: VmStateValue | null): Promise<void> {
+    return this.d.events.vmStateChanged({ vmUuid: vm.uuid, hostUuid: vm.hostUuid, from, to: vm.state, lastError: vm.lastError }, vm.updatedAt);
+  }
+
+  async #noCapacity(spec: VmSpec): Promise<StratumError> {
+    const resources: Record<string, string> = { vmUuid: spec.uuid };
+    if (spec.hostUuid) {
+      resources.hostUuid = spec.hostUuid;
+      const host = await this.d.hosts.get(spec.hostUuid);
+      if (!host) return StratumError.notFound("host", spec.hostUuid);
+      const why =
+        host.status !== "Connected" ? `it is ${host.status}` : host.state !== "Enabled" ? `it is ${host.state}` : `it has ${host.cpuCapacity - host.cpuUsed} CPU and ${host.memoryCapacity - host.memoryUsed} bytes free`;
+      return new StratumError(Code.FAILED_PRECONDITION, `host ${spec.hostUuid} cannot take a VM of ${spec.cpu} CPU and ${spec.memory} bytes: ${why}`, { reason: "HOST_UNAVAILABLE", resources });
+    }
+    return new StratumError(Code.RESOURCE_EXHAUSTED, `no connected, enabled host has ${spec.cpu} CPU and ${spec.memory} bytes of memory free`, { reason: "NO_HOST_CAPACITY", resources });
+  }
+}
+
+/** A repeat of a create: the same VM if it is the same request, a conflict if the key was reused. */
+function sameRequest(existing: VmRow, spec: VmSpec, requestHash: string): VmRow {
+  if (spec.clientRequestId && existing.clientRequestId === spec.clientRequestId && existing.requestHash === requestHash) return existing;
+  const why = spec.clientRequestId ? `client_request_id ${spec.clientRequestId} was used for a different request` : `vm ${spec.uuid} already exists`;
+  throw new StratumError(Code.ALREADY_EXISTS, why, { reason: spec.clientRequestId ? "VM_REQUEST_ID_IN_USE" : "VM_ALREADY_EXISTS", resources: { vmUuid: spec.uuid } });
+}
+
+/** A start command carries the whole VM spec: the agent may have never seen the VM (or forgot it). */
+function startBody(vm: VmRow): Record<string, unknown> {
+  return { vmUuid: vm.uuid, name: vm.name, cpuNum: vm.cpu, memoryBytes: vm.memory };
+}
+
+function hashRequest(spec: VmSpec): string {
+  return createHash("sha1").update(JSON.stringify([spec.name, spec.cpu, spec.memory, spec.hostUuid])).digest("base64url");
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Adds the VM's id to an error's resources, keeping its code, reason and message. */
+function withResource(e: unknown, vmUuid: string): StratumError {
+  const err = StratumError.from(e);
+  if (err.resources.vmUuid) return err;
+  return new StratumError(err.code, err.message, { reason: err.reason, resources: { ...err.resources, vmUuid }, violations: err.violations, cause: e });
+}

@@ -1,0 +1,40 @@
+import { Code, StratumError } from "@stratum/rpc";
+import type { VmStateValue } from "../store/schema";
+
+export type VmState = VmStateValue;
+
+/** The operations that move a VM between stable states, each through one transient state. */
+export type VmOperation = "start" | "stop" | "reboot" | "destroy";
+
+export interface Transition {
+  /** Stable states the operation may start from. */
+  readonly from: readonly VmState[];
+  /** Transient state while the agent works. */
+  readonly via: VmState;
+  /** State on success. On failure the VM returns to the state it came from (see each flow). */
+  readonly to: VmState;
+}
+
+/**
+ * The VM state machine. A create goes Created → Starting → Running (or Error); every other change
+ * is one of these operations. Keeping it a table makes the legal moves reviewable at a glance and
+ * lets every refusal name the current state.
+ */
+export const TRANSITIONS: Readonly<Record<VmOperation, Transition>> = {
+  start: { from: ["Stopped"], via: "Starting", to: "Running" },
+  stop: { from: ["Running"], via: "Stopping", to: "Stopped" },
+  reboot: { from: ["Running"], via: "Rebooting", to: "Running" },
+  destroy: { from: ["Created", "Running", "Stopped", "Error"], via: "Destroying", to: "Destroyed" },
+};
+
+/** Throws FAILED_PRECONDITION `VM_STATE_INVALID` naming the current state when `op` is not legal from it. */
+export function assertCanRun(op: VmOperation, vmUuid: string, current: VmState): Transition {
+  const t = TRANSITIONS[op];
+  if (!t.from.includes(current)) {
+    throw new StratumError(Code.FAILED_PRECONDITION, `cannot ${op} vm ${vmUuid}: it is ${current} (${op} needs ${t.from.join(" or ")})`, {
+      reason: "VM_STATE_INVALID",
+      resources: { vmUuid, state: current },
+    });
+  }
+  return t;
+}

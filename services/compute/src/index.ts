@@ -1,0 +1,3 @@
+export { computeModule } from "./module";
+export type { ComputeOptions } from "./module";
+export { uuidForRequest } from "./domain/ids";

@@ -1,0 +1,80 @@
+import { and, asc, eq, gt, sql, type SQL } from "drizzle-orm";
+import { mapPgError } from "@stratum/db";
+import type { ComputeDb } from "./db";
+import { hosts, vms, type HostRow, type HostStateValue, type HostStatusValue } from "./schema";
+
+const HOST_CONSTRAINTS = {
+  constraints: {
+    hosts_agent_url_uq: { reason: "HOST_AGENT_URL_IN_USE", message: "another host already has this agent URL" },
+    hosts_client_request_id_uq: { reason: "HOST_REQUEST_ID_IN_USE", message: "client_request_id was already used for another host" },
+    hosts_pkey: { reason: "HOST_ALREADY_EXISTS", message: "a host with this uuid already exists" },
+  },
+};
+
+/** Queries on `compute.hosts`. Capacity is changed only through conditional updates. */
+export class HostStore {
+  constructor(private readonly handle: ComputeDb) {}
+
+  async insert(row: { uuid: string; name: string; agentUrl: string; cpuCapacity: number; memoryCapacity: number; clientRequestId: string | null }): Promise<HostRow> {
+    try {
+      const [inserted] = await this.handle.db.insert(hosts).values(row).returning();
+      return inserted!;
+    } catch (e) {
+      throw mapPgError(e, { ...HOST_CONSTRAINTS, resources: { hostUuid: row.uuid, agentUrl: row.agentUrl } });
+    }
+  }
+
+  async get(uuid: string): Promise<HostRow | undefined> {
+    const [row] = await this.handle.db.select().from(hosts).where(eq(hosts.uuid, uuid));
+    return row;
+  }
+
+  async list(filter: { status?: HostStatusValue; afterSeq: number; limit: number }): Promise<HostRow[]> {
+    const where: SQL[] = [gt(hosts.seq, filter.afterSeq)];
+    if (filter.status) where.push(eq(hosts.status, filter.status));
+    return this.handle.db.select().from(hosts).where(and(...where)).orderBy(asc(hosts.seq)).limit(filter.limit);
+  }
+
+  /** Every host's uuid: the pinger keeps those its replica owns. */
+  async allUuids(): Promise<string[]> {
+    const rows = await this.handle.db.select({ uuid: hosts.uuid }).from(hosts);
+    return rows.map((r) => r.uuid);
+  }
+
+  async setStatus(uuid: string, status: HostStatusValue, patch: { lastError?: string; agentBootId?: string; seen?: boolean } = {}): Promise<HostRow | undefined> {
+    const [row] = await this.handle.db
+      .update(hosts)
+      .set({
+        status,
+        ...(patch.lastError !== undefined ? { lastError: patch.lastError } : {}),
+        ...(patch.agentBootId !== undefined ? { agentBootId: patch.agentBootId } : {}),
+        ...(patch.seen ? { lastSeenAt: sql`now()` } : {}),
+      })
+      .where(eq(hosts.uuid, uuid))
+      .returning();
+    return row;
+  }
+
+  async setState(uuid: string, state: HostStateValue): Promise<HostRow | undefined> {
+    const [row] = await this.handle.db.update(hosts).set({ state }).where(eq(hosts.uuid, uuid)).returning();
+    return row;
+  }
+
+  /**
+   * Deletes the host unless a VM is placed on it. One statement, so a VM placed concurrently
+   * either makes the delete find it, or fails its own reservation on the missing host (FK).
+   */
+  async deleteIfEmpty(uuid: string): Promise<"deleted" | "has-vms" | "not-found"> {
+    const deleted = await this.handle.db
+      .delete(hosts)
+      .where(and(eq(hosts.uuid, uuid), sql`NOT EXISTS (SELECT 1 FROM ${vms} WHERE ${vms.hostUuid} = ${hosts.uuid})`))
+      .returning({ uuid: hosts.uuid });
+    if (deleted.length > 0) return "deleted";
+    return (await this.get(uuid)) ? "has-vms" : "not-found";
+  }
+
+  async vmCount(uuid: string): Promise<number> {
+    const [row] = await this.handle.db.select({ n: sql<number>`count(*)::int` }).from(vms).where(eq(vms.hostUuid, uuid));
+    return row?.n ?? 0;
+  }
+}

@@ -1,0 +1,80 @@
+import { sql } from "drizzle-orm";
+import { bigint, bigserial, check, index, integer, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+
+/** The compute service's own schema: no other service reads these tables. */
+export const compute = pgSchema("compute");
+
+export const hostStatus = compute.enum("host_status", ["Connecting", "Connected", "Disconnected"]);
+export const hostState = compute.enum("host_state", ["Enabled", "Disabled", "Maintenance"]);
+export const vmState = compute.enum("vm_state", ["Created", "Starting", "Running", "Stopping", "Stopped", "Rebooting", "Destroying", "Destroyed", "Error"]);
+
+/**
+ * Hosts and their capacity accounting. `cpu_used` / `memory_used` are the sums reserved by the VMs
+ * placed on the host; the checks make over-commit impossible whatever the interleaving of
+ * concurrent creates, because a reservation is one conditional UPDATE that the check guards.
+ */
+export const hosts = compute.table(
+  "hosts",
+  {
+    uuid: uuid().primaryKey(),
+    name: text().notNull(),
+    agentUrl: text("agent_url").notNull(),
+    status: hostStatus().notNull().default("Connecting"),
+    state: hostState().notNull().default("Enabled"),
+    cpuCapacity: integer("cpu_capacity").notNull(),
+    memoryCapacity: bigint("memory_capacity", { mode: "number" }).notNull(),
+    cpuUsed: integer("cpu_used").notNull().default(0),
+    memoryUsed: bigint("memory_used", { mode: "number" }).notNull().default(0),
+    lastError: text("last_error").notNull().default(""),
+    clientRequestId: text("client_request_id"),
+    /** The agent's boot id from the last handshake: a change means the agent restarted. */
+    agentBootId: text("agent_boot_id").notNull().default(""),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
+    seq: bigserial({ mode: "number" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("hosts_agent_url_uq").on(t.agentUrl),
+    uniqueIndex("hosts_client_request_id_uq").on(t.clientRequestId),
+    uniqueIndex("hosts_seq_uq").on(t.seq),
+    check("hosts_cpu_within_capacity", sql`${t.cpuUsed} >= 0 AND ${t.cpuUsed} <= ${t.cpuCapacity}`),
+    check("hosts_memory_within_capacity", sql`${t.memoryUsed} >= 0 AND ${t.memoryUsed} <= ${t.memoryCapacity}`),
+  ],
+);
+
+/**
+ * VM instances. `host_uuid` is set while the VM holds capacity on that host (from placement until
+ * destroy, or until a failed create is rolled back), so capacity accounting can always be
+ * recomputed from this table.
+ */
+export const vms = compute.table(
+  "vms",
+  {
+    uuid: uuid().primaryKey(),
+    name: text().notNull(),
+    state: vmState().notNull().default("Created"),
+    hostUuid: uuid("host_uuid").references(() => hosts.uuid, { onDelete: "restrict" }),
+    cpu: integer().notNull(),
+    memory: bigint({ mode: "number" }).notNull(),
+    lastError: text("last_error").notNull().default(""),
+    clientRequestId: text("client_request_id"),
+    /** Fingerprint of the create request, to tell a retry from a different request reusing its key. */
+    requestHash: text("request_hash").notNull().default(""),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    seq: bigserial({ mode: "number" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("vms_client_request_id_uq").on(t.clientRequestId),
+    uniqueIndex("vms_seq_uq").on(t.seq),
+    index("vms_host_uuid_idx").on(t.hostUuid),
+    index("vms_state_idx").on(t.state),
+  ],
+);
+
+export type HostRow = typeof hosts.$inferSelect;
+export type VmRow = typeof vms.$inferSelect;
+export type HostStatusValue = (typeof hostStatus.enumValues)[number];
+export type HostStateValue = (typeof hostState.enumValues)[number];
+export type VmStateValue = (typeof vmState.enumValues)[number];
+export const tables = { hosts, vms };

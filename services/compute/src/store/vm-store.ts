@@ -1,0 +1,118 @@
+import { and, asc, eq, gt, ne, sql, type SQL } from "drizzle-orm";
+import { mapPgError } from "@stratum/db";
+import type { ComputeDb } from "./db";
+import { hosts, vms, type VmRow, type VmStateValue } from "./schema";
+
+const VM_CONSTRAINTS = {
+  constraints: {
+    vms_client_request_id_uq: { reason: "VM_REQUEST_ID_IN_USE", message: "client_request_id was already used for another VM" },
+    vms_pkey: { reason: "VM_ALREADY_EXISTS", message: "a VM with this uuid already exists" },
+  },
+};
+
+export interface NewVm {
+  uuid: string;
+  name: string;
+  cpu: number;
+  memory: number;
+  clientRequestId: string | null;
+  requestHash: string;
+}
+
+/** Queries on `compute.vms`. State changes are conditional updates whose row count is checked by the caller. */
+export class VmStore {
+  constructor(private readonly handle: ComputeDb) {}
+
+  /**
+   * Records a VM in `Created` and reserves its capacity on a host, in one statement, so that no
+   * interleaving of concurrent creates can over-commit a host: the reservation is a conditional
+   * UPDATE of the host row (guarded by the capacity checks too), and the VM row exists only if it
+   * succeeded. With no `hostUuid`, the connected, enabled host with the most free memory that no
+   * concurrent create is reserving right now (SKIP LOCKED) is chosen, which spreads a burst of
+   * creates over the hosts instead of queueing them on one row lock.
+   *
+   * Returns undefined when no host can take the VM; nothing is written then.
+   */
+  async insertPlaced(vm: NewVm, hostUuid: string | undefined): Promise<VmRow | undefined> {
+    const candidate = hostUuid
+      ? sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${hosts.uuid} = ${hostUuid} FOR UPDATE`
+      : sql`SELECT ${hosts.uuid} FROM ${hosts}
+            WHERE ${hosts.status} = 'Connected' AND ${hosts.state} = 'Enabled'
+              AND ${hosts.cpuUsed} + ${vm.cpu} <= ${hosts.cpuCapacity} AND ${hosts.memoryUsed} + ${vm.memory} <= ${hosts.memoryCapacity}
+            ORDER BY ${hosts.memoryCapacity} - ${hosts.memoryUsed} DESC
+            LIMIT 1 FOR UPDATE SKIP LOCKED`;
+    try {
+      const rows = await this.handle.db.execute<{ uuid: string }>(sql`
+        WITH reserved AS (
+          UPDATE ${hosts} SET cpu_used = cpu_used + ${vm.cpu}, memory_used = memory_used + ${vm.memory}
+          WHERE uuid = (${candidate})
+            AND status = 'Connected' AND state = 'Enabled'
+            AND cpu_used + ${vm.cpu} <= cpu_capacity AND memory_used + ${vm.memory} <= memory_capacity
+          RETURNING uuid
+        )
+        INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, request_hash)
+        SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${vm.requestHash} FROM reserved
+        RETURNING uuid`);
+      if (rows.length === 0) return undefined;
+      return this.get(vm.uuid);
+    } catch (e) {
+      throw mapPgError(e, { ...VM_CONSTRAINTS, resources: { vmUuid: vm.uuid } });
+    }
+  }
+
+  async get(uuid: string): Promise<VmRow | undefined> {
+    const [row] = await this.handle.db.select().from(vms).where(eq(vms.uuid, uuid));
+    return row;
+  }
+
+  async findByRequestId(clientRequestId: string): Promise<VmRow | undefined> {
+    const [row] = await this.handle.db.select().from(vms).where(eq(vms.clientRequestId, clientRequestId));
+    return row;
+  }
+
+  /**
+   * Moves a VM from `from` to `to` only if it is still in `from`. Returns the updated row, or
+   * undefined when the VM was not in `from` (the caller reports the state it found).
+   */
+  async transition(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string): Promise<VmRow | undefined> {
+    const [row] = await this.handle.db
+      .update(vms)
+      .set({ state: to, updatedAt: sql`now()`, ...(lastError !== undefined ? { lastError } : {}) })
+      .where(and(eq(vms.uuid, uuid), eq(vms.state, from)))
+      .returning();
+    return row;
+  }
+
+  /**
+   * Moves a VM from `from` to `to` and gives its capacity back to its host, in one transaction:
+   * the VM row loses its host and the host's counters drop by the VM's size, or neither happens.
+   * Used when a create is rolled back (→ Error) and when a destroy completes (→ Destroyed).
+   */
+  async transitionReleasing(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string): Promise<VmRow | undefined> {
+    return this.handle.db.transaction(async (tx) => {
+      const [before] = await tx.select({ hostUuid: vms.hostUuid, cpu: vms.cpu, memory: vms.memory }).from(vms).where(and(eq(vms.uuid, uuid), eq(vms.state, from))).for("update");
+      if (!before) return undefined;
+      const [row] = await tx
+        .update(vms)
+        .set({ state: to, hostUuid: null, updatedAt: sql`now()`, ...(lastError !== undefined ? { lastError } : {}) })
+        .where(eq(vms.uuid, uuid))
+        .returning();
+      if (before.hostUuid) {
+        await tx
+          .update(hosts)
+          .set({ cpuUsed: sql`${hosts.cpuUsed} - ${before.cpu}`, memoryUsed: sql`${hosts.memoryUsed} - ${before.memory}` })
+          .where(eq(hosts.uuid, before.hostUuid));
+      }
+      return row;
+    });
+  }
+
+  async list(filter: { state?: VmStateValue; hostUuid?: string; name?: string; afterSeq: number; limit: number }): Promise<VmRow[]> {
+    const where: SQL[] = [gt(vms.seq, filter.afterSeq)];
+    // Destroyed VMs are history: listed only when asked for by state.
+    where.push(filter.state ? eq(vms.state, filter.state) : ne(vms.state, "Destroyed"));
+    if (filter.hostUuid) where.push(eq(vms.hostUuid, filter.hostUuid));
+    if (filter.name) where.push(eq(vms.name, filter.name));
+    return this.handle.db.select().from(vms).where(and(...where)).orderBy(asc(vms.seq)).limit(filter.limit);
+  }
+}

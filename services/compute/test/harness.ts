@@ -1,0 +1,82 @@
+import { randomUUID } from "node:crypto";
+import { inject } from "vitest";
+import { EventBus, connectBus, type DomainEvent } from "@stratum/bus";
+import { startAgentSim, type AgentSim } from "@stratum/agent-sim";
+import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
+import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { closeClient, createClient, type Client } from "@stratum/rpc";
+import { startService, type RunningService, type ServiceConfig } from "@stratum/runtime";
+import { testDatabase } from "@stratum/testing";
+import { computeModule, type ComputeOptions } from "../src/module";
+
+export const GIB = 1024n ** 3n;
+
+export interface ComputeStack {
+  sim: AgentSim;
+  replicas: RunningService[];
+  /** Clients to replica 0: calls about resources it does not own are forwarded. */
+  vms: Client<typeof VmService>;
+  hosts: Client<typeof HostService>;
+  clientsTo(replica: number): { vms: Client<typeof VmService>; hosts: Client<typeof HostService> };
+  /** Adds the sim's hosts to compute, `cpu` CPUs and `memoryGiB` each. */
+  addSimHosts(cpu?: number, memoryGiB?: bigint): Promise<string[]>;
+  /** Every vm_state_changed event seen since start. */
+  vmEvents: DomainEvent<{ vmUuid: string; from: string | null; to: string }>[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Real compute replicas (in-process) on a fresh database and their own NATS namespace, in front
+ * of an in-process agent simulator: the same parts as production but the hypervisors.
+ */
+export async function startComputeStack(options: { replicas?: number; hosts?: number; compute?: ComputeOptions } = {}): Promise<ComputeStack> {
+  const databaseUrl = await testDatabase("compute");
+  const natsUrl = inject("natsUrl");
+  const busPrefix = `c${randomUUID().slice(0, 8)}`;
+  const sim = await startAgentSim({ hosts: options.hosts ?? 3 });
+  const replicas: RunningService[] = [];
+  for (let i = 0; i < (options.replicas ?? 2); i++) {
+    const config: ServiceConfig = { service: "compute", replicaId: `compute-${i}`, host: "127.0.0.1", port: 0, advertiseHost: "127.0.0.1", natsUrl, databaseUrl, busPrefix, heartbeatMs: 200 };
+    replicas.push(await startService(computeModule({ pingIntervalMs: 60_000, ...options.compute }), config));
+  }
+  for (const r of replicas) await r.ctx.view.until((v) => v.members("compute").length === replicas.length);
+
+  const observerBus = await connectBus({ servers: natsUrl, prefix: busPrefix, name: "test-observer" });
+  const vmEvents: ComputeStack["vmEvents"] = [];
+  const sub = await (await EventBus.open(observerBus)).subscribe<{ vmUuid: string; from: string | null; to: string }>("compute.vm_state_changed", (e) => void vmEvents.push(e), { from: "all" });
+
+  const clients: Array<{ vms: Client<typeof VmService>; hosts: Client<typeof HostService> }> = [];
+  const clientsTo = (i: number) => {
+    const address = replicas[i]!.address;
+    const c = { vms: createClient(VmService, address), hosts: createClient(HostService, address) };
+    clients.push(c);
+    return c;
+  };
+  const first = clientsTo(0);
+  return {
+    sim,
+    replicas,
+    vms: first.vms,
+    hosts: first.hosts,
+    clientsTo,
+    vmEvents,
+    async addSimHosts(cpu = 16, memoryGiB = 64n) {
+      const uuids: string[] = [];
+      for (const [i, host] of sim.hosts.entries()) {
+        const res = await first.hosts.addHost({ name: `host-${i}`, agentUrl: host.url, cpuCapacity: cpu, memoryCapacityBytes: memoryGiB * GIB });
+        uuids.push(res.host!.uuid);
+      }
+      return uuids;
+    },
+    async stop() {
+      for (const c of clients) {
+        closeClient(c.vms);
+        closeClient(c.hosts);
+      }
+      await sub.stop();
+      await observerBus.close();
+      for (const r of replicas) await r.stop();
+      await sim.close();
+    },
+  };
+}

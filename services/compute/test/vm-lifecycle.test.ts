@@ -1,0 +1,161 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
+import { Code, StratumError } from "@stratum/rpc";
+import { GIB, startComputeStack, type ComputeStack } from "./harness";
+
+let stack: ComputeStack;
+let hostUuids: string[];
+
+beforeAll(async () => {
+  stack = await startComputeStack({ replicas: 2, hosts: 3 });
+  hostUuids = await stack.addSimHosts(16, 64n);
+});
+afterAll(() => stack?.stop());
+
+const agentVm = (vmUuid: string) => {
+  for (const host of stack.sim.inspect()) {
+    const vm = host.vms.find((v) => v.vmUuid === vmUuid);
+    if (vm) return { hostUrl: host.url, state: vm.state };
+  }
+  return undefined;
+};
+
+describe("hosts", () => {
+  it("adds a host by its agent URL and connects it", async () => {
+    const { hosts } = await stack.hosts.listHosts({});
+    expect(hosts).toHaveLength(3);
+    for (const h of hosts) {
+      expect(h.status).toBe(HostStatus.CONNECTED);
+      expect(h.cpuCapacity).toBe(16);
+      expect(h.memoryCapacityBytes).toBe(64n * GIB);
+    }
+    expect(stack.sim.inspect().every((h) => h.connection !== undefined)).toBe(true);
+  });
+
+  it("rejects bad input naming every bad field, changing nothing", async () => {
+    const err = await stack.hosts.addHost({ name: "", agentUrl: "ftp://x", cpuCapacity: 0, memoryCapacityBytes: 1n }).catch((e) => e);
+    expect(err).toBeInstanceOf(StratumError);
+    expect(err.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err.violations.map((v: { field: string }) => v.field).sort()).toEqual(["agent_url", "cpu_capacity", "memory_capacity_bytes", "name"]);
+    expect((await stack.hosts.listHosts({})).hosts).toHaveLength(3);
+  });
+
+  it("refuses a host whose agent does not answer, naming the URL and command, and keeps nothing", async () => {
+    const err = await stack.hosts.addHost({ name: "ghost", agentUrl: "http://127.0.0.1:1", cpuCapacity: 4, memoryCapacityBytes: 8n * GIB }).catch((e) => e);
+    expect(err).toBeInstanceOf(StratumError);
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).toContain("http://127.0.0.1:1");
+    expect(err.message).toContain("host/connect");
+    expect((await stack.hosts.listHosts({})).hosts).toHaveLength(3);
+  });
+});
+
+describe("VM lifecycle", () => {
+  it("creates, stops, starts, reboots and destroys a VM, the agent agreeing at each step", async () => {
+    const { vm } = await stack.vms.createVm({ name: "web-1", cpu: 2, memoryBytes: 4n * GIB });
+    expect(vm!.state).toBe(VmState.RUNNING);
+    expect(hostUuids).toContain(vm!.hostUuid);
+    expect(agentVm(vm!.uuid)?.state).toBe("running");
+
+    const host = async () => (await stack.hosts.getHost({ uuid: vm!.hostUuid })).host!;
+    expect((await host()).cpuUsed).toBe(2);
+
+    expect((await stack.vms.stopVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.STOPPED);
+    expect(agentVm(vm!.uuid)?.state).toBe("stopped");
+    expect((await host()).cpuUsed).toBe(2); // a stopped VM keeps its capacity
+
+    expect((await stack.vms.startVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.RUNNING);
+    expect((await stack.vms.rebootVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.RUNNING);
+    expect((await stack.vms.stopVm({ uuid: vm!.uuid, force: true })).vm!.state).toBe(VmState.STOPPED);
+
+    const destroyed = (await stack.vms.destroyVm({ uuid: vm!.uuid })).vm!;
+    expect(destroyed.state).toBe(VmState.DESTROYED);
+    expect(destroyed.hostUuid).toBe("");
+    expect(agentVm(vm!.uuid)).toBeUndefined();
+    expect((await host()).cpuUsed).toBe(0);
+    // Destroying again is a no-op, not an error.
+    expect((await stack.vms.destroyVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.DESTROYED);
+
+    const seen = stack.vmEvents.filter((e) => e.data.vmUuid === vm!.uuid).map((e) => e.data.to);
+    expect(seen).toEqual([
+      "Created", "Starting", "Running",
+      "Stopping", "Stopped", "Starting", "Running", "Rebooting", "Running", "Stopping", "Stopped",
+      "Destroying", "Destroyed",
+    ]);
+  });
+
+  it("refuses an illegal transition with FAILED_PRECONDITION naming the current state", async () => {
+    const { vm } = await stack.vms.createVm({ name: "web-2", cpu: 1, memoryBytes: GIB });
+    await stack.vms.stopVm({ uuid: vm!.uuid });
+    const err = await stack.vms.stopVm({ uuid: vm!.uuid }).catch((e) => e);
+    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID", resources: { vmUuid: vm!.uuid, state: "Stopped" } });
+    expect(err.message).toContain("it is Stopped");
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+
+  it("answers NOT_FOUND for an unknown VM and INVALID_ARGUMENT for a malformed UUID", async () => {
+    const missing = randomUUID();
+    await expect(stack.vms.getVm({ uuid: missing })).rejects.toMatchObject({ code: Code.NOT_FOUND, reason: "VM_NOT_FOUND" });
+    await expect(stack.vms.startVm({ uuid: missing })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    await expect(stack.vms.stopVm({ uuid: "not-a-uuid" })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "uuid", description: "must be a lowercase UUID" }] });
+  });
+
+  it("returns the first VM for a retried create with the same client request id, on any replica", async () => {
+    const key = `req-${randomUUID()}`;
+    const first = (await stack.vms.createVm({ name: "idem", cpu: 1, memoryBytes: GIB, clientRequestId: key })).vm!;
+    const viaOther = (await stack.clientsTo(1).vms.createVm({ name: "idem", cpu: 1, memoryBytes: GIB, clientRequestId: key })).vm!;
+    expect(viaOther.uuid).toBe(first.uuid);
+    const conflict = await stack.vms.createVm({ name: "idem", cpu: 2, memoryBytes: GIB, clientRequestId: key }).catch((e) => e);
+    expect(conflict).toMatchObject({ code: Code.ALREADY_EXISTS, reason: "VM_REQUEST_ID_IN_USE" });
+    const named = await stack.vms.listVms({ name: "idem" });
+    expect(named.vms).toHaveLength(1);
+    await stack.vms.destroyVm({ uuid: first.uuid });
+  });
+
+  it("places on the named host, and refuses a host that cannot take the VM", async () => {
+    const target = hostUuids[2]!;
+    const { vm } = await stack.vms.createVm({ name: "pinned", cpu: 1, memoryBytes: GIB, hostUuid: target });
+    expect(vm!.hostUuid).toBe(target);
+    const err = await stack.vms.createVm({ name: "too-big", cpu: 64, memoryBytes: GIB, hostUuid: target }).catch((e) => e);
+    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "HOST_UNAVAILABLE" });
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+
+  it("lists with filters and pages", async () => {
+    const made: { uuid: string; hostUuid: string }[] = [];
+    for (let i = 0; i < 5; i++) made.push((await stack.vms.createVm({ name: `page-${i}`, cpu: 1, memoryBytes: GIB })).vm!);
+    await stack.vms.stopVm({ uuid: made[0]!.uuid });
+    const stopped = await stack.vms.listVms({ state: VmState.STOPPED });
+    expect(stopped.vms.map((v) => v.uuid)).toContain(made[0]!.uuid);
+    expect(stopped.vms.every((v) => v.state === VmState.STOPPED)).toBe(true);
+
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await stack.vms.listVms({ pageSize: 2, pageToken });
+      expect(page.vms.length).toBeLessThanOrEqual(2);
+      seen.push(...page.vms.map((v) => v.uuid));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    expect(seen).toEqual(expect.arrayContaining(made.map((v) => v.uuid)));
+    expect(new Set(seen).size).toBe(seen.length);
+
+    const onHost = await stack.vms.listVms({ hostUuid: made[1]!.hostUuid });
+    expect(onHost.vms.every((v) => v.hostUuid === made[1]!.hostUuid)).toBe(true);
+    await expect(stack.vms.listVms({ pageToken: "garbage" })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "page_token" }] });
+    for (const vm of made) await stack.vms.destroyVm({ uuid: vm.uuid });
+  });
+
+  it("refuses to delete a host with VMs on it, and deletes it once they are gone", async () => {
+    const target = hostUuids[0]!;
+    const { vm } = await stack.vms.createVm({ name: "blocker", cpu: 1, memoryBytes: GIB, hostUuid: target });
+    await expect(stack.hosts.deleteHost({ uuid: target })).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "HOST_HAS_VMS" });
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    const extra = await stack.sim.addHost();
+    const added = (await stack.hosts.addHost({ name: "spare", agentUrl: extra.url, cpuCapacity: 2, memoryCapacityBytes: 4n * GIB })).host!;
+    await stack.hosts.deleteHost({ uuid: added.uuid });
+    await expect(stack.hosts.getHost({ uuid: added.uuid })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+  });
+});
