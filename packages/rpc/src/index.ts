@@ -1,3 +1,36 @@
 export { Code, codeName } from "./code";
 export { StratumError, ERROR_DOMAIN } from "./errors";
 export type { FieldViolation, StratumErrorOptions } from "./errors";
+
+export { createLogger, defaultLogLevel, log, serializeError } from "./log";
+export type { LogFields, LogLevel, Logger, LoggerOptions } from "./log";
+
+export { STATUS_DETAILS_KEY, errorFromServiceError, errorFromStatus, statusFromError, toGrpcStatus } from "./status";
+
+export { REQUEST_ID_KEY, earliest, requestIdFrom } from "./context";
+export type { CallParent, HandlerContext } from "./context";
+
+export { implement } from "./service";
+export type {
+  BidiStreamingImpl,
+  ClientStreamingImpl,
+  MethodImpl,
+  ServerStreamingImpl,
+  ServiceImpl,
+  ServiceRegistration,
+  UnaryImpl,
+} from "./service";
+
+export { DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, DEFAULT_SHUTDOWN_GRACE_MS, createServer } from "./server";
+export type { ServerOptions, StratumServer } from "./server";
+
+export { closeClient, createClient } from "./client";
+export type { CallOptions, Client, ClientMethod, ClientOptions } from "./client";
+
+export { DEFAULT_RETRY_POLICY, RETRYABLE_CODES, backoffDelay, createRetryInterceptor, isIdempotent } from "./retry";
+export type { RetryInterceptorOptions, RetryPolicy } from "./retry";
+
+export { HealthRegistry, ServingStatus, healthService } from "./health";
+export { DescriptorIndex, reflectionServices } from "./reflection";
+
+export { Violations, fieldPath, validate } from "./validate";

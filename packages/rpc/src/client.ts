@@ -1,0 +1,225 @@
+/**
+ * Typed grpc-js clients for protobuf-es services: promises for unary calls, async iterables for
+ * streams, StratumError for every failure, deadline and cancellation inherited from a parent
+ * call, and retries of UNAVAILABLE on idempotent methods.
+ */
+import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape, type Message } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { deserializer, serializer } from "./codec";
+import { Code } from "./code";
+import { REQUEST_ID_KEY, earliest, type CallParent } from "./context";
+import { StratumError } from "./errors";
+import { createRetryInterceptor, type RetryInterceptorOptions } from "./retry";
+import { errorFromServiceError } from "./status";
+
+export interface CallOptions {
+  /** Request metadata (headers). */
+  metadata?: grpc.Metadata | Readonly<Record<string, string>>;
+  /** Relative deadline. */
+  timeoutMs?: number;
+  /** Absolute deadline. The earliest of `deadline`, `timeoutMs`, the client default and the parent's wins. */
+  deadline?: Date;
+  /** Cancels the call (it fails with CANCELLED). */
+  signal?: AbortSignal;
+  /**
+   * The call this one is made on behalf of, usually the handler's `ctx`: this call then ends no
+   * later than the parent's deadline, is cancelled with it, and carries its request id.
+   */
+  parent?: CallParent;
+}
+
+export interface ClientOptions {
+  /** Default: insecure (plain-text HTTP/2). Ignored when a Channel is given. */
+  credentials?: grpc.ChannelCredentials;
+  /** grpc-js channel options (`grpc.max_receive_message_length`, keepalive…). Ignored when a Channel is given. */
+  channelOptions?: grpc.ChannelOptions;
+  /** Retry policy for UNAVAILABLE on idempotent methods, or `false` for none. Default: `DEFAULT_RETRY_POLICY`. */
+  retry?: RetryInterceptorOptions | false;
+  /** More grpc-js interceptors, run outside the retry interceptor (once per logical call). */
+  interceptors?: grpc.Interceptor[];
+  /** Deadline for unary and client-streaming calls that set none. Streams are often long-lived, so they get none. */
+  defaultTimeoutMs?: number;
+}
+
+export type ClientMethod<M> = M extends { methodKind: "unary"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+  ? (request: MessageInitShape<I>, options?: CallOptions) => Promise<MessageShape<O>>
+  : M extends { methodKind: "server_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+    ? (request: MessageInitShape<I>, options?: CallOptions) => AsyncIterable<MessageShape<O>>
+    : M extends { methodKind: "client_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+      ? (requests: AsyncIterable<MessageInitShape<I>>, options?: CallOptions) => Promise<MessageShape<O>>
+      : M extends { methodKind: "bidi_streaming"; input: infer I extends DescMessage; output: infer O extends DescMessage }
+        ? (requests: AsyncIterable<MessageInitShape<I>>, options?: CallOptions) => AsyncIterable<MessageShape<O>>
+        : never;
+
+/** One method per RPC of `S`, keyed by local (lowerCamel) name. */
+export type Client<S extends DescService> = { readonly [K in keyof S["method"]]: ClientMethod<S["method"][K]> };
+
+interface Prepared {
+  metadata: grpc.Metadata;
+  options: grpc.CallOptions;
+  signals: AbortSignal[];
+}
+
+function prepare(opts: CallOptions, defaultTimeoutMs: number | undefined): Prepared {
+  const metadata = opts.metadata instanceof grpc.Metadata ? opts.metadata.clone() : new grpc.Metadata();
+  if (opts.metadata && !(opts.metadata instanceof grpc.Metadata)) {
+    for (const [key, value] of Object.entries(opts.metadata)) metadata.set(key, value);
+  }
+  const parent = opts.parent;
+  if (parent?.requestId && metadata.get(REQUEST_ID_KEY).length === 0) metadata.set(REQUEST_ID_KEY, parent.requestId);
+  const now = Date.now();
+  const timeout = opts.timeoutMs ?? (opts.deadline || parent?.deadline ? undefined : defaultTimeoutMs);
+  const deadline = earliest(opts.deadline, timeout === undefined ? undefined : now + timeout, parent?.deadline);
+  const signals = [opts.signal, parent?.signal].filter((s): s is AbortSignal => s !== undefined);
+  return { metadata, options: deadline ? { deadline } : {}, signals };
+}
+
+/** Calls `cancel` when any signal aborts; returns the function that stops listening. */
+function onAbort(signals: readonly AbortSignal[], cancel: () => void): () => void {
+  for (const s of signals) s.addEventListener("abort", cancel, { once: true });
+  return () => {
+    for (const s of signals) s.removeEventListener("abort", cancel);
+  };
+}
+
+/** The error for a call whose signal was already aborted: the abort reason if it is a StratumError (e.g. the parent's DEADLINE_EXCEEDED). */
+function abortedBeforeStart(signals: readonly AbortSignal[]): StratumError | undefined {
+  const signal = signals.find((s) => s.aborted);
+  if (!signal) return undefined;
+  if (signal.reason instanceof StratumError) return signal.reason;
+  return new StratumError(Code.CANCELLED, "call cancelled before it started", { cause: signal.reason });
+}
+
+function waitForDrain(stream: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
+
+/** Streams `requests` into a client-streaming or bidi call, with backpressure, then half-closes. */
+async function pump(call: grpc.ClientWritableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>, input: DescMessage, requests: AsyncIterable<unknown>): Promise<void> {
+  try {
+    for await (const request of requests) {
+      if (call.destroyed || call.writableEnded) return;
+      if (!call.write(create(input, request as never))) await waitForDrain(call);
+    }
+    call.end();
+  } catch (err) {
+    // The request source failed: abandon the call rather than send a truncated stream as complete.
+    call.cancel();
+    throw err;
+  }
+}
+
+/** Iterates a call's responses, mapping its failure to StratumError and cancelling it if the consumer stops early. */
+async function* responses<T>(call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>, detach: () => void): AsyncGenerator<T> {
+  // The iterator reports errors; this listener only keeps a late 'error' from being unhandled.
+  call.on("error", () => {});
+  let finished = false;
+  try {
+    for await (const message of call) yield message as T;
+    finished = true;
+  } catch (err) {
+    finished = true;
+    throw errorFromServiceError(err);
+  } finally {
+    detach();
+    if (!finished) call.cancel();
+  }
+}
+
+const owners = new WeakMap<object, { client: grpc.Client; ownsChannel: boolean }>();
+
+/**
+ * A typed client for `service` at `target` (`host:port`, or any grpc-js target such as
+ * `dns:///compute:7000`), or over an existing Channel shared by several clients.
+ */
+export function createClient<S extends DescService>(service: S, target: string | grpc.Channel, options: ClientOptions = {}): Client<S> {
+  const interceptors = [...(options.interceptors ?? [])];
+  if (options.retry !== false) interceptors.push(createRetryInterceptor(service, options.retry ?? {}));
+  const credentials = options.credentials ?? grpc.credentials.createInsecure();
+  const client =
+    typeof target === "string"
+      ? new grpc.Client(target, credentials, { ...options.channelOptions, interceptors })
+      : new grpc.Client("unused", credentials, { channelOverride: target, interceptors });
+
+  const methods: Record<string, unknown> = {};
+  for (const method of service.methods) methods[method.localName] = clientMethod(client, service, method, options.defaultTimeoutMs);
+  const stub = Object.freeze(methods) as Client<S>;
+  owners.set(stub, { client, ownsChannel: typeof target === "string" });
+  return stub;
+}
+
+/** Closes the channel a client created for itself (a Channel passed in stays open: its owner closes it). */
+export function closeClient(client: object): void {
+  const owner = owners.get(client);
+  if (owner?.ownsChannel) owner.client.close();
+}
+
+function clientMethod(client: grpc.Client, service: DescService, method: DescMethod, defaultTimeoutMs: number | undefined): unknown {
+  const path = `/${service.typeName}/${method.name}`;
+  const serialize = serializer(method.input) as (value: unknown) => Buffer;
+  const deserialize = deserializer(method.output);
+  switch (method.methodKind) {
+    case "unary":
+      return (request: unknown, opts: CallOptions = {}): Promise<Message> => {
+        const message = create(method.input, request as never);
+        const { metadata, options, signals } = prepare(opts, defaultTimeoutMs);
+        const early = abortedBeforeStart(signals);
+        if (early) return Promise.reject(early);
+        return new Promise((resolve, reject) => {
+          const call = client.makeUnaryRequest(path, serialize, deserialize, message, metadata, options, (err, response) => {
+            detach();
+            if (err) reject(errorFromServiceError(err));
+            else resolve(response as Message);
+          });
+          const detach = onAbort(signals, () => call.cancel());
+        });
+      };
+    case "server_streaming":
+      return (request: unknown, opts: CallOptions = {}): AsyncIterable<Message> =>
+        (async function* () {
+          const message = create(method.input, request as never);
+          const { metadata, options, signals } = prepare(opts, undefined);
+          const early = abortedBeforeStart(signals);
+          if (early) throw early;
+          const call = client.makeServerStreamRequest(path, serialize, deserialize, message, metadata, options);
+          yield* responses<Message>(call, onAbort(signals, () => call.cancel()));
+        })();
+    case "client_streaming":
+      return (requests: AsyncIterable<unknown>, opts: CallOptions = {}): Promise<Message> => {
+        const { metadata, options, signals } = prepare(opts, defaultTimeoutMs);
+        const early = abortedBeforeStart(signals);
+        if (early) return Promise.reject(early);
+        return new Promise((resolve, reject) => {
+          const call = client.makeClientStreamRequest(path, serialize, deserialize, metadata, options, (err, response) => {
+            detach();
+            if (err) reject(errorFromServiceError(err));
+            else resolve(response as Message);
+          });
+          const detach = onAbort(signals, () => call.cancel());
+          pump(call, method.input, requests).catch((err: unknown) => {
+            detach();
+            reject(err);
+          });
+        });
+      };
+    case "bidi_streaming":
+      return (requests: AsyncIterable<unknown>, opts: CallOptions = {}): AsyncIterable<Message> =>
+        (async function* () {
+          const { metadata, options, signals } = prepare(opts, undefined);
+          const early = abortedBeforeStart(signals);
+          if (early) throw early;
+          const call = client.makeBidiStreamRequest(path, serialize, deserialize, metadata, options);
+          // A failing request source cancels the call; the response iterator then reports CANCELLED.
+          pump(call, method.input, requests).catch(() => {});
+          yield* responses<Message>(call, onAbort(signals, () => call.cancel()));
+        })();
+  }
+}

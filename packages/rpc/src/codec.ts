@@ -1,0 +1,99 @@
+/**
+ * Binary (de)serialization of protobuf-es messages for grpc-js, and the checks that run on every
+ * decoded request before a handler sees it.
+ */
+import { fromBinary, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import { Code } from "./code";
+import { StratumError, type FieldViolation } from "./errors";
+
+export function serializer(schema: DescMessage): (message: Message) => Buffer {
+  return (message) => {
+    const bytes = toBinary(schema, message);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+/**
+ * A plain Uint8Array view of grpc-js' Buffer: `bytes` fields are subarrays of the input, and they
+ * should be Uint8Array like everywhere else in protobuf-es, not Buffer (whose equality,
+ * `toJSON` and `slice` differ).
+ */
+function view(bytes: Buffer): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export function deserializer(schema: DescMessage): (bytes: Buffer) => Message {
+  return (bytes) => fromBinary(schema, view(bytes));
+}
+
+/**
+ * What the lenient request deserializer yields for bytes that are not a valid message. grpc-js
+ * answers a throwing deserializer with INTERNAL "Error deserializing request", which blames the
+ * server for the client's bytes; the handler wrapper turns this marker into INVALID_ARGUMENT
+ * naming the message type instead (as connect-go and grpc-go do).
+ */
+export class MalformedMessage {
+  constructor(
+    readonly schema: DescMessage,
+    readonly error: unknown,
+  ) {}
+
+  toError(): StratumError {
+    const why = this.error instanceof Error ? this.error.message : String(this.error);
+    return new StratumError(Code.INVALID_ARGUMENT, `malformed request: cannot decode ${this.schema.typeName}: ${why}`, {
+      reason: "MALFORMED_REQUEST",
+      cause: this.error,
+    });
+  }
+}
+
+export function lenientDeserializer(schema: DescMessage): (bytes: Buffer) => Message | MalformedMessage {
+  return (bytes) => {
+    try {
+      return fromBinary(schema, view(bytes));
+    } catch (err) {
+      return new MalformedMessage(schema, err);
+    }
+  };
+}
+
+/**
+ * Field violations for every field the server's schema does not know, anywhere in the message.
+ *
+ * Protobuf normally keeps unknown fields and lets the handler ignore them. For a control plane
+ * that is how a request loses an instruction without anyone noticing: a client built from a newer
+ * proto sends e.g. `cancel_backup_job_uuids`, an older replica drops it and migrates anyway. So
+ * Stratum servers reject them with INVALID_ARGUMENT (the field is named by number, since the
+ * server has no name for it), and the caller learns that this server cannot honour the request.
+ */
+export function unknownFieldViolations(schema: DescMessage, message: Message): FieldViolation[] {
+  const out: FieldViolation[] = [];
+  collectUnknown(reflect(schema, message as never), "", out);
+  return out;
+}
+
+function join(prefix: string, segment: string): string {
+  return prefix ? `${prefix}.${segment}` : segment;
+}
+
+function collectUnknown(message: ReflectMessage, path: string, out: FieldViolation[]): void {
+  for (const unknown of message.getUnknown() ?? []) {
+    out.push({
+      field: join(path, `#${unknown.no}`),
+      description: `unknown field number ${unknown.no} in ${message.desc.typeName}; this server's schema does not have it (client built from a newer proto?)`,
+    });
+  }
+  for (const field of message.fields) {
+    if (!message.isSet(field)) continue;
+    const fieldPath = join(path, field.name);
+    if (field.fieldKind === "message") {
+      collectUnknown(message.get(field), fieldPath, out);
+    } else if (field.fieldKind === "list" && field.listKind === "message") {
+      let i = 0;
+      for (const item of message.get(field)) collectUnknown(item as ReflectMessage, `${fieldPath}[${i++}]`, out);
+    } else if (field.fieldKind === "map" && field.mapKind === "message") {
+      for (const [key, value] of message.get(field)) collectUnknown(value as ReflectMessage, `${fieldPath}[${JSON.stringify(String(key))}]`, out);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { Code } from "./code";
+import { StratumError } from "./errors";
+import { createLogger } from "./log";
+
+function capture(level?: "debug" | "info" | "warn" | "error") {
+  const lines: string[] = [];
+  const logger = createLogger({ service: "compute" }, { ...(level ? { level } : {}), sink: (l) => lines.push(l) });
+  return { logger, lines, parsed: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+describe("log", () => {
+  it("writes one JSON object per line with time, level, msg and the fields", () => {
+    const { logger, lines, parsed } = capture();
+    logger.info("vm started", { vmUuid: "v1", requestId: "r1" });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toContain("\n");
+    const [line] = parsed();
+    expect(Object.keys(line!).slice(0, 3)).toEqual(["time", "level", "msg"]);
+    expect(line).toMatchObject({ level: "info", msg: "vm started", service: "compute", vmUuid: "v1", requestId: "r1" });
+    expect(new Date(line!["time"] as string).toISOString()).toBe(line!["time"]);
+  });
+
+  it("child loggers add fields; fields cannot overwrite the envelope", () => {
+    const { logger, parsed } = capture();
+    logger.child({ requestId: "r2" }).child({ vmUuid: "v2" }).warn("slow", { level: "debug", msg: "x", time: "never" });
+    expect(parsed()[0]).toMatchObject({ level: "warn", msg: "slow", service: "compute", requestId: "r2", vmUuid: "v2" });
+    expect(parsed()[0]!["time"]).not.toBe("never");
+  });
+
+  it("drops lines below the level", () => {
+    const { logger, parsed } = capture("warn");
+    logger.debug("d");
+    logger.info("i");
+    logger.warn("w");
+    logger.error("e");
+    expect(parsed().map((l) => l["msg"])).toEqual(["w", "e"]);
+  });
+
+  it("serializes errors (with code, reason and cause), bigints, bytes and cycles", () => {
+    const { logger, parsed } = capture();
+    const cycle: Record<string, unknown> = { a: 1 };
+    cycle["self"] = cycle;
+    const err = new StratumError(Code.NOT_FOUND, "vm v3 not found", { reason: "VM_NOT_FOUND", resources: { vmUuid: "v3" }, cause: new Error("row missing") });
+    logger.error("failed", { err, size: 10n, bytes: new Uint8Array(4), cycle });
+    const line = parsed()[0]!;
+    expect(line["err"]).toMatchObject({ name: "StratumError", message: "vm v3 not found", code: Code.NOT_FOUND, reason: "VM_NOT_FOUND", resources: { vmUuid: "v3" }, cause: { message: "row missing" } });
+    expect(line["size"]).toBe("10");
+    expect(line["bytes"]).toBe("<4 bytes>");
+    expect(line["cycle"]).toEqual({ a: 1, self: "[Circular]" });
+  });
+});
