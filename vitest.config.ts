@@ -5,5 +5,7 @@ export default defineConfig({
     include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts", "services/*/src/**/*.test.ts", "services/*/test/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // One nats-server and one Postgres for the whole run: inject("natsUrl") / inject("databaseUrl").
+    globalSetup: ["packages/testing/src/global-setup.ts"],
   },
 });

@@ -1,0 +1,10 @@
+export { getFreePort } from "./free-port";
+export { startNats, findNatsServer, NATS_SERVER_ENV } from "./nats";
+export type { NatsOptions, NatsServer } from "./nats";
+export { startPostgres, createDatabaseAt, databaseUrl, uniqueDatabaseName } from "./postgres";
+export type { PostgresOptions, PostgresServer } from "./postgres";
+export { findPostgresBinaries, PG_BIN_ENV } from "./postgres-binaries";
+export type { PostgresBinaries } from "./postgres-binaries";
+export { uniquePrefix } from "./unique";
+export { testDatabase, testNatsUrl } from "./test-context";
+export { TEST_NATS_URL_ENV, TEST_DATABASE_URL_ENV } from "./global-setup";
