@@ -1,0 +1,11 @@
+export { createAgentClient } from "./agent-client";
+export type { AgentClient, AgentClientLogger, AgentClientOptions, CallOptions } from "./agent-client";
+export { DEFAULT_COMMAND_POLICIES, FALLBACK_COMMAND_POLICY } from "./command-policy";
+export type { CommandPolicy } from "./command-policy";
+export { createAgentDispatcher, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from "./dispatcher";
+export type { AgentDispatcherOptions } from "./dispatcher";
+export { AgentFailure, errorCode, isRetryable } from "./errors";
+export type { CallTarget } from "./errors";
+export { backoffDelay } from "./backoff";
+export type { BackoffOptions } from "./backoff";
+export { TASK_ID_HEADER, TASK_ID_PATTERN } from "./protocol";

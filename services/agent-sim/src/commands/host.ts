@@ -1,0 +1,24 @@
+import { optionalString } from "../fields";
+import type { CommandTable } from "./types";
+
+/** Handshake and liveness: what the management plane uses to add and track a host. */
+export const hostCommands: CommandTable = {
+  /** Returns the host's facts; records who connected (the management plane's host uuid, if sent). */
+  "host/connect": ({ host, body }) => {
+    const hostUuid = optionalString(body, "hostUuid");
+    const previous = host.state.connection;
+    host.state.connection = {
+      ...(hostUuid === undefined ? {} : { hostUuid }),
+      connectedAt: new Date().toISOString(),
+      count: (previous?.count ?? 0) + 1,
+    };
+    return { ...host.state.facts };
+  },
+
+  /** Liveness; the boot id lets the caller notice an agent restart. */
+  "host/ping": ({ host }) => ({
+    hostUuid: host.uuid,
+    bootId: host.state.facts.bootId,
+    connected: host.state.connection !== undefined,
+  }),
+};

@@ -1,0 +1,370 @@
+import { randomUUID } from "node:crypto";
+import type http from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AgentHttpServer, type ConnectionStats } from "./agent-http-server";
+import { CommandError } from "./command-error";
+import type { CommandHandler, CommandTable, HostDirectory, HostView } from "./commands/types";
+import { FaultTable, type FaultRule, type FaultSpec, type InjectedFault } from "./faults";
+import type { JsonObject } from "./fields";
+import { HoldTable, type Hold } from "./holds";
+import { HostState, type HostSnapshot } from "./host-state";
+import { parseJsonObject, readBody, sendError, sendJson } from "./http-json";
+import { mergeLatency, resolveLatency, type LatencyConfig } from "./latency";
+import { AGENT_VERSION, AgentErrorCode, TASK_ID_HEADER, TASK_ID_PATTERN, type HostFacts } from "./protocol";
+import { TaskCache, type CommandOutcome, type TaskCacheOptions, type TaskOwner } from "./task-cache";
+import type { VolumeTask } from "./volume-tasks";
+
+/** Per-host settings; anything omitted comes from the sim-wide options. */
+export interface SimHostOptions {
+  uuid?: string;
+  /** Listen port; 0 or omitted picks a free one (unless the sim has a `basePort`). */
+  port?: number;
+  cpuNum?: number;
+  memoryBytes?: number;
+  hypervisorType?: string;
+  socketTimeoutMs?: number;
+  closeNoticeDelayMs?: number;
+  latency?: LatencyConfig;
+  volumeTaskDurationMs?: number;
+  volumeTaskCancelDelayMs?: number;
+}
+
+/** What a host needs from the sim that owns it. */
+export interface SimHostContext {
+  readonly bindHost: string;
+  readonly commands: CommandTable;
+  readonly hosts: HostDirectory;
+  readonly globalLatency: () => LatencyConfig;
+  readonly taskCache: TaskCacheOptions;
+}
+
+const GiB = 1024 ** 3;
+
+/** Where a request's pipeline ended, for the command log. */
+type Ending = number | "reset" | "hang" | "closed";
+
+/**
+ * One simulated hypervisor agent: its own HTTP endpoint on its own port, its own state, and the
+ * knobs tests turn (faults, holds, latency). Requests go through one pipeline:
+ *
+ *   parse → task-id dedup → hold → `before` fault → latency → handler → `after` fault → reply
+ *
+ * so every command gets the same realistic failure modes without handler code.
+ */
+export class SimHost implements HostView {
+  readonly uuid: string;
+  readonly state: HostState;
+  readonly volumeTaskDurationMs: number;
+  private readonly http: AgentHttpServer;
+  private readonly faults = new FaultTable();
+  private readonly holds: HoldTable;
+  private tasks: TaskCache;
+  private latency: LatencyConfig;
+  private closing = new AbortController();
+  private listenPort: number;
+  private boundPort = 0;
+
+  constructor(private readonly ctx: SimHostContext, options: SimHostOptions & { socketTimeoutMs: number }) {
+    this.uuid = options.uuid ?? randomUUID();
+    this.listenPort = options.port ?? 0;
+    this.volumeTaskDurationMs = options.volumeTaskDurationMs ?? 5_000;
+    this.latency = options.latency ?? {};
+    this.holds = new HoldTable(this.uuid);
+    this.tasks = new TaskCache(ctx.taskCache);
+    this.state = new HostState(this.makeFacts(options), {
+      ...(options.volumeTaskCancelDelayMs === undefined ? {} : { cancelDelayMs: options.volumeTaskCancelDelayMs }),
+    });
+    this.http = new AgentHttpServer((req, res) => void this.handle(req, res), {
+      socketTimeoutMs: options.socketTimeoutMs,
+      ...(options.closeNoticeDelayMs === undefined ? {} : { closeNoticeDelayMs: options.closeNoticeDelayMs }),
+    });
+  }
+
+  /** The agent URL, e.g. `http://127.0.0.1:41234` (no trailing slash). */
+  get url(): string {
+    return `http://${this.ctx.bindHost}:${this.boundPort}`;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get listening(): boolean {
+    return this.http.server.listening;
+  }
+
+  /** Open client connections right now. */
+  get connectionCount(): number {
+    return this.http.connectionCount;
+  }
+
+  /** Client connections of this host (see {@link ConnectionStats}). */
+  get connectionStats(): ConnectionStats {
+    return this.http.connectionStats;
+  }
+
+  /**
+   * Starts (or restarts, on the same port) the agent. A restart is a new agent process: new boot
+   * id, and the task-id memory is gone (repeats of earlier task ids run again), while VMs and
+   * rules survive (they live in the hypervisor, not the agent).
+   */
+  async start(): Promise<void> {
+    if (this.listening) return;
+    if (this.closing.signal.aborted) this.closing = new AbortController();
+    if (this.boundPort !== 0) {
+      this.state.facts.bootId = randomUUID();
+      this.state.facts.startedAt = new Date().toISOString();
+      this.tasks = new TaskCache(this.ctx.taskCache);
+    }
+    this.boundPort = await this.http.listen(this.boundPort || this.listenPort, this.ctx.bindHost);
+  }
+
+  /**
+   * Stops the agent as if its process died: connections are destroyed, in-flight requests never
+   * answer, new connections are refused, running volume tasks fail. VMs and rules are kept, as
+   * the hypervisor keeps them.
+   */
+  async stop(): Promise<void> {
+    this.closing.abort();
+    this.state.volumeTasks.stop();
+    await this.http.close();
+  }
+
+  inspect(): HostSnapshot {
+    return this.state.snapshot(this.url, this.http.connectionStats);
+  }
+
+  /** Injects a fault on this host (see {@link FaultRule}); `clear()` on the result removes it. */
+  injectFault(rule: FaultRule): InjectedFault {
+    return this.faults.add(rule);
+  }
+
+  listFaults(): ReturnType<FaultTable["list"]> {
+    return this.faults.list();
+  }
+
+  removeFault(id: string): boolean {
+    return this.faults.remove(id);
+  }
+
+  clearFaults(): void {
+    this.faults.clear();
+  }
+
+  /** Holds the next `times` (default 1) requests for `command` (`*`: any) until released. */
+  hold(command: string, options: { times?: number } = {}): Hold {
+    return this.holds.add(command, options.times);
+  }
+
+  /** The holds of this host, for lookups by id from the control endpoint. */
+  get holdTable(): HoldTable {
+    return this.holds;
+  }
+
+  /** Merges into this host's latency (host settings win over the sim-wide ones). */
+  setLatency(patch: LatencyConfig): void {
+    this.latency = mergeLatency(this.latency, patch);
+  }
+
+  setSocketTimeout(ms: number): void {
+    this.http.setSocketTimeout(ms);
+  }
+
+  finishVolumeTask(taskUuid: string, state?: "succeeded" | "failed" | "cancelled"): VolumeTask | undefined {
+    return this.state.volumeTasks.finish(taskUuid, state);
+  }
+
+  waitForVolumeTaskExit(taskUuid: string): Promise<VolumeTask> {
+    return this.state.volumeTasks.waitForExit(taskUuid);
+  }
+
+  private makeFacts(options: SimHostOptions): HostFacts {
+    return {
+      hostUuid: this.uuid,
+      hypervisorType: options.hypervisorType ?? "KVM",
+      agentVersion: AGENT_VERSION,
+      cpuNum: options.cpuNum ?? 32,
+      cpuSockets: 2,
+      memoryBytes: options.memoryBytes ?? 128 * GiB,
+      osDistribution: "stratum-sim",
+      osVersion: "1.0",
+      bootId: randomUUID(),
+      startedAt: new Date().toISOString(),
+    };
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const command = (req.url ?? "/").split("?")[0]!.replace(/^\/+/, "");
+    let body: JsonObject;
+    let taskId: string | undefined;
+    let handler: CommandHandler | undefined;
+    try {
+      const raw = await readBody(req);
+      handler = Object.hasOwn(this.ctx.commands, command) ? this.ctx.commands[command] : undefined;
+      if (!handler) throw CommandError.notFound(AgentErrorCode.UNKNOWN_COMMAND, `unknown command: ${command}`);
+      if (req.method !== "POST") throw new CommandError(405, AgentErrorCode.METHOD_NOT_ALLOWED, `${command} needs POST, got ${req.method}`);
+      body = parseJsonObject(raw);
+      const header = req.headers[TASK_ID_HEADER];
+      if (header !== undefined) {
+        if (typeof header !== "string" || !TASK_ID_PATTERN.test(header)) {
+          throw CommandError.badRequest(AgentErrorCode.INVALID_TASK_ID, `invalid ${TASK_ID_HEADER} header`);
+        }
+        taskId = header;
+      }
+    } catch (err) {
+      if (req.socket.destroyed) return;
+      sendError(res, err);
+      this.state.record({ command, outcome: err instanceof CommandError ? err.status : 500, deduplicated: false });
+      return;
+    }
+    this.state.statsOf(command).received += 1;
+    try {
+      const ending = await this.run(req, res, command, handler, body, taskId);
+      if (ending !== undefined) this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: ending.outcome, deduplicated: ending.deduplicated, ...(ending.fault ? { fault: ending.fault } : {}) });
+    } catch (err) {
+      // Only the sim closing (an aborted sleep) gets here: the connection is already gone.
+      req.socket.destroy();
+      this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: "closed", deduplicated: false });
+      if (!this.closing.signal.aborted) throw err;
+    }
+  }
+
+  private async run(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    command: string,
+    handler: CommandHandler,
+    body: JsonObject,
+    taskId: string | undefined,
+  ): Promise<{ outcome: Ending; deduplicated: boolean; fault?: string } | undefined> {
+    const stats = this.state.statsOf(command);
+    const signal = this.closing.signal;
+
+    // 1. Task-id dedup: a repeat is answered from the first execution, waiting for it if needed.
+    let owner: TaskOwner | undefined;
+    while (taskId !== undefined) {
+      const claim = this.tasks.claim(taskId, command);
+      if (claim.kind === "owner") {
+        owner = claim;
+        break;
+      }
+      if (claim.command !== command) {
+        const err = CommandError.conflict(AgentErrorCode.TASK_ID_CONFLICT, `task id ${taskId} was used for ${claim.command}, not ${command}`);
+        sendError(res, err);
+        return { outcome: err.status, deduplicated: false };
+      }
+      const first = await untilClosed(claim.outcome, signal);
+      if (first === CLOSED) return { outcome: "closed", deduplicated: true };
+      if (first === undefined) continue; // the first was dropped before running: run it now
+      stats.deduplicated += 1;
+      sendJson(res, first.status, first.body);
+      return { outcome: first.status, deduplicated: true };
+    }
+
+    try {
+      // 2. Hold: the test decides when (and with which fault) this request proceeds.
+      let fault: FaultSpec | undefined;
+      let released = false;
+      const hold = this.holds.match(command);
+      if (hold) {
+        const { release } = hold.capture(command, taskId, structuredClone(body), signal);
+        const result = await release;
+        if (!result.released) {
+          return { outcome: "closed", deduplicated: false };
+        }
+        fault = result.fault;
+        released = true;
+      }
+      if (!released) fault = this.faults.take(command);
+      if (fault) stats.faulted += 1;
+
+      // 3. Faults that hit before the command runs: it does not run, its task id is forgotten.
+      if (fault && (fault.phase ?? "before") === "before") {
+        switch (fault.kind) {
+          case "reset":
+            req.socket.resetAndDestroy();
+            return { outcome: "reset", deduplicated: false, fault: "reset" };
+          case "hang":
+            // Stuck before running: a repeat with the same task id waits on it, as on a real agent.
+            await untilClosed(new Promise<never>(() => {}), signal);
+            return { outcome: "hang", deduplicated: false, fault: "hang" };
+          case "http500": {
+            sendJson(res, fault.status ?? 500, injectedErrorBody(fault, command));
+            return { outcome: fault.status ?? 500, deduplicated: false, fault: "http500" };
+          }
+          case "slow":
+            await delay(fault.delayMs ?? 0, signal);
+            break;
+        }
+      }
+
+      // 4. Run the command.
+      await delay(resolveLatency(command, this.latency, this.ctx.globalLatency()), signal);
+      stats.executed += 1;
+      let outcome: CommandOutcome;
+      try {
+        const result = await handler({ command, body, taskId, host: this, hosts: this.ctx.hosts });
+        outcome = { status: 200, body: result ?? {} };
+      } catch (err) {
+        outcome = err instanceof CommandError
+          ? { status: err.status, body: err.toBody() }
+          : { status: 500, body: { error: { code: AgentErrorCode.INTERNAL, message: err instanceof Error ? err.message : String(err) } } };
+      }
+      owner?.settle(outcome);
+
+      // 5. Faults that hit after the command ran: the reply is lost or replaced; the cache keeps the real answer.
+      if (fault && fault.phase === "after") {
+        switch (fault.kind) {
+          case "reset":
+            req.socket.resetAndDestroy();
+            return { outcome: "reset", deduplicated: false, fault: "reset" };
+          case "hang":
+            await untilClosed(new Promise<never>(() => {}), signal);
+            return { outcome: "hang", deduplicated: false, fault: "hang" };
+          case "http500":
+            sendJson(res, fault.status ?? 500, injectedErrorBody(fault, command));
+            return { outcome: fault.status ?? 500, deduplicated: false, fault: "http500" };
+          case "slow":
+            await delay(fault.delayMs ?? 0, signal);
+            break;
+        }
+      }
+      sendJson(res, outcome.status, outcome.body);
+      return { outcome: outcome.status, deduplicated: false, ...(fault ? { fault: fault.kind } : {}) };
+    } finally {
+      // Whatever ended the pipeline (fault, sim stop), an unsettled task id must not block repeats forever.
+      owner?.drop();
+    }
+  }
+}
+
+const CLOSED = Symbol("closed");
+
+/** Sleeps `ms` (rejecting when the host stops); 0 does not wait a timer tick. */
+async function delay(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms > 0) await sleep(ms, undefined, { signal });
+  else signal.throwIfAborted();
+}
+
+/** Resolves with `promise`, or with CLOSED when the host stops (so no pipeline outlives it). */
+function untilClosed<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | typeof CLOSED> {
+  if (signal.aborted) return Promise.resolve(CLOSED);
+  return new Promise((resolve) => {
+    const onAbort = (): void => resolve(CLOSED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(CLOSED);
+      },
+    );
+  });
+}
+
+function injectedErrorBody(fault: FaultSpec, command: string): unknown {
+  return { error: { code: AgentErrorCode.INJECTED_FAULT, message: fault.message ?? `injected ${fault.status ?? 500} on ${command}` } };
+}
