@@ -1,0 +1,71 @@
+import { parseArgs } from "node:util";
+import { resolve } from "node:path";
+
+export interface DevstackOptions {
+  /** Replicas of each service. */
+  replicas: number;
+  /** Simulated hosts registered with compute. */
+  hosts: number;
+  /** Where NATS, Postgres and the logs keep their data across restarts. */
+  dataDir: string;
+  /** Wipe `dataDir` first. */
+  reset: boolean;
+  /** First gRPC port: service k, replica i listens on basePort + 100·k + i + 1 (compute-0 on 7101). */
+  basePort: number;
+  natsPort: number;
+  postgresPort: number;
+  /** First agent port: simulated host i listens on agentBasePort + i. */
+  agentBasePort: number;
+  /** Agent simulator latency per command, ms. */
+  agentLatencyMs: number;
+}
+
+export const USAGE = `usage: pnpm start [-- options]
+  --replicas N        replicas of each service (default 1)
+  --hosts N           simulated hypervisor hosts (default 3)
+  --data-dir DIR      data directory, kept across restarts (default .data/devstack)
+  --reset             wipe the data directory first
+  --base-port P       gRPC ports: compute replica i on P+1+i (default 7100)
+  --nats-port P       embedded nats-server port (default 4222; ignored with NATS_URL)
+  --postgres-port P   embedded PostgreSQL port (default 5433; ignored with DATABASE_URL)
+  --agent-port P      simulated host i on P+i (default 7200)
+  --agent-latency MS  latency of every agent command (default 0)
+environment: NATS_URL, DATABASE_URL point at external servers instead of the embedded ones.`;
+
+/** Parses the launcher's flags; unknown flags and bad numbers are errors naming the flag. */
+export function parseDevstackArgs(argv: readonly string[], cwd = process.cwd()): DevstackOptions | "help" {
+  const { values } = parseArgs({
+    args: argv.filter((a) => a !== "--"),
+    strict: true,
+    options: {
+      replicas: { type: "string" },
+      hosts: { type: "string" },
+      "data-dir": { type: "string" },
+      reset: { type: "boolean" },
+      "base-port": { type: "string" },
+      "nats-port": { type: "string" },
+      "postgres-port": { type: "string" },
+      "agent-port": { type: "string" },
+      "agent-latency": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return "help";
+  const int = (flag: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${flag} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  return {
+    replicas: int("replicas", values.replicas, 1, 1, 16),
+    hosts: int("hosts", values.hosts, 3, 0, 1000),
+    dataDir: resolve(cwd, values["data-dir"] ?? ".data/devstack"),
+    reset: values.reset ?? false,
+    basePort: int("base-port", values["base-port"], 7100, 1024, 60000),
+    natsPort: int("nats-port", values["nats-port"], 4222, 1, 65535),
+    postgresPort: int("postgres-port", values["postgres-port"], 5433, 1, 65535),
+    agentBasePort: int("agent-port", values["agent-port"], 7200, 1024, 64000),
+    agentLatencyMs: int("agent-latency", values["agent-latency"], 0, 0, 600_000),
+  };
+}

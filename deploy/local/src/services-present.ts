@@ -1,0 +1,11 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+/** The domain services, in start order: later ones may call earlier ones. */
+export const SERVICE_ORDER = ["compute", "network", "storage", "longjob", "broker"] as const;
+
+/** Services of SERVICE_ORDER that exist in this checkout (have `src/main.ts`), so the devstack grows with the repo. */
+export function presentServices(repoRoot: string): string[] {
+  const dirs = new Set(readdirSync(join(repoRoot, "services")));
+  return SERVICE_ORDER.filter((name) => dirs.has(name) && existsSync(join(repoRoot, "services", name, "src", "main.ts")));
+}
