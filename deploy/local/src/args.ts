@@ -18,6 +18,9 @@ export interface DevstackOptions {
   agentBasePort: number;
   /** Agent simulator latency per command, ms. */
   agentLatencyMs: number;
+  /** Capacity each simulated host is registered with. */
+  hostCpu: number;
+  hostMemoryGiB: number;
 }
 
 export const USAGE = `usage: pnpm start [-- options]
@@ -30,6 +33,9 @@ export const USAGE = `usage: pnpm start [-- options]
   --postgres-port P   embedded PostgreSQL port (default 5433; ignored with DATABASE_URL)
   --agent-port P      simulated host i on P+i (default 7200)
   --agent-latency MS  latency of every agent command (default 0)
+  --host-cpu N        CPUs each simulated host offers (default 64)
+  --host-memory GIB   memory each simulated host offers, GiB (default 256)
+A port of 0 means any free port (each replica and host then gets its own).
 environment: NATS_URL, DATABASE_URL point at external servers instead of the embedded ones.`;
 
 /** Parses the launcher's flags; unknown flags and bad numbers are errors naming the flag. */
@@ -47,6 +53,8 @@ export function parseDevstackArgs(argv: readonly string[], cwd = process.cwd()):
       "postgres-port": { type: "string" },
       "agent-port": { type: "string" },
       "agent-latency": { type: "string" },
+      "host-cpu": { type: "string" },
+      "host-memory": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -62,10 +70,12 @@ export function parseDevstackArgs(argv: readonly string[], cwd = process.cwd()):
     hosts: int("hosts", values.hosts, 3, 0, 1000),
     dataDir: resolve(cwd, values["data-dir"] ?? ".data/devstack"),
     reset: values.reset ?? false,
-    basePort: int("base-port", values["base-port"], 7100, 1024, 60000),
-    natsPort: int("nats-port", values["nats-port"], 4222, 1, 65535),
-    postgresPort: int("postgres-port", values["postgres-port"], 5433, 1, 65535),
-    agentBasePort: int("agent-port", values["agent-port"], 7200, 1024, 64000),
+    basePort: int("base-port", values["base-port"], 7100, 0, 60000),
+    natsPort: int("nats-port", values["nats-port"], 4222, 0, 65535),
+    postgresPort: int("postgres-port", values["postgres-port"], 5433, 0, 65535),
+    agentBasePort: int("agent-port", values["agent-port"], 7200, 0, 64000),
     agentLatencyMs: int("agent-latency", values["agent-latency"], 0, 0, 600_000),
+    hostCpu: int("host-cpu", values["host-cpu"], 64, 1, 100_000),
+    hostMemoryGiB: int("host-memory", values["host-memory"], 256, 1, 1_000_000),
   };
 }

@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   // NATS with JetStream, embedded unless NATS_URL points elsewhere.
   let natsUrl = process.env.NATS_URL;
   if (!natsUrl) {
-    const nats: NatsServer = await startNats({ port: options.natsPort, storeDir: join(options.dataDir, "nats") });
+    const nats: NatsServer = await startNats({ ...(options.natsPort ? { port: options.natsPort } : {}), storeDir: join(options.dataDir, "nats") });
     stoppers.push(() => nats.stop());
     natsUrl = nats.url;
   }
@@ -57,16 +57,25 @@ async function main(): Promise<void> {
   // PostgreSQL, embedded unless DATABASE_URL points elsewhere; data kept in the data dir.
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
-    const pg: PostgresServer = await startPostgres({ port: options.postgresPort, dataDir: join(options.dataDir, "postgres"), fast: false });
+    // Durable (fsync on) because the data outlives the devstack; commits are not waited for on
+    // disk (synchronous_commit off): a crash may lose the last few hundred ms, never corrupts.
+    const pg: PostgresServer = await startPostgres({
+      ...(options.postgresPort ? { port: options.postgresPort } : {}),
+      dataDir: join(options.dataDir, "postgres"),
+      fast: false,
+      settings: { synchronous_commit: "off" },
+    });
     stoppers.push(() => pg.stop());
     databaseUrl = await ensureDatabase(pg.url, "stratum");
   }
-  endpoints.postgres = databaseUrl.replace(/\/\/[^@/]*@/, "//");
-  print("postgres", endpoints.postgres);
+  // The file keeps the full URL (tools and benchmarks connect with it); the screen does not show credentials.
+  endpoints.postgres = databaseUrl;
+  print("postgres", databaseUrl.replace(/\/\/[^@/]*@/, "//"));
 
   // The agent simulator: the hypervisors.
+  const simPorts = options.agentBasePort ? ["--base-port", String(options.agentBasePort), "--control-port", String(options.agentBasePort - 1)] : ["--control-port", "0"];
   const sim = new Child("agent-sim", join(repoRoot, "services/agent-sim/src/main.ts"), [
-    "--hosts", String(options.hosts), "--base-port", String(options.agentBasePort), "--control-port", String(options.agentBasePort - 1), "--latency-ms", String(options.agentLatencyMs),
+    "--hosts", String(options.hosts), ...simPorts, "--latency-ms", String(options.agentLatencyMs),
   ], {}, join(logDir, "agent-sim.log"));
   stoppers.push(() => sim.stop());
   const agentUrls: string[] = [];
@@ -84,7 +93,7 @@ async function main(): Promise<void> {
     const addresses: string[] = [];
     for (let i = 0; i < options.replicas; i++) {
       const replicaId = `${service}-${i}`;
-      const port = options.basePort + 100 * k + i + 1;
+      const port = options.basePort ? options.basePort + 100 * k + i + 1 : 0;
       const child = new Child(replicaId, join(repoRoot, "services", service, "src/main.ts"), [], {
         STRATUM_REPLICA_ID: replicaId,
         STRATUM_GRPC_HOST: "127.0.0.1",
@@ -102,7 +111,7 @@ async function main(): Promise<void> {
     endpoints[service] = addresses;
   }
 
-  if (endpoints.compute) await registerHosts((endpoints.compute as string[])[0]!, agentUrls);
+  if (endpoints.compute) await registerHosts((endpoints.compute as string[])[0]!, agentUrls, options);
   writeFileSync(join(options.dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
   print("logs", logDir);
   console.log("Stratum is ready (Ctrl-C stops it)");
@@ -131,11 +140,11 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
 }
 
 /** Registers the simulated hosts; the request id makes it a no-op on a restart that kept the data. */
-async function registerHosts(computeAddress: string, agentUrls: string[]): Promise<void> {
+async function registerHosts(computeAddress: string, agentUrls: string[], options: DevstackOptions): Promise<void> {
   const hosts = createClient(HostService, computeAddress);
   try {
     for (const [i, agentUrl] of agentUrls.entries()) {
-      const { host } = await hosts.addHost({ name: `sim-host-${i}`, agentUrl, cpuCapacity: 64, memoryCapacityBytes: 256n * 1024n ** 3n, clientRequestId: `devstack-host-${agentUrl}` });
+      const { host } = await hosts.addHost({ name: `sim-host-${i}`, agentUrl, cpuCapacity: options.hostCpu, memoryCapacityBytes: BigInt(options.hostMemoryGiB) * 1024n ** 3n, clientRequestId: `devstack-host-${agentUrl}` });
       console.log(`${"host".padEnd(14)} ${host!.name} ${host!.uuid} ${agentUrl}`);
     }
   } finally {

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HostService, HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
+import { VmService, VmState, type Vm } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { closeClient, createClient, type Client } from "@stratum/rpc";
+import { startDevstack, type Devstack } from "../support/devstack";
+
+/**
+ * The whole system as `pnpm start` runs it: the launcher, NATS, Postgres, 2 compute replicas as
+ * separate processes and the agent simulator with 3 hosts. 20 VMs are driven concurrently through
+ * their lifecycle via both replicas, and at the end the agents' state must match the database.
+ */
+let stack: Devstack;
+let vms: Client<typeof VmService>[];
+let hosts: Client<typeof HostService>;
+
+beforeAll(async () => {
+  stack = await startDevstack(["--replicas", "2", "--hosts", "3"]);
+  vms = stack.endpoints.compute.map((address) => createClient(VmService, address));
+  hosts = createClient(HostService, stack.endpoints.compute[0]!);
+}, 180_000);
+
+afterAll(async () => {
+  for (const c of vms ?? []) closeClient(c);
+  if (hosts) closeClient(hosts);
+  await stack?.stop();
+});
+
+interface SimHost {
+  url: string;
+  vms: { vmUuid: string; state: "running" | "stopped" }[];
+}
+
+async function agentState(): Promise<SimHost[]> {
+  const res = await fetch(`${stack.endpoints.agentSim}/state`);
+  expect(res.ok).toBe(true);
+  const body = (await res.json()) as SimHost[] | { hosts: SimHost[] };
+  return Array.isArray(body) ? body : body.hosts;
+}
+
+describe("devstack end to end", () => {
+  it("runs 2 compute replicas with the simulated hosts registered and connected", async () => {
+    expect(stack.endpoints.compute).toHaveLength(2);
+    const { hosts: list } = await hosts.listHosts({});
+    expect(list).toHaveLength(3);
+    expect(list.every((h) => h.status === HostStatus.CONNECTED)).toBe(true);
+  });
+
+  it("drives 20 concurrent VMs through their lifecycle, and the agents agree with the database", async () => {
+    const client = (i: number) => vms[i % vms.length]!;
+    const finals = await Promise.all(
+      Array.from({ length: 20 }, async (_, i): Promise<Vm> => {
+        const c = client(i);
+        const created = (await c.createVm({ name: `e2e-${i}`, cpu: 1, memoryBytes: 512n * 1024n * 1024n })).vm!;
+        expect(created.state).toBe(VmState.RUNNING);
+        const uuid = created.uuid;
+        // Alternate replicas per step: each call lands on the owner directly or is forwarded to it.
+        expect((await client(i + 1).stopVm({ uuid })).vm!.state).toBe(VmState.STOPPED);
+        expect((await c.startVm({ uuid })).vm!.state).toBe(VmState.RUNNING);
+        expect((await client(i + 1).rebootVm({ uuid })).vm!.state).toBe(VmState.RUNNING);
+        // End in different states so the comparison below has something to compare.
+        if (i % 3 === 0) return (await c.destroyVm({ uuid })).vm!;
+        if (i % 3 === 1) return (await c.stopVm({ uuid, force: true })).vm!;
+        return (await c.getVm({ uuid })).vm!;
+      }),
+    );
+    expect(finals.filter((v) => v.state === VmState.DESTROYED)).toHaveLength(7);
+    expect(finals.filter((v) => v.state === VmState.STOPPED)).toHaveLength(7);
+    expect(finals.filter((v) => v.state === VmState.RUNNING)).toHaveLength(6);
+
+    const { hosts: hostList } = await hosts.listHosts({});
+    const agents = await agentState();
+    for (const host of hostList) {
+      const agent = agents.find((a) => a.url === host.agentUrl);
+      expect(agent, `agent for ${host.agentUrl}`).toBeDefined();
+      const inDb = (await vms[0]!.listVms({ hostUuid: host.uuid, pageSize: 1000 })).vms;
+      const dbView = new Map(inDb.map((v) => [v.uuid, v.state === VmState.RUNNING ? "running" : v.state === VmState.STOPPED ? "stopped" : `other:${v.state}`]));
+      const agentView = new Map(agent!.vms.map((v) => [v.vmUuid, v.state]));
+      expect(agentView).toEqual(dbView);
+      // Capacity on the host is exactly what its VMs hold.
+      expect(host.cpuUsed).toBe(inDb.length);
+    }
+    const destroyed = finals.filter((v) => v.state === VmState.DESTROYED).map((v) => v.uuid);
+    for (const agent of agents) for (const vm of agent.vms) expect(destroyed).not.toContain(vm.vmUuid);
+  }, 120_000);
+});
