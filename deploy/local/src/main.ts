@@ -35,8 +35,10 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  process.once("SIGINT", () => void shutdown(0));
-  process.once("SIGTERM", () => void shutdown(0));
+  // `on`, not `once`: the listener must stay registered while it runs, or @stratum/testing's
+  // fallback hook sees no handler, kills the servers and re-raises the signal under our feet.
+  process.on("SIGINT", () => void shutdown(0));
+  process.on("SIGTERM", () => void shutdown(0));
 
   if (options.reset) rmSync(options.dataDir, { recursive: true, force: true });
   const logDir = join(options.dataDir, "logs");

@@ -10,15 +10,18 @@ import { startService, type ServiceModule } from "./service";
 export function runMain(module: ServiceModule<any>): void {
   void (async () => {
     let running: Awaited<ReturnType<typeof startService>> | undefined;
+    let stopping = false;
     const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
       log.info("stopping", { service: module.name, signal });
       const force = setTimeout(() => process.exit(1), 15_000);
       force.unref();
       await running?.stop();
       process.exit(0);
     };
-    process.once("SIGINT", () => void stop("SIGINT"));
-    process.once("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGINT", () => void stop("SIGINT"));
+    process.on("SIGTERM", () => void stop("SIGTERM"));
     try {
       const config = configFromEnv(module.name);
       running = await startService(module, config);

@@ -1,0 +1,112 @@
+/**
+ * `pnpm bench:vm`: VM creation throughput against a fresh devstack (zero agent latency), next to
+ * the ceiling of the same machine measured in the same run:
+ *   - no-op gRPC unary calls per second against a compute replica (grpc.health.v1 Check),
+ *   - single-row INSERT + COMMIT transactions per second on the same Postgres, same settings.
+ * The ceiling is the lower of the two. Last line: `vm create: X/s = Y% of ceiling`.
+ *
+ * Options: --vms N (2000) --concurrency C (200) --replicas R (1) --hosts H (10)
+ */
+import { parseArgs } from "node:util";
+import * as grpc from "@grpc/grpc-js";
+import postgres from "postgres";
+import { Health } from "@stratum/proto/grpc/health/v1/health_pb";
+import { VmService, VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { closeClient, createClient, type Client } from "@stratum/rpc";
+import { startDevstack } from "../support/devstack";
+
+const { values } = parseArgs({
+  options: {
+    vms: { type: "string", default: "2000" },
+    concurrency: { type: "string", default: "200" },
+    replicas: { type: "string", default: "1" },
+    hosts: { type: "string", default: "10" },
+  },
+  strict: true,
+});
+const N = positive("vms", values.vms);
+const C = positive("concurrency", values.concurrency);
+const REPLICAS = positive("replicas", values.replicas);
+const HOSTS = positive("hosts", values.hosts);
+
+function positive(name: string, raw: string | undefined): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** Each of the C clients gets its own HTTP/2 connection, as C separate programs would. */
+function ownChannel<T extends Parameters<typeof createClient>[0]>(service: T, address: string) {
+  return createClient(service, address, { channelOptions: { "grpc.use_local_subchannel_pool": 1 }, retry: false });
+}
+
+/** Runs `total` calls with `concurrency` workers; returns per-call latencies (ms), errors and elapsed seconds. */
+async function drive(total: number, concurrency: number, call: (worker: number, i: number) => Promise<void>) {
+  const latencies: number[] = [];
+  let next = 0;
+  let errors = 0;
+  let firstError: unknown;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      for (let i = next++; i < total; i = next++) {
+        const t0 = performance.now();
+        try {
+          await call(worker, i);
+          latencies.push(performance.now() - t0);
+        } catch (e) {
+          errors++;
+          firstError ??= e;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+  return { perSecond: latencies.length / seconds, p50: pct(50), p99: pct(99), errors, firstError, seconds };
+}
+
+async function main(): Promise<void> {
+  console.log(`starting a fresh devstack: ${REPLICAS} compute replica(s), ${HOSTS} simulated hosts, zero agent latency…`);
+  const stack = await startDevstack(["--replicas", String(REPLICAS), "--hosts", String(HOSTS), "--host-cpu", "100000", "--host-memory", "1000000", "--agent-latency", "0"]);
+  const addresses = stack.endpoints.compute;
+  const clients: Client<typeof VmService>[] = Array.from({ length: C }, (_, i) => ownChannel(VmService, addresses[i % addresses.length]!));
+  const health = Array.from({ length: C }, () => ownChannel(Health, addresses[0]!));
+  const sql = postgres(stack.endpoints.postgres, { max: Math.min(C, 100), onnotice: () => {} });
+  try {
+    const spec = { cpu: 1, memoryBytes: 256n * 1024n * 1024n };
+    // Warm-up: connections, prepared statements, JIT.
+    await drive(Math.min(200, N), C, async (w, i) => void (await clients[w]!.createVm({ name: `warm-${i}`, ...spec })));
+
+    const vm = await drive(N, C, async (w, i) => {
+      const res = await clients[w]!.createVm({ name: `bench-${i}`, ...spec });
+      if (res.vm?.state !== VmState.RUNNING) throw new Error(`vm ${res.vm?.uuid} ended ${res.vm?.state}`);
+    });
+
+    const grpcCeiling = await drive(Math.max(N * 5, 20_000), C, async (w) => void (await health[w]!.check({ service: "" })));
+
+    await sql`CREATE TABLE IF NOT EXISTS public.bench_ceiling (id bigserial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`;
+    const pgCeiling = await drive(Math.max(N * 5, 20_000), C, async (_, i) => void (await sql`INSERT INTO public.bench_ceiling (name) VALUES (${`row-${i}`})`));
+    await sql`DROP TABLE public.bench_ceiling`;
+
+    const ceiling = Math.min(grpcCeiling.perSecond, pgCeiling.perSecond);
+    const row = (name: string, r: Awaited<ReturnType<typeof drive>>) =>
+      console.log(`${name.padEnd(34)} ${r.perSecond.toFixed(0).padStart(8)}/s   p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(7)} ms   errors ${r.errors}`);
+    console.log(`\nN=${N} C=${C} replicas=${REPLICAS} hosts=${HOSTS} (2 cores, everything on one machine)`);
+    row("vm create (gRPC → running)", vm);
+    row("ceiling: no-op gRPC unary", grpcCeiling);
+    row("ceiling: Postgres insert+commit", pgCeiling);
+    if (vm.firstError) console.log(`first vm create error: ${vm.firstError instanceof Error ? vm.firstError.message : String(vm.firstError)}`);
+    console.log(`vm create: ${vm.perSecond.toFixed(0)}/s = ${((100 * vm.perSecond) / ceiling).toFixed(1)}% of ceiling`);
+  } finally {
+    await sql.end();
+    for (const c of [...clients, ...health]) closeClient(c);
+    await stack.stop();
+  }
+}
+
+await main();
