@@ -34,15 +34,36 @@ export class VmStore {
    * Returns undefined when no host can take the VM; nothing is written then.
    */
   async insertPlaced(vm: NewVm, hostUuid: string | undefined): Promise<VmRow | undefined> {
-    const candidate = hostUuid
-      ? sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${hosts.uuid} = ${hostUuid} FOR UPDATE`
-      : sql`SELECT ${hosts.uuid} FROM ${hosts}
-            WHERE ${hosts.status} = 'Connected' AND ${hosts.state} = 'Enabled'
-              AND ${hosts.cpuUsed} + ${vm.cpu} <= ${hosts.cpuCapacity} AND ${hosts.memoryUsed} + ${vm.memory} <= ${hosts.memoryCapacity}
-            ORDER BY ${hosts.memoryCapacity} - ${hosts.memoryUsed} DESC
-            LIMIT 1 FOR UPDATE SKIP LOCKED`;
+    if (hostUuid) return this.#insertOn(vm, sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${hosts.uuid} = ${hostUuid} FOR UPDATE`);
+    // SKIP LOCKED can find nothing only because every fitting host is being reserved by a
+    // concurrent create at this instant; that is not "no capacity". Then look again, and in the
+    // end wait for the locks, so the answer is "no host" only when no host fits.
+    for (let attempt = 1; ; attempt++) {
+      const wait = attempt > 3;
+      const inserted = await this.#insertOn(vm, this.#fittingHost(vm, wait));
+      if (inserted || wait || !(await this.#anyHostFits(vm))) return inserted;
+    }
+  }
+
+  #fittingHost(vm: NewVm, waitForLocks: boolean): SQL {
+    return sql`SELECT ${hosts.uuid} FROM ${hosts}
+      WHERE ${hosts.status} = 'Connected' AND ${hosts.state} = 'Enabled'
+        AND ${hosts.cpuUsed} + ${vm.cpu} <= ${hosts.cpuCapacity} AND ${hosts.memoryUsed} + ${vm.memory} <= ${hosts.memoryCapacity}
+      ORDER BY ${hosts.memoryCapacity} - ${hosts.memoryUsed} DESC
+      LIMIT 1 FOR UPDATE ${waitForLocks ? sql`` : sql`SKIP LOCKED`}`;
+  }
+
+  async #anyHostFits(vm: NewVm): Promise<boolean> {
+    const rows = await this.handle.db.execute(sql`SELECT 1 FROM ${hosts}
+      WHERE ${hosts.status} = 'Connected' AND ${hosts.state} = 'Enabled'
+        AND ${hosts.cpuUsed} + ${vm.cpu} <= ${hosts.cpuCapacity} AND ${hosts.memoryUsed} + ${vm.memory} <= ${hosts.memoryCapacity}
+      LIMIT 1`);
+    return rows.length > 0;
+  }
+
+  async #insertOn(vm: NewVm, candidate: SQL): Promise<VmRow | undefined> {
     try {
-      const rows = await this.handle.db.execute<{ uuid: string }>(sql`
+      const rows = await this.handle.db.execute<VmRow>(sql`
         WITH reserved AS (
           UPDATE ${hosts} SET cpu_used = cpu_used + ${vm.cpu}, memory_used = memory_used + ${vm.memory}
           WHERE uuid = (${candidate})
