@@ -85,10 +85,13 @@ export class VmManager {
 
   async #create(spec: VmSpec, signal: AbortSignal): Promise<VmRow> {
     const requestHash = hashRequest(spec);
-    const existing = await this.d.vms.get(spec.uuid);
-    if (existing) return sameRequest(existing, spec, requestHash);
-
     const { vms, agents, hosts } = this.d;
+    // Only a create with a request id can be a retry to answer with the first VM. Without one,
+    // an existing UUID (a caller's explicit choice) is a conflict, which the insert reports.
+    if (spec.clientRequestId) {
+      const existing = await vms.get(spec.uuid);
+      if (existing) return sameRequest(existing, spec, requestHash);
+    }
     const taskId = `create-${spec.uuid}`;
     const ctx: CreateContext = { state: "Created" };
     try {
@@ -121,14 +124,14 @@ export class VmManager {
               const vm = await this.#move(c.vm!, "Starting");
               c.vm = vm;
               c.state = "Starting";
-              const host = await hosts.get(vm.hostUuid!);
+              const host = await hosts.agentOf(vm.hostUuid!);
               if (!host) throw StratumError.notFound("host", vm.hostUuid!);
               await agents.vm(host, "vm/start", startBody(vm), taskId, signal);
             },
             // The agent may have started the VM even though the call failed (a reset or timeout
             // after it acted): make sure nothing runs there that the database says is in Error.
             rollback: async (c) => {
-              const host = await hosts.get(c.vm!.hostUuid!);
+              const host = await hosts.agentOf(c.vm!.hostUuid!);
               if (!host) return;
               await agents.vm(host, "vm/destroy", { vmUuid: spec.uuid }, `${taskId}-rollback`, AbortSignal.timeout(ROLLBACK_AGENT_TIMEOUT_MS));
             },
@@ -163,7 +166,7 @@ export class VmManager {
     const t = assertCanRun(op, uuid, vm.state);
     const moving = await this.#move(vm, t.via);
     try {
-      const host = vm.hostUuid ? await this.d.hosts.get(vm.hostUuid) : undefined;
+      const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
       // A VM without a host (a create that failed) has nothing on any agent to act on.
       const body = op === "start" ? startBody(vm) : { vmUuid: uuid, ...extra };
       if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`, signal);

@@ -13,7 +13,19 @@ const HOST_CONSTRAINTS = {
 
 /** Queries on `compute.hosts`. Capacity is changed only through conditional updates. */
 export class HostStore {
+  /** Agent URLs by host: a host's URL never changes, so every VM operation need not read it again. */
+  readonly #agents = new Map<string, { uuid: string; agentUrl: string }>();
+
   constructor(private readonly handle: ComputeDb) {}
+
+  /** Where the agent of a host is, from memory after the first read. */
+  async agentOf(uuid: string): Promise<{ uuid: string; agentUrl: string } | undefined> {
+    const known = this.#agents.get(uuid);
+    if (known) return known;
+    const [row] = await this.handle.db.select({ uuid: hosts.uuid, agentUrl: hosts.agentUrl }).from(hosts).where(eq(hosts.uuid, uuid));
+    if (row) this.#agents.set(uuid, row);
+    return row;
+  }
 
   async insert(row: { uuid: string; name: string; agentUrl: string; cpuCapacity: number; memoryCapacity: number; clientRequestId: string | null }): Promise<HostRow> {
     try {
@@ -69,7 +81,10 @@ export class HostStore {
       .delete(hosts)
       .where(and(eq(hosts.uuid, uuid), sql`NOT EXISTS (SELECT 1 FROM ${vms} WHERE ${vms.hostUuid} = ${hosts.uuid})`))
       .returning({ uuid: hosts.uuid });
-    if (deleted.length > 0) return "deleted";
+    if (deleted.length > 0) {
+      this.#agents.delete(uuid);
+      return "deleted";
+    }
     return (await this.get(uuid)) ? "has-vms" : "not-found";
   }
 

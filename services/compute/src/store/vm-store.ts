@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, ne, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, ne, sql, type SQL } from "drizzle-orm";
 import { mapPgError } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { hosts, vms, type VmRow, type VmStateValue } from "./schema";
@@ -73,9 +73,9 @@ export class VmStore {
         )
         INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, request_hash)
         SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${vm.requestHash} FROM reserved
-        RETURNING uuid`);
-      if (rows.length === 0) return undefined;
-      return this.get(vm.uuid);
+        RETURNING *`);
+      const [raw] = rows as unknown as Record<string, unknown>[];
+      return raw ? vmFromRaw(raw) : undefined;
     } catch (e) {
       throw mapPgError(e, { ...VM_CONSTRAINTS, resources: { vmUuid: vm.uuid } });
     }
@@ -136,4 +136,16 @@ export class VmStore {
     if (filter.name) where.push(eq(vms.name, filter.name));
     return this.handle.db.select().from(vms).where(and(...where)).orderBy(asc(vms.seq)).limit(filter.limit);
   }
+}
+
+const VM_COLUMNS = Object.entries(getTableColumns(vms));
+
+/** Maps a raw `RETURNING *` row of a hand-written statement the way drizzle maps its own results. */
+function vmFromRaw(raw: Record<string, unknown>): VmRow {
+  const row: Record<string, unknown> = {};
+  for (const [key, column] of VM_COLUMNS) {
+    const value = raw[column.name];
+    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return row as VmRow;
 }
