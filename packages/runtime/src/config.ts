@@ -19,6 +19,8 @@ export interface ServiceConfig {
   readonly busPrefix: string;
   /** Membership heartbeat period. */
   readonly heartbeatMs: number;
+  /** How long to keep trying to reach Postgres and NATS at start before failing with a clear error. */
+  readonly connectTimeoutMs: number;
 }
 
 /**
@@ -34,6 +36,7 @@ export const ENV = {
   DATABASE_URL: "PostgreSQL (default postgres://postgres@127.0.0.1:5432/stratum)",
   STRATUM_BUS_PREFIX: "namespace of NATS streams, buckets and subjects (default none)",
   STRATUM_HEARTBEAT_MS: "membership heartbeat period (default 1000)",
+  STRATUM_CONNECT_TIMEOUT_MS: "how long to wait for Postgres and NATS at start (default 30000)",
 } as const;
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -76,6 +79,7 @@ export function configFromEnv(service: string, env: Readonly<Record<string, stri
     databaseUrl: url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stratum", ["postgres:", "postgresql:"]),
     busPrefix,
     heartbeatMs: int("STRATUM_HEARTBEAT_MS", 1_000, 50, 60_000),
+    connectTimeoutMs: int("STRATUM_CONNECT_TIMEOUT_MS", 30_000, 100, 3_600_000),
   };
   if (violations.length > 0) {
     const summary = violations.map((v) => `${v.field} ${v.description}`).join("; ");

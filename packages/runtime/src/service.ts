@@ -70,11 +70,11 @@ export async function startService<TTables extends Record<string, unknown>>(modu
     }
   };
   try {
-    const db = await connect<TTables>({ url: config.databaseUrl, schema: module.name, ...(module.tables ? { tables: module.tables } : {}), applicationName: `${config.service}/${config.replicaId}` });
+    const db = await connect<TTables>({ url: config.databaseUrl, schema: module.name, ...(module.tables ? { tables: module.tables } : {}), applicationName: `${config.service}/${config.replicaId}`, connectTimeoutMs: config.connectTimeoutMs });
     closers.push(() => db.close());
     await migrate(db, { migrationsFolder: module.migrationsFolder });
 
-    const bus = await connectBus({ servers: config.natsUrl, name: `${config.service}/${config.replicaId}`, prefix: config.busPrefix });
+    const bus = await connectBus({ servers: config.natsUrl, name: `${config.service}/${config.replicaId}`, prefix: config.busPrefix, connectTimeoutMs: config.connectTimeoutMs });
     closers.push(() => bus.close());
     const view = await MembershipView.open(bus, { heartbeatMs: config.heartbeatMs });
     closers.push(() => view.close());
