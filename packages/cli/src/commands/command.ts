@@ -1,0 +1,109 @@
+/**
+ * The shape every command has, and the few helpers they share. A command is data (its words,
+ * flags, arguments and help) plus a `run` that converts flags, makes its calls and returns what
+ * to print both ways — as a table for people and as protobuf JSON for scripts — so `main` alone
+ * decides which one goes to stdout and commands cannot drift between the two.
+ */
+import { toJson, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
+import type { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import type { Client } from "@stratum/rpc";
+import type { FlagSpecs, Flags } from "../args";
+import { EMPTY } from "../table";
+
+/** The compute API, connected on first use (a usage error never opens a connection). */
+export interface Api {
+  readonly hosts: Client<typeof HostService>;
+  readonly vms: Client<typeof VmService>;
+}
+
+export interface CommandInput {
+  flags: Flags;
+  /** Positional arguments, as many as the command's `args` names. */
+  args: readonly string[];
+  api: Api;
+}
+
+export interface CommandResult {
+  /** Printed with `--json` (protobuf JSON of the resource, or of the list response). */
+  json: JsonValue;
+  /** Printed otherwise. */
+  text: string;
+  /** Extra remarks for people (e.g. "more pages"); stderr, never in `--json` output. */
+  notes?: string[];
+}
+
+export interface Command {
+  /** `host` or `vm`. */
+  readonly group: string;
+  /** The verb, e.g. `create`. */
+  readonly name: string;
+  /** One line for the command list. */
+  readonly summary: string;
+  /** What it does and why one would use it, for `--help`. */
+  readonly description: string;
+  /** Positional argument names, e.g. `["UUID"]`; exactly this many are required. */
+  readonly args: readonly string[];
+  readonly flags: FlagSpecs;
+  readonly examples?: readonly string[];
+  run(input: CommandInput): Promise<CommandResult>;
+}
+
+/**
+ * Protobuf JSON (proto field names in lowerCamel, enums by name, 64-bit integers as strings), with
+ * zero values included: a script reading `.lastError` or `.cpuUsed` gets `""` or `0`, not a missing
+ * key, so the output's shape does not depend on the data.
+ */
+export function jsonOf<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): JsonValue {
+  return toJson(schema, message, { alwaysEmitImplicit: true });
+}
+
+/**
+ * The resource a response must carry. A response without it is a server bug; printing an empty
+ * row instead would look like success with nothing in it.
+ */
+export function present<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`compute answered without the ${what}`);
+  return value;
+}
+
+/** An ISO-8601 UTC time, or `-` when unset. */
+export function formatTime(ts: Timestamp | undefined): string {
+  return ts ? timestampDate(ts).toISOString() : EMPTY;
+}
+
+/** The flags shared by list commands. */
+export const PAGING_FLAGS: FlagSpecs = {
+  "page-size": { type: "string", value: "N", description: "at most N per page (server default 100, max 1000)" },
+  "page-token": { type: "string", value: "TOKEN", description: "continue from the page token a previous list printed" },
+  all: { type: "boolean", description: "follow page tokens and list everything" },
+};
+
+/**
+ * Fetches one page, or every page with `--all` (following next_page_token). Returns the items and
+ * the token of the next unfetched page ("" at the end).
+ */
+export async function fetchPages<T>(
+  flags: Flags,
+  fetch: (page: { pageSize: number; pageToken: string }) => Promise<{ items: T[]; nextPageToken: string }>,
+): Promise<{ items: T[]; nextPageToken: string }> {
+  const pageSize = flags.uint32("page-size") ?? 0;
+  let pageToken = flags.string("page-token") ?? "";
+  const items: T[] = [];
+  const seen = new Set<string>();
+  for (;;) {
+    const page = await fetch({ pageSize, pageToken });
+    items.push(...page.items);
+    if (!flags.bool("all") || page.nextPageToken === "") return { items, nextPageToken: page.nextPageToken };
+    // A server handing out a token twice would loop forever; stop and say so instead.
+    if (seen.has(page.nextPageToken)) throw new Error(`the server returned page token ${page.nextPageToken} twice; stopping`);
+    seen.add(page.nextPageToken);
+    pageToken = page.nextPageToken;
+  }
+}
+
+/** The stderr remark for a list that stopped before the end. */
+export function morePagesNote(what: string, command: string, nextPageToken: string): string[] {
+  return nextPageToken === "" ? [] : [`more ${what} exist: add --all, or --page-token ${nextPageToken} for the next page (stratumctl ${command})`];
+}

@@ -1,0 +1,157 @@
+/**
+ * `stratumctl vm …`: VM instances. Each command is one VmService RPC; see
+ * proto/stratum/compute/v1/vm.proto for the state machine the server enforces (a refused
+ * operation comes back as FAILED_PRECONDITION naming the VM's current state).
+ */
+import { create } from "@bufbuild/protobuf";
+import { ListVmsResponseSchema, VmSchema, VmState, VmStateSchema, type Vm } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { enumChoices, enumWord } from "../enums";
+import { renderFields, renderTable } from "../table";
+import { formatSize } from "../units";
+import { fetchPages, formatTime, jsonOf, morePagesNote, PAGING_FLAGS, present, type Api, type Command, type CommandResult } from "./command";
+
+const COLUMNS = ["UUID", "NAME", "STATE", "CPU", "MEMORY", "HOST"];
+
+function row(vm: Vm): string[] {
+  return [vm.uuid, vm.name, enumWord(VmStateSchema, vm.state), String(vm.cpu), formatSize(vm.memoryBytes), vm.hostUuid];
+}
+
+/** One VM as a one-row table: what a mutation prints. */
+function vmResult(v: Vm | undefined): CommandResult {
+  const vm = present(v, "VM");
+  return { json: jsonOf(VmSchema, vm), text: renderTable(COLUMNS, [row(vm)]) };
+}
+
+function vmDetails(vm: Vm): string {
+  return renderFields([
+    ["UUID", vm.uuid],
+    ["Name", vm.name],
+    ["State", enumWord(VmStateSchema, vm.state)],
+    ["Host", vm.hostUuid],
+    ["CPU", String(vm.cpu)],
+    ["Memory", formatSize(vm.memoryBytes)],
+    ["Last error", vm.lastError],
+    ["Request ID", vm.clientRequestId],
+    ["Created", formatTime(vm.createTime)],
+    ["Updated", formatTime(vm.updateTime)],
+  ]);
+}
+
+const UUID_ARG = ["UUID"] as const;
+
+const createVm: Command = {
+  group: "vm",
+  name: "create",
+  summary: "create a VM and start it",
+  description:
+    "Places a VM on a connected, enabled host with enough free CPU and memory (or on --host) and starts it. " +
+    "Answers once the VM is Running, or with the error that left it in Error. " +
+    "With --request-id, repeating the same command returns the first VM; the same key with different flags is refused.",
+  args: [],
+  flags: {
+    name: { type: "string", value: "NAME", description: "display name (1–128 characters)", required: true },
+    cpu: { type: "string", value: "N", description: "virtual CPUs (1–512)", required: true },
+    memory: { type: "string", value: "SIZE", description: "memory, e.g. 4GiB or 512MiB (at least 16 MiB)", required: true },
+    host: { type: "string", value: "UUID", description: "place it on this host (default: the allocator chooses)" },
+    "request-id": { type: "string", value: "KEY", description: "idempotency key: a retry with the same key returns the first VM" },
+    uuid: { type: "string", value: "UUID", description: "UUID for the new VM (default: the server chooses)" },
+  },
+  examples: ["stratumctl vm create --name web-1 --cpu 2 --memory 4GiB", "stratumctl vm create --name db-1 --cpu 8 --memory 32G --host 0b7c… --request-id deploy-42-db-1"],
+  async run({ flags, api }) {
+    const request = {
+      name: flags.required("name"),
+      cpu: flags.uint32("cpu", true),
+      memoryBytes: flags.size("memory", true),
+      hostUuid: flags.string("host") ?? "",
+      clientRequestId: flags.string("request-id") ?? "",
+      uuid: flags.string("uuid") ?? "",
+    };
+    return vmResult((await api.vms.createVm(request)).vm);
+  },
+};
+
+const STATE_CHOICES = enumChoices<VmState>(VmStateSchema);
+
+const list: Command = {
+  group: "vm",
+  name: "list",
+  summary: "list VMs",
+  description: "Lists VMs in creation order, filtered, one page at a time unless --all is given. Destroyed VMs are listed only with --state destroyed.",
+  args: [],
+  flags: {
+    state: { type: "string", value: "STATE", description: `only VMs in this state: ${[...STATE_CHOICES.keys()].join(", ")}` },
+    host: { type: "string", value: "UUID", description: "only VMs on this host" },
+    name: { type: "string", value: "NAME", description: "only VMs with exactly this name" },
+    ...PAGING_FLAGS,
+  },
+  examples: ["stratumctl vm list --state running", "stratumctl vm list --host 0b7c… --all --json"],
+  async run({ flags, api }) {
+    const filter = { state: flags.choice("state", STATE_CHOICES) ?? VmState.UNSPECIFIED, hostUuid: flags.string("host") ?? "", name: flags.string("name") ?? "" };
+    const { items, nextPageToken } = await fetchPages(flags, async (page) => {
+      const res = await api.vms.listVms({ ...filter, ...page });
+      return { items: res.vms, nextPageToken: res.nextPageToken };
+    });
+    return {
+      json: jsonOf(ListVmsResponseSchema, create(ListVmsResponseSchema, { vms: items, nextPageToken })),
+      text: items.length > 0 ? renderTable(COLUMNS, items.map(row)) : "",
+      notes: [...(items.length === 0 ? ["no VMs found"] : []), ...morePagesNote("VMs", "vm list", nextPageToken)],
+    };
+  },
+};
+
+const get: Command = {
+  group: "vm",
+  name: "get",
+  summary: "show one VM",
+  description: "Shows a VM in detail, including why its last operation failed, if it did.",
+  args: UUID_ARG,
+  flags: {},
+  async run({ args, api }) {
+    const vm = present((await api.vms.getVm({ uuid: args[0]! })).vm, "VM");
+    return { json: jsonOf(VmSchema, vm), text: vmDetails(vm) };
+  },
+};
+
+/** start, reboot and destroy: a UUID in, the VM after the operation out. */
+function lifecycleCommand(name: string, summary: string, description: string, call: (api: Api, uuid: string) => Promise<{ vm?: Vm | undefined }>): Command {
+  return {
+    group: "vm",
+    name,
+    summary,
+    description,
+    args: UUID_ARG,
+    flags: {},
+    async run({ args, api }) {
+      return vmResult((await call(api, args[0]!)).vm);
+    },
+  };
+}
+
+const stop: Command = {
+  group: "vm",
+  name: "stop",
+  summary: "stop a Running VM",
+  description: "Stops a Running VM: asks the guest to shut down, or powers it off at once with --force. A stopped VM keeps its host capacity.",
+  args: UUID_ARG,
+  flags: {
+    force: { type: "boolean", description: "power off at once instead of asking the guest to shut down" },
+  },
+  async run({ flags, args, api }) {
+    return vmResult((await api.vms.stopVm({ uuid: args[0]!, force: flags.bool("force") })).vm);
+  },
+};
+
+export const VM_COMMANDS: readonly Command[] = [
+  createVm,
+  list,
+  get,
+  lifecycleCommand("start", "start a Stopped VM", "Starts a Stopped VM on its host.", (api, uuid) => api.vms.startVm({ uuid })),
+  stop,
+  lifecycleCommand("reboot", "reboot a Running VM", "Reboots a Running VM.", (api, uuid) => api.vms.rebootVm({ uuid })),
+  lifecycleCommand(
+    "destroy",
+    "destroy a VM and release its capacity",
+    "Destroys a VM and releases its host capacity. Destroying a destroyed VM succeeds and changes nothing.",
+    (api, uuid) => api.vms.destroyVm({ uuid }),
+  ),
+];

@@ -1,0 +1,22 @@
+/**
+ * Flags every command accepts, before or after the command words. Kept apart from the commands so
+ * help, parsing and `main` agree on one list.
+ */
+import type { FlagSpecs } from "./args";
+
+/**
+ * Default per-call deadline. Creating a VM answers only once the agent has started it, so this is
+ * generous; `--timeout` changes it.
+ */
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+export const GLOBAL_FLAGS: FlagSpecs = {
+  endpoint: {
+    type: "string",
+    value: "HOST:PORT",
+    description: "compute API address(es), comma-separated (default: $STRATUM_ENDPOINT, else the devstack's .data/devstack/endpoints.json, else 127.0.0.1:7101)",
+  },
+  timeout: { type: "string", value: "SECONDS", description: `deadline of each call (default ${DEFAULT_TIMEOUT_MS / 1000})` },
+  json: { type: "boolean", description: "print protobuf JSON (for scripts) instead of a table" },
+  help: { type: "boolean", short: "h", description: "show help" },
+};

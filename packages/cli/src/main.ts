@@ -1,0 +1,143 @@
+#!/usr/bin/env tsx
+/**
+ * stratumctl's entry point. `run(argv, io)` does everything and returns the exit code, writing
+ * only to the injected streams, so tests drive the real CLI in-process; the bottom of the file
+ * wires it to the process when this file is executed.
+ *
+ * Exit codes: 0 success; 1 the call failed (the server refused, or could not be reached);
+ * 2 usage error — unknown command or flag, missing or unparsable value — in which case nothing
+ * was sent.
+ */
+import { randomUUID } from "node:crypto";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { StratumError } from "@stratum/rpc";
+import { openApi, type Connect } from "./api";
+import { parseCommandLine, splitCommand } from "./args";
+import { findCommand, findGroup, GROUPS } from "./commands";
+import { resolveEndpoint, REPO_ROOT } from "./endpoint";
+import { describeError, type ErrorContext } from "./error-message";
+import { DEFAULT_TIMEOUT_MS, GLOBAL_FLAGS } from "./global-flags";
+import { commandHelp, groupHelp, TOOL, toolHelp } from "./help";
+import { didYouMean } from "./suggest";
+import { UsageError } from "./usage-error";
+
+export interface Writer {
+  write(chunk: string): unknown;
+}
+
+export interface Io {
+  stdout: Writer;
+  stderr: Writer;
+  /** Environment (for STRATUM_ENDPOINT). Default: process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Where `.data/devstack/endpoints.json` is looked for. Default: this repository. */
+  repoRoot?: string;
+  /** Client factory. Default: `createClient` from @stratum/rpc. */
+  connect?: Connect;
+}
+
+/** While collecting command words: `help` takes up to two more, a group one (its verb). */
+function wantsMore(words: readonly string[]): boolean {
+  const [first] = words;
+  if (first === undefined) return true;
+  if (first === "help") return words.length < 3;
+  return findGroup(first) !== undefined && words.length < 2;
+}
+
+function unknownCommand(word: string, candidates: Iterable<string>, group = ""): UsageError {
+  const full = group ? `${group} ${word}` : word;
+  return new UsageError(`unknown command "${full}"${didYouMean(word, candidates)}`, group);
+}
+
+/** Runs one invocation and returns its exit code. */
+export async function run(argv: readonly string[], io: Io): Promise<number> {
+  let errorContext: ErrorContext | undefined;
+  let close = (): void => {};
+  try {
+    const { words, rest } = splitCommand(argv, GLOBAL_FLAGS, wantsMore);
+    const helpWord = words[0] === "help";
+    if (helpWord) words.shift();
+
+    const [groupName, commandName] = words;
+    if (groupName === undefined) {
+      const { flags } = parseCommandLine(rest, GLOBAL_FLAGS, [], "");
+      if (helpWord || flags.bool("help")) {
+        io.stdout.write(toolHelp());
+        return 0;
+      }
+      throw new UsageError(`missing command; one of: ${GROUPS.map((g) => g.name).join(", ")}`);
+    }
+    const group = findGroup(groupName);
+    if (!group) throw unknownCommand(groupName, [...GROUPS.map((g) => g.name), "help"]);
+    if (commandName === undefined) {
+      const { flags } = parseCommandLine(rest, GLOBAL_FLAGS, [], group.name);
+      if (helpWord || flags.bool("help")) {
+        io.stdout.write(groupHelp(group));
+        return 0;
+      }
+      throw new UsageError(`missing command after '${group.name}'; one of: ${group.commands.map((c) => c.name).join(", ")}`, group.name);
+    }
+    const command = findCommand(group, commandName);
+    if (!command) throw unknownCommand(commandName, group.commands.map((c) => c.name), group.name);
+    const path = `${group.name} ${command.name}`;
+    if (helpWord) {
+      io.stdout.write(commandHelp(command));
+      return 0;
+    }
+
+    const { flags, args } = parseCommandLine(rest, { ...GLOBAL_FLAGS, ...command.flags }, command.args, path);
+    if (flags.bool("help")) {
+      io.stdout.write(commandHelp(command));
+      return 0;
+    }
+    const timeoutMs = flags.seconds("timeout") ?? DEFAULT_TIMEOUT_MS;
+    const endpoint = resolveEndpoint({ flag: flags.string("endpoint"), env: io.env ?? process.env, repoRoot: io.repoRoot ?? REPO_ROOT });
+    const requestId = randomUUID();
+    errorContext = { endpoint, timeoutMs, requestId };
+    const opened = openApi({ endpoint, timeoutMs, requestId, ...(io.connect ? { connect: io.connect } : {}) });
+    close = opened.close;
+
+    const result = await command.run({ flags, args, api: opened.api });
+    if (flags.bool("json")) {
+      io.stdout.write(`${JSON.stringify(result.json, null, 2)}\n`);
+    } else {
+      io.stdout.write(result.text);
+      for (const note of result.notes ?? []) io.stderr.write(`${note}\n`);
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`error: ${e.message}\nRun '${[TOOL, e.helpCommand, "--help"].filter(Boolean).join(" ")}' for usage.\n`);
+      return 2;
+    }
+    if (e instanceof StratumError && errorContext) {
+      for (const line of describeError(e, errorContext)) io.stderr.write(`${line}\n`);
+      return 1;
+    }
+    io.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  } finally {
+    close();
+  }
+}
+
+/** Whether this file is the process's entry point (run by tsx or through the bin link), not imported. */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  // `stratumctl vm list | head` closes the pipe early: that is not an error worth a stack trace.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit(process.exitCode ?? 0);
+  });
+  process.exitCode = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+}

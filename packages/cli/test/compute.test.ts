@@ -1,0 +1,222 @@
+/**
+ * stratumctl against a real compute replica (real Postgres, NATS and gRPC, simulated agents):
+ * the CLI's requests, output and exit codes as an operator sees them.
+ */
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { HostState } from "@stratum/proto/stratum/compute/v1/host_pb";
+import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { createClient } from "@stratum/rpc";
+import { startComputeStack, type ComputeStack } from "../../../services/compute/test/harness";
+import type { Connect } from "../src/api";
+import { run } from "../src/main";
+
+let stack: ComputeStack;
+let endpoint: string;
+/** No devstack endpoints file here: only --endpoint decides where the CLI goes. */
+const repoRoot = mkdtempSync(join(tmpdir(), "stratumctl-it-"));
+
+beforeAll(async () => {
+  stack = await startComputeStack({ replicas: 1, hosts: 2 });
+  endpoint = stack.replicas[0]!.address;
+});
+afterAll(() => stack?.stop());
+
+async function cli(argv: string[], options: { connect?: Connect; endpoint?: string } = {}) {
+  let stdout = "";
+  let stderr = "";
+  const code = await run(["--endpoint", options.endpoint ?? endpoint, ...argv], {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    env: {},
+    repoRoot,
+    ...(options.connect ? { connect: options.connect } : {}),
+  });
+  return { code, stdout, stderr };
+}
+
+/** Runs a command that must succeed, returning its stdout. */
+async function ok(...argv: string[]): Promise<string> {
+  const res = await cli(argv);
+  expect(res.stderr, `stratumctl ${argv.join(" ")}`).toBe("");
+  expect(res.code).toBe(0);
+  return res.stdout;
+}
+
+/** A TCP port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const hostUuids: string[] = [];
+
+describe("hosts", () => {
+  it("adds hosts and lists them in a table with human units", async () => {
+    for (const [i, host] of stack.sim.hosts.entries()) {
+      const json = JSON.parse(await ok("host", "add", "--name", `kvm-${i}`, "--agent-url", host.url, "--cpu", "16", "--memory", "64GiB", "--json"));
+      expect(json).toMatchObject({ name: `kvm-${i}`, status: "HOST_STATUS_CONNECTED", state: "HOST_STATE_ENABLED", memoryCapacityBytes: String(64n * 1024n ** 3n), cpuUsed: 0 });
+      hostUuids.push(json.uuid);
+    }
+    // The server has what the CLI sent, sizes converted to bytes.
+    const stored = (await stack.hosts.getHost({ uuid: hostUuids[0]! })).host!;
+    expect(stored.memoryCapacityBytes).toBe(64n * 1024n ** 3n);
+    expect(stored.cpuCapacity).toBe(16);
+
+    const table = await ok("host", "list");
+    const lines = table.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^UUID\s+NAME\s+STATUS\s+STATE\s+CPU\s+MEMORY\s+AGENT URL$/);
+    expect(lines).toHaveLength(3);
+    for (const [i, uuid] of hostUuids.entries()) {
+      const line = lines.find((l) => l.startsWith(uuid));
+      expect(line).toMatch(new RegExp(`^${uuid}\\s+kvm-${i}\\s+Connected\\s+Enabled\\s+0/16\\s+0 B/64 GiB\\s+${stack.sim.hosts[i]!.url}$`));
+    }
+  });
+
+  it("filters by status and shows one host in detail", async () => {
+    expect(JSON.parse(await ok("host", "list", "--status", "connected", "--json")).hosts).toHaveLength(2);
+    const res = await cli(["host", "list", "--status", "disconnected"]);
+    expect(res).toEqual({ code: 0, stdout: "", stderr: "no hosts found\n" });
+
+    const details = await ok("host", "get", hostUuids[0]!);
+    expect(details).toMatch(/^UUID:\s+[0-9a-f-]{36}\n/);
+    expect(details).toMatch(/\nStatus:\s+Connected\n/);
+    expect(details).toMatch(/\nMemory:\s+0 B used of 64 GiB\n/);
+  });
+
+  it("changes a host's state", async () => {
+    expect(await ok("host", "maintenance", hostUuids[1]!)).toMatch(/\sMaintenance\s/);
+    expect((await stack.hosts.getHost({ uuid: hostUuids[1]! })).host!.state).toBe(HostState.MAINTENANCE);
+    expect(await ok("host", "disable", hostUuids[1]!)).toMatch(/\sDisabled\s/);
+    expect(await ok("host", "enable", hostUuids[1]!)).toMatch(/\sEnabled\s/);
+    expect((await stack.hosts.getHost({ uuid: hostUuids[1]! })).host!.state).toBe(HostState.ENABLED);
+    expect(await ok("host", "reconnect", hostUuids[1]!)).toMatch(/\sConnected\s/);
+  });
+});
+
+describe("VM lifecycle", () => {
+  let uuid: string;
+
+  it("creates a VM, and get --json shows it Running", async () => {
+    const created = await ok("vm", "create", "--name", "web-1", "--cpu", "2", "--memory", "4GiB", "--host", hostUuids[0]!);
+    expect(created).toMatch(/^UUID\s+NAME\s+STATE\s+CPU\s+MEMORY\s+HOST\n[0-9a-f-]{36}\s+web-1\s+Running\s+2\s+4 GiB\s+[0-9a-f-]{36}\n$/);
+    uuid = created.split("\n")[1]!.split(/\s+/)[0]!;
+
+    const json = JSON.parse(await ok("vm", "get", uuid, "--json"));
+    expect(json).toMatchObject({ uuid, name: "web-1", state: "VM_STATE_RUNNING", cpu: 2, memoryBytes: String(4n * 1024n ** 3n), hostUuid: hostUuids[0] });
+    expect((await stack.vms.getVm({ uuid })).vm!.memoryBytes).toBe(4n * 1024n ** 3n);
+
+    expect(await ok("vm", "get", uuid)).toMatch(/\nState:\s+Running\n[\s\S]*\nMemory:\s+4 GiB\n/);
+    expect(await ok("host", "get", hostUuids[0]!)).toMatch(/\nCPU:\s+2 used of 16\n/);
+  });
+
+  it("stops, starts, reboots, force-stops and destroys it", async () => {
+    const state = async () => (await stack.vms.getVm({ uuid })).vm!.state;
+    expect(await ok("vm", "stop", uuid)).toMatch(/\sStopped\s/);
+    expect(await state()).toBe(VmState.STOPPED);
+    expect(await ok("vm", "start", uuid)).toMatch(/\sRunning\s/);
+    expect(await state()).toBe(VmState.RUNNING);
+    expect(await ok("vm", "reboot", uuid)).toMatch(/\sRunning\s/);
+    expect(await ok("vm", "stop", uuid, "--force")).toMatch(/\sStopped\s/);
+    expect(await state()).toBe(VmState.STOPPED);
+    expect(JSON.parse(await ok("vm", "destroy", uuid, "--json"))).toMatchObject({ uuid, state: "VM_STATE_DESTROYED", hostUuid: "" });
+    expect(await state()).toBe(VmState.DESTROYED);
+  });
+
+  it("reports a refused operation with exit 1 and the VM's state", async () => {
+    const vm = (await stack.vms.createVm({ name: "web-2", cpu: 1, memoryBytes: 1024n ** 3n, hostUuid: hostUuids[0]! })).vm!;
+    await ok("vm", "stop", vm.uuid);
+    const res = await cli(["vm", "stop", vm.uuid]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toBe(`error: FAILED_PRECONDITION (VM_STATE_INVALID): cannot stop vm ${vm.uuid}: it is Stopped (stop needs Running)\n`);
+  });
+
+  it("reports a missing VM as NOT_FOUND with its reason", async () => {
+    const missing = "00000000-0000-4000-8000-000000000000";
+    const res = await cli(["vm", "get", missing]);
+    expect(res).toEqual({ code: 1, stdout: "", stderr: `error: NOT_FOUND (VM_NOT_FOUND): vm ${missing} not found\n` });
+  });
+
+  it("prints every invalid field the server names, one per line", async () => {
+    const res = await cli(["vm", "create", "--name", "tiny", "--cpu", "0", "--memory", "1MiB"]);
+    expect(res.code).toBe(1);
+    const lines = res.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines).toContain("error: INVALID_ARGUMENT: cpu: must be between 1 and 512");
+    expect(lines.find((l) => l.startsWith("error: INVALID_ARGUMENT: memory_bytes: must be between "))).toBeDefined();
+    expect((await stack.vms.listVms({ name: "tiny" })).vms).toHaveLength(0);
+  });
+
+  it("refuses to delete a host with VMs on it", async () => {
+    // web-2 (stopped) is on hosts[0].
+    const res = await cli(["host", "delete", hostUuids[0]!]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^error: FAILED_PRECONDITION \(HOST_HAS_VMS\): /);
+    expect((await stack.hosts.getHost({ uuid: hostUuids[0]! })).host).toBeDefined();
+  });
+});
+
+describe("listing VMs", () => {
+  it("filters, pages and follows pages with --all", async () => {
+    for (const name of ["list-a", "list-b", "list-c"]) await ok("vm", "create", "--name", name, "--cpu", "1", "--memory", "512MiB", "--host", hostUuids[1]!);
+
+    const onHost = await ok("vm", "list", "--host", hostUuids[1]!, "--state", "running");
+    expect(onHost.trimEnd().split("\n").slice(1).map((l) => l.split(/\s+/)[1])).toEqual(["list-a", "list-b", "list-c"]);
+    expect(onHost).toMatch(/list-a\s+Running\s+1\s+512 MiB\s/);
+
+    const firstPage = await cli(["vm", "list", "--host", hostUuids[1]!, "--page-size", "2"]);
+    expect(firstPage.stdout.trimEnd().split("\n")).toHaveLength(3);
+    expect(firstPage.stderr).toMatch(/^more VMs exist: add --all, or --page-token \S+ for the next page/);
+    const token = /--page-token (\S+)/.exec(firstPage.stderr)![1]!;
+    const secondPage = JSON.parse(await ok("vm", "list", "--host", hostUuids[1]!, "--page-size", "2", "--page-token", token, "--json"));
+    expect(secondPage.vms.map((v: { name: string }) => v.name)).toEqual(["list-c"]);
+
+    const all = JSON.parse(await ok("vm", "list", "--host", hostUuids[1]!, "--page-size", "2", "--all", "--json"));
+    expect(all.vms.map((v: { name: string }) => v.name)).toEqual(["list-a", "list-b", "list-c"]);
+    expect(all.nextPageToken).toBe("");
+
+    expect(JSON.parse(await ok("vm", "list", "--name", "list-b", "--json")).vms).toHaveLength(1);
+  });
+});
+
+describe("deleting a host", () => {
+  it("deletes an empty host", async () => {
+    for (const vm of (await stack.vms.listVms({ hostUuid: hostUuids[1]! })).vms) await ok("vm", "destroy", vm.uuid);
+    expect(await ok("host", "delete", hostUuids[1]!)).toBe(`host ${hostUuids[1]!} deleted\n`);
+    const res = await cli(["host", "get", hostUuids[1]!]);
+    expect(res).toEqual({ code: 1, stdout: "", stderr: `error: NOT_FOUND (HOST_NOT_FOUND): host ${hostUuids[1]!} not found\n` });
+  });
+});
+
+describe("usage errors and connectivity", () => {
+  it("rejects an unknown flag with exit 2 before calling anything", async () => {
+    const connect = vi.fn(createClient) as unknown as Connect;
+    const res = await cli(["vm", "create", "--name", "never", "--cpu", "1", "--memory", "1GiB", "--colour", "red"], { connect });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/^error: unknown flag --colour for 'vm create'\n/);
+    expect(connect).not.toHaveBeenCalled();
+    expect((await stack.vms.listVms({ name: "never" })).vms).toHaveLength(0);
+  });
+
+  it("says compute cannot be reached when nothing listens", async () => {
+    const port = await closedPort();
+    const res = await cli(["vm", "create", "--name", "nowhere", "--cpu", "1", "--memory", "1GiB"], { endpoint: `127.0.0.1:${port}` });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toBe(`error: cannot reach compute at 127.0.0.1:${port} (UNAVAILABLE)\n`);
+  });
+
+  it("uses the next replica address when the first one is down", async () => {
+    const port = await closedPort();
+    const res = await cli(["vm", "list", "--name", "web-2", "--json"], { endpoint: `127.0.0.1:${port},${endpoint}` });
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout).vms).toHaveLength(1);
+  });
+});
