@@ -20,7 +20,10 @@ export class Child {
     onLine?: (line: string) => void,
   ) {
     this.#log = createWriteStream(logFile, { flags: "a" });
-    this.#proc = spawn(process.execPath, ["--import", "tsx", script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    // STRATUM_NODE_ARGS adds Node flags to every child, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+    // (Node refuses profiling flags in NODE_OPTIONS).
+    const nodeArgs = (process.env.STRATUM_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    this.#proc = spawn(process.execPath, [...nodeArgs, "--import", "tsx", script, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     for (const stream of [this.#proc.stdout!, this.#proc.stderr!]) {
       createInterface({ input: stream }).on("line", (line) => {
         this.#log.write(`${line}\n`);

@@ -63,6 +63,23 @@ describe("EventBus", () => {
     expect(again).toEqual({ seq: first.seq, duplicate: true });
   });
 
+  it("stores an unconfirmed event in the stream, once per id", async () => {
+    const events = await EventBus.open(await open(newPrefix()));
+    events.publishUnconfirmed("compute", "vm_state_changed", { n: 1 }, { id: "u-1" });
+    events.publishUnconfirmed("compute", "vm_state_changed", { n: 1 }, { id: "u-1" });
+    events.publishUnconfirmed("compute", "vm_state_changed", { n: 2 }, { id: "u-2" });
+    await events.publish("compute", "sentinel", {}); // confirmed, and ordered after the others
+    const got: string[] = [];
+    const done = deferred<void>();
+    const sub = await events.subscribe("compute.>", (e) => {
+      if (e.event === "sentinel") done.resolve();
+      else got.push(e.id);
+    }, { from: "all" });
+    await done.promise;
+    await sub.stop();
+    expect(got).toEqual(["u-1", "u-2"]);
+  });
+
   it("a durable subscriber gets what was published while it was stopped, and a failed handler's event again", async () => {
     const events = await EventBus.open(await open(newPrefix()));
     const firstSeen = deferred<void>();

@@ -53,13 +53,31 @@ export class EventBus {
    * the dedup window (2 min) is stored once.
    */
   async publish<T>(domain: string, event: string, data: T, options: { id?: string } = {}): Promise<{ seq: number; duplicate: boolean }> {
+    const { subject: to, payload, id, h } = this.#message(domain, event, data, options.id);
+    const ack = await this.bus.js.publish(to, payload, { msgID: id, headers: h });
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /**
+   * Publishes without waiting for the server's acknowledgement: the stream still stores the event
+   * (and drops a duplicate id), but the caller learns nothing if NATS loses it. For events sent
+   * after the change they report is committed in Postgres — the source of truth — where a lost
+   * event costs a consumer a re-read and waiting for each acknowledgement costs every operation a
+   * round trip. Messages published while NATS reconnects are buffered by the client.
+   */
+  publishUnconfirmed<T>(domain: string, event: string, data: T, options: { id?: string } = {}): void {
+    const { subject: to, payload, h } = this.#message(domain, event, data, options.id);
+    this.bus.nc.publish(to, payload, { headers: h });
+  }
+
+  #message<T>(domain: string, event: string, data: T, eventId: string | undefined) {
     assertToken("domain", domain);
     assertToken("event", event);
-    const id = options.id ?? crypto.randomUUID();
+    const id = eventId ?? crypto.randomUUID();
     const h = headers();
     h.set("Stratum-Event-Time", new Date().toISOString());
-    const ack = await this.bus.js.publish(subject(this.bus.prefix, ROOT, domain, event), JSON.stringify(data), { msgID: id, headers: h });
-    return { seq: ack.seq, duplicate: ack.duplicate };
+    h.set("Nats-Msg-Id", id);
+    return { subject: subject(this.bus.prefix, ROOT, domain, event), payload: JSON.stringify(data), id, h };
   }
 
   /**

@@ -36,7 +36,7 @@ export async function startComputeStack(options: { replicas?: number; hosts?: nu
   const sim = await startAgentSim({ hosts: options.hosts ?? 3 });
   const replicas: RunningService[] = [];
   for (let i = 0; i < (options.replicas ?? 2); i++) {
-    const config: ServiceConfig = { service: "compute", replicaId: `compute-${i}`, host: "127.0.0.1", port: 0, advertiseHost: "127.0.0.1", natsUrl, databaseUrl, busPrefix, heartbeatMs: 200, connectTimeoutMs: 10_000 };
+    const config: ServiceConfig = { service: "compute", replicaId: `compute-${i}`, host: "127.0.0.1", port: 0, advertiseHost: "127.0.0.1", natsUrl, databaseUrl, busPrefix, heartbeatMs: 200, connectTimeoutMs: 10_000, dbPoolSize: 8 };
     replicas.push(await startService(computeModule({ pingIntervalMs: 60_000, ...options.compute }), config));
   }
   for (const r of replicas) await r.ctx.view.until((v) => v.members("compute").length === replicas.length);

@@ -4,6 +4,7 @@ import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { Code, StratumError } from "@stratum/rpc";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
+import { until } from "./until";
 
 let stack: ComputeStack;
 let hostUuids: string[];
@@ -78,7 +79,10 @@ describe("VM lifecycle", () => {
     // Destroying again is a no-op, not an error.
     expect((await stack.vms.destroyVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.DESTROYED);
 
-    const seen = stack.vmEvents.filter((e) => e.data.vmUuid === vm!.uuid).map((e) => e.data.to);
+    // Events are published after each commit without waiting for JetStream: wait for the last one.
+    const seenFor = () => stack.vmEvents.filter((e) => e.data.vmUuid === vm!.uuid).map((e) => e.data.to);
+    await until(() => seenFor().length >= 13, "the VM's 13 state-change events");
+    const seen = seenFor();
     expect(seen).toEqual([
       "Created", "Starting", "Running",
       "Stopping", "Stopped", "Starting", "Running", "Rebooting", "Running", "Stopping", "Stopped",

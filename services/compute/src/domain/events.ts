@@ -21,10 +21,10 @@ export interface HostStatusChanged {
 
 /**
  * Publishes compute's domain events. The event id is derived from the transition (resource,
- * target state, row update time), so a retried publish is stored once by JetStream.
- * A publish failure is logged, not thrown: the state change is already committed in Postgres,
- * which is the source of truth, and failing the operation would make the caller retry work that
- * succeeded.
+ * target state, row update time), so a re-published event is stored once by JetStream.
+ * Events are published after the state change is committed in Postgres, the source of truth,
+ * without waiting for JetStream's acknowledgement (see EventBus.publishUnconfirmed): a VM
+ * operation must not fail, nor wait a round trip per transition, for a notification.
  */
 export class ComputeEvents {
   constructor(
@@ -32,18 +32,19 @@ export class ComputeEvents {
     private readonly log: Logger,
   ) {}
 
-  async vmStateChanged(change: VmStateChanged, at: Date): Promise<void> {
-    await this.#publish("vm_state_changed", change, `vm-${change.vmUuid}-${change.to}-${at.getTime()}`);
+  vmStateChanged(change: VmStateChanged, at: Date): void {
+    this.#publish("vm_state_changed", change, `vm-${change.vmUuid}-${change.to}-${at.getTime()}`);
   }
 
-  async hostStatusChanged(change: HostStatusChanged): Promise<void> {
-    await this.#publish("host_status_changed", change, `host-${change.hostUuid}-${change.to}-${Date.now()}`);
+  hostStatusChanged(change: HostStatusChanged): void {
+    this.#publish("host_status_changed", change, `host-${change.hostUuid}-${change.to}-${Date.now()}`);
   }
 
-  async #publish(event: string, data: object, id: string): Promise<void> {
+  #publish(event: string, data: object, id: string): void {
     try {
-      await this.events.publish("compute", event, data, { id });
+      this.events.publishUnconfirmed("compute", event, data, { id });
     } catch (e) {
+      // Only a closed connection throws here (shutdown); the change itself is committed.
       this.log.warn("event publish failed", { event, eventId: id, error: e instanceof Error ? e.message : String(e) });
     }
   }

@@ -65,7 +65,7 @@ export class HostManager {
       try {
         const facts = await this.d.agents.connect(row, signal);
         const connected = await this.d.hosts.setStatus(row.uuid, "Connected", { lastError: "", agentBootId: facts.bootId, seen: true });
-        await this.d.events.hostStatusChanged({ hostUuid: row.uuid, from: null, to: "Connected", lastError: "" });
+        this.d.events.hostStatusChanged({ hostUuid: row.uuid, from: null, to: "Connected", lastError: "" });
         return connected!;
       } catch (e) {
         await this.d.hosts.deleteIfEmpty(row.uuid);
@@ -163,7 +163,7 @@ export class HostManager {
     if (!row) throw StratumError.notFound("host", host.uuid);
     if (host.status !== status) {
       this.d.log.info("host status changed", { hostUuid: host.uuid, from: host.status, to: status, lastError });
-      await this.d.events.hostStatusChanged({ hostUuid: host.uuid, from: host.status, to: status, lastError });
+      this.d.events.hostStatusChanged({ hostUuid: host.uuid, from: host.status, to: status, lastError });
     }
     return row;
   }

@@ -107,7 +107,7 @@ export class VmManager {
               );
               if (!vm) throw await this.#noCapacity(spec);
               c.vm = vm;
-              await this.#changed(vm, null);
+              this.#changed(vm, null);
             },
             rollback: async (c, error) => {
               const failed = await vms.transitionReleasing(spec.uuid, c.state, "Error", describe(error));
@@ -115,7 +115,7 @@ export class VmManager {
                 this.d.log.warn("create rollback matched no row", { vmUuid: spec.uuid, expectedState: c.state });
                 return;
               }
-              await this.#changed(failed, c.state);
+              this.#changed(failed, c.state);
             },
           },
           {
@@ -172,14 +172,14 @@ export class VmManager {
       if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`, signal);
     } catch (e) {
       const back = await this.d.vms.transition(uuid, t.via, vm.state, describe(e));
-      if (back) await this.#changed(back, t.via);
+      if (back) this.#changed(back, t.via);
       else this.d.log.warn("revert after agent failure matched no row", { vmUuid: uuid, expectedState: t.via });
       throw withResource(e, uuid);
     }
     if (op === "destroy") {
       const done = await this.d.vms.transitionReleasing(uuid, t.via, t.to, "");
       if (!done) throw this.#lost(uuid, t.via);
-      await this.#changed(done, t.via);
+      this.#changed(done, t.via);
       return done;
     }
     return this.#move(moving, t.to, "");
@@ -189,7 +189,7 @@ export class VmManager {
   async #move(vm: VmRow, to: VmStateValue, lastError?: string): Promise<VmRow> {
     const moved = await this.d.vms.transition(vm.uuid, vm.state, to, lastError);
     if (!moved) throw this.#lost(vm.uuid, vm.state);
-    await this.#changed(moved, vm.state);
+    this.#changed(moved, vm.state);
     return moved;
   }
 
@@ -198,8 +198,8 @@ export class VmManager {
     return new StratumError(Code.ABORTED, `vm ${uuid} changed concurrently (expected ${expected})`, { reason: "VM_CONCURRENT_UPDATE", resources: { vmUuid: uuid } });
   }
 
-  #changed(vm: VmRow, from: VmStateValue | null): Promise<void> {
-    return this.d.events.vmStateChanged({ vmUuid: vm.uuid, hostUuid: vm.hostUuid, from, to: vm.state, lastError: vm.lastError }, vm.updatedAt);
+  #changed(vm: VmRow, from: VmStateValue | null): void {
+    this.d.events.vmStateChanged({ vmUuid: vm.uuid, hostUuid: vm.hostUuid, from, to: vm.state, lastError: vm.lastError }, vm.updatedAt);
   }
 
   async #noCapacity(spec: VmSpec): Promise<StratumError> {
