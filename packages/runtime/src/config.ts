@@ -21,6 +21,8 @@ export interface ServiceConfig {
   readonly heartbeatMs: number;
   /** How long to keep trying to reach Postgres and NATS at start before failing with a clear error. */
   readonly connectTimeoutMs: number;
+  /** Postgres connections of this replica. */
+  readonly dbPoolSize: number;
 }
 
 /**
@@ -37,9 +39,17 @@ export const ENV = {
   STRATUM_BUS_PREFIX: "namespace of NATS streams, buckets and subjects (default none)",
   STRATUM_HEARTBEAT_MS: "membership heartbeat period (default 1000)",
   STRATUM_CONNECT_TIMEOUT_MS: "how long to wait for Postgres and NATS at start (default 30000)",
+  STRATUM_DB_POOL_SIZE: "Postgres connections per replica (default 32)",
 } as const;
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Postgres connections per replica. A replica keeps hundreds of operations in flight, each a few
+ * short statements; with too few connections they queue in the client while Postgres idles.
+ * Mind `max_connections` (the devstack's Postgres allows 300) when running many replicas.
+ */
+export const DEFAULT_DB_POOL_SIZE = 32;
 
 /**
  * Reads and validates the configuration. Every bad variable is reported at once, by name, in one
@@ -80,6 +90,7 @@ export function configFromEnv(service: string, env: Readonly<Record<string, stri
     busPrefix,
     heartbeatMs: int("STRATUM_HEARTBEAT_MS", 1_000, 50, 60_000),
     connectTimeoutMs: int("STRATUM_CONNECT_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    dbPoolSize: int("STRATUM_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1, 1_000),
   };
   if (violations.length > 0) {
     const summary = violations.map((v) => `${v.field} ${v.description}`).join("; ");

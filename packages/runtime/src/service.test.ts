@@ -32,6 +32,7 @@ async function config(patch: Partial<ServiceConfig> = {}): Promise<ServiceConfig
     busPrefix: uniquePrefix("rt"),
     heartbeatMs: 200,
     connectTimeoutMs: 10_000,
+    dbPoolSize: 4,
     ...patch,
   };
 }

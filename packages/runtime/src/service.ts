@@ -70,7 +70,7 @@ export async function startService<TTables extends Record<string, unknown>>(modu
     }
   };
   try {
-    const db = await connect<TTables>({ url: config.databaseUrl, schema: module.name, ...(module.tables ? { tables: module.tables } : {}), applicationName: `${config.service}/${config.replicaId}`, connectTimeoutMs: config.connectTimeoutMs });
+    const db = await connect<TTables>({ url: config.databaseUrl, schema: module.name, ...(module.tables ? { tables: module.tables } : {}), applicationName: `${config.service}/${config.replicaId}`, connectTimeoutMs: config.connectTimeoutMs, max: config.dbPoolSize });
     closers.push(() => db.close());
     await migrate(db, { migrationsFolder: module.migrationsFolder });
 
