@@ -243,11 +243,12 @@ describe("close", () => {
   it("aborts calls still running after the grace period, so shutdown cannot hang", async () => {
     await setup();
     sim.host(0).injectFault({ command: "host/ping", kind: "hang" });
-    const call = client.call(sim.host(0).url, "host/ping", {}, { timeoutMs: 60_000 });
+    // Observe the outcome from the start: the call fails inside close(), before the assertion.
+    const outcome = failure(client.call(sim.host(0).url, "host/ping", {}, { timeoutMs: 60_000 }));
     await new Promise((r) => setTimeout(r, 50));
     const started = Date.now();
     await client.close({ graceMs: 200 });
     expect(Date.now() - started).toBeLessThan(2_000);
-    expect(await failure(call)).toMatchObject({ reason: AgentFailure.CLIENT_CLOSED });
+    expect(await outcome).toMatchObject({ reason: AgentFailure.CLIENT_CLOSED });
   });
 });

@@ -1,6 +1,7 @@
 import { and, asc, eq, getTableColumns, gt, ne, sql, type SQL } from "drizzle-orm";
 import { mapPgError } from "@stratum/db";
 import type { ComputeDb } from "./db";
+import { TransitionBatcher } from "./transition-batcher";
 import { hosts, vms, type VmRow, type VmStateValue } from "./schema";
 
 const VM_CONSTRAINTS = {
@@ -21,7 +22,11 @@ export interface NewVm {
 
 /** Queries on `compute.vms`. State changes are conditional updates whose row count is checked by the caller. */
 export class VmStore {
-  constructor(private readonly handle: ComputeDb) {}
+  readonly #transitions: TransitionBatcher;
+
+  constructor(private readonly handle: ComputeDb) {
+    this.#transitions = new TransitionBatcher(handle.sql, vmFromRaw);
+  }
 
   /**
    * Records a VM in `Created` and reserves its capacity on a host, in one statement, so that no
@@ -95,13 +100,8 @@ export class VmStore {
    * Moves a VM from `from` to `to` only if it is still in `from`. Returns the updated row, or
    * undefined when the VM was not in `from` (the caller reports the state it found).
    */
-  async transition(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string): Promise<VmRow | undefined> {
-    const [row] = await this.handle.db
-      .update(vms)
-      .set({ state: to, updatedAt: sql`now()`, ...(lastError !== undefined ? { lastError } : {}) })
-      .where(and(eq(vms.uuid, uuid), eq(vms.state, from)))
-      .returning();
-    return row;
+  transition(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string): Promise<VmRow | undefined> {
+    return this.#transitions.transition(uuid, from, to, lastError);
   }
 
   /**
