@@ -185,7 +185,7 @@ export class VmManager {
     return this.#move(moving, t.to, "");
   }
 
-  /** Conditional update from the state `vm` was read in; refuses (naming the state found) if it moved. */
+  /** Conditional update from the state `vm` was read in; ABORTED `VM_CONCURRENT_UPDATE` if it moved meanwhile. */
   async #move(vm: VmRow, to: VmStateValue, lastError?: string): Promise<VmRow> {
     const moved = await this.d.vms.transition(vm.uuid, vm.state, to, lastError);
     if (!moved) throw this.#lost(vm.uuid, vm.state);
