@@ -1,0 +1,18 @@
+export { ChainTaskQueue } from "./chain-task-queue";
+export { ChainTaskError, isChainTaskError } from "./errors";
+export type { ChainTaskErrorCode, ChainTaskErrorDetails } from "./errors";
+export {
+  DEFAULT_EXECUTION_TIMEOUT_MS,
+  DEFAULT_MAX_PENDING,
+  DEFAULT_PENDING_TIMEOUT_MS,
+  DEFAULT_SYNC_LEVEL,
+} from "./defaults";
+export type {
+  ChainTask,
+  ChainTaskQueueOptions,
+  SignatureSnapshot,
+  SubmitOptions,
+  TaskContext,
+  TaskSnapshot,
+  TaskState,
+} from "./types";
