@@ -22,12 +22,14 @@ const MAX_BATCH = 512;
  * Alone, an update waits one turn (`setImmediate`) and goes out by itself.
  *
  * Two updates of the same VM never share a statement (a join with two matches would apply only
- * one); the VM's chain-task queue already keeps them apart, and the batcher defers a second one
- * to the next statement all the same.
+ * one), and the second waits until the statement carrying the first has returned, so they apply
+ * in submission order. The VM's chain-task queue already keeps them apart; this holds regardless.
  */
 export class TransitionBatcher {
   #pending: Pending[] = [];
   #scheduled = false;
+  /** VMs whose update is in a statement that has not returned yet. */
+  readonly #inFlight = new Set<string>();
 
   constructor(
     private readonly sql: ComputeDb["sql"],
@@ -55,14 +57,15 @@ export class TransitionBatcher {
     const later: Pending[] = [];
     const seen = new Set<string>();
     for (const p of this.#pending) {
-      if (batch.length < MAX_BATCH && !seen.has(p.uuid)) {
+      if (batch.length < MAX_BATCH && !seen.has(p.uuid) && !this.#inFlight.has(p.uuid)) {
         seen.add(p.uuid);
         batch.push(p);
       } else later.push(p);
     }
     this.#pending = later;
+    if (batch.length === 0) return; // what is left waits for a statement in flight, which reschedules
+    for (const p of batch) this.#inFlight.add(p.uuid);
     if (later.length > 0) this.#schedule();
-    if (batch.length === 0) return;
     try {
       const rows = await this.sql`
         UPDATE compute.vms AS v
@@ -80,6 +83,9 @@ export class TransitionBatcher {
     } catch (e) {
       const error = mapPgError(e, { operation: "update vm state" });
       for (const p of batch) p.reject(error);
+    } finally {
+      for (const p of batch) this.#inFlight.delete(p.uuid);
+      if (this.#pending.length > 0) this.#schedule();
     }
   }
 }
