@@ -33,6 +33,9 @@ export interface ComputeOptions {
 export function computeModule(options: ComputeOptions = {}): ServiceModule<typeof tables> {
   return {
     name: "compute",
+    // Above the longest agent command (vm/start, vm/reboot: 2 min) plus its queueing and the
+    // cleanup of a failed start, so the agent's own, precise error reaches the caller first.
+    taskTimeoutMs: 5 * 60_000,
     migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
     tables,
     setup(ctx) {

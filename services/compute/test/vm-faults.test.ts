@@ -65,6 +65,31 @@ describe("agent faults during create", () => {
     expect((await host(hostUuids[2]!)).cpuUsed).toBe(before.cpuUsed);
   });
 
+  it("a start the agent ran but never answered is undone on the agent, capacity released", async () => {
+    const before = await host(hostUuids[1]!);
+    simHost(1).injectFault({ command: "vm/start", kind: "hang", phase: "after", times: 1 });
+    const { err, vm } = await failedCreate(1, "hangs-after");
+    expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(vm.state).toBe(VmState.ERROR);
+    expect(simHost(1).inspect().vms.find((v) => v.vmUuid === vm.uuid)).toBeUndefined();
+    expect((await host(hostUuids[1]!)).cpuUsed).toBe(before.cpuUsed);
+  });
+
+  it("when the cleanup fails too, the VM keeps its host and capacity until a destroy reaches the agent", async () => {
+    const before = await host(hostUuids[1]!);
+    simHost(1).injectFault({ command: "vm/start", kind: "hang", phase: "after", times: 1 });
+    simHost(1).injectFault({ command: "vm/destroy", kind: "http500", times: 1 });
+    const { vm } = await failedCreate(1, "undo-fails");
+    expect(vm.state).toBe(VmState.ERROR);
+    expect(vm.hostUuid).toBe(hostUuids[1]);
+    expect(vm.lastError).toContain("destroy the VM to clean up");
+    expect(simHost(1).inspect().vms.find((v) => v.vmUuid === vm.uuid)?.state).toBe("running");
+    expect((await host(hostUuids[1]!)).cpuUsed).toBe(before.cpuUsed + 2);
+    await stack.vms.destroyVm({ uuid: vm.uuid });
+    expect(simHost(1).inspect().vms.find((v) => v.vmUuid === vm.uuid)).toBeUndefined();
+    expect((await host(hostUuids[1]!)).cpuUsed).toBe(before.cpuUsed);
+  });
+
   it("a reset after the agent acted is retried under the same task id and the VM runs once", async () => {
     simHost(2).injectFault({ command: "vm/start", kind: "reset", phase: "after", times: 1 });
     const { vm } = await stack.vms.createVm({ name: "reset-once", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[2]! });
@@ -87,6 +112,18 @@ describe("agent faults on a running VM", () => {
     expect(after.lastError).toContain("guest did not shut down");
     simHost(0).clearFaults();
     expect((await stack.vms.stopVm({ uuid: vm!.uuid })).vm!.lastError).toBe("");
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+});
+
+describe("caller deadlines", () => {
+  it("a caller that gives up does not undo what the agent did: the operation completes and the database agrees", async () => {
+    const { vm } = await stack.vms.createVm({ name: "slow-stop", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[2]! });
+    simHost(2).injectFault({ command: "vm/stop", kind: "slow", delayMs: 600, times: 1 });
+    const err = await stack.vms.stopVm({ uuid: vm!.uuid }, { timeoutMs: 150 }).catch((e) => e);
+    expect(err).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    await until(async () => (await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state === VmState.STOPPED, "the stop to complete");
+    expect(simHost(2).inspect().vms.find((v) => v.vmUuid === vm!.uuid)?.state).toBe("stopped");
     await stack.vms.destroyVm({ uuid: vm!.uuid });
   });
 });

@@ -32,6 +32,11 @@ interface CreateContext {
   vm?: VmRow;
   /** The VM's state while the flow runs, so a rollback releases it from the right state. */
   state: VmStateValue;
+  /**
+   * False when the agent may still run the VM: its start failed and so did the cleanup. The VM
+   * then keeps its host and capacity (in Error) so that a later destroy reaches the agent.
+   */
+  agentClean: boolean;
 }
 
 /** How long a create's rollback waits for the agent to clean up a half-started VM. */
@@ -54,23 +59,23 @@ export class VmManager {
    * the first VM.
    */
   create(spec: VmSpec, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(spec.uuid, "create", signal, (taskSignal) => this.#create(spec, taskSignal));
+    return this.#serialized(spec.uuid, "create", signal, () => this.#create(spec));
   }
 
   start(uuid: string, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(uuid, "start", signal, (s) => this.#operate("start", uuid, {}, s));
+    return this.#serialized(uuid, "start", signal, () => this.#operate("start", uuid, {}));
   }
 
   stop(uuid: string, force: boolean, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(uuid, force ? "force-stop" : "stop", signal, (s) => this.#operate("stop", uuid, { force }, s));
+    return this.#serialized(uuid, force ? "force-stop" : "stop", signal, () => this.#operate("stop", uuid, { force }));
   }
 
   reboot(uuid: string, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(uuid, "reboot", signal, (s) => this.#operate("reboot", uuid, {}, s));
+    return this.#serialized(uuid, "reboot", signal, () => this.#operate("reboot", uuid, {}));
   }
 
   destroy(uuid: string, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(uuid, "destroy", signal, (s) => this.#operate("destroy", uuid, {}, s));
+    return this.#serialized(uuid, "destroy", signal, () => this.#operate("destroy", uuid, {}));
   }
 
   async get(uuid: string): Promise<VmRow> {
@@ -79,11 +84,18 @@ export class VmManager {
     return vm;
   }
 
-  #serialized(uuid: string, name: string, signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<VmRow>): Promise<VmRow> {
-    return this.d.queue.submit({ signature: `vm-${uuid}`, name: `${name}-vm`, run: (ctx) => run(ctx.signal) }, signal ? { signal } : undefined);
+  /**
+   * Runs an operation in the VM's queue. The caller's signal (its deadline or cancel) withdraws
+   * the operation only while it waits: once it runs, it runs to its end under the agent commands'
+   * own timeouts. Aborting an agent call does not stop the agent, so reverting the database on a
+   * caller's timeout would leave it disagreeing with the host; the caller gets its timeout, and a
+   * retry (with the same client request id, for a create) finds the finished result.
+   */
+  #serialized(uuid: string, name: string, signal: AbortSignal | undefined, run: () => Promise<VmRow>): Promise<VmRow> {
+    return this.d.queue.submit({ signature: `vm-${uuid}`, name: `${name}-vm`, run }, signal ? { signal } : undefined);
   }
 
-  async #create(spec: VmSpec, signal: AbortSignal): Promise<VmRow> {
+  async #create(spec: VmSpec): Promise<VmRow> {
     const requestHash = hashRequest(spec);
     const { vms, agents, hosts } = this.d;
     // Only a create with a request id can be a retry to answer with the first VM. Without one,
@@ -93,7 +105,7 @@ export class VmManager {
       if (existing) return sameRequest(existing, spec, requestHash);
     }
     const taskId = `create-${spec.uuid}`;
-    const ctx: CreateContext = { state: "Created" };
+    const ctx: CreateContext = { state: "Created", agentClean: true };
     try {
       await runFlow<CreateContext>(
         "create-vm",
@@ -110,7 +122,9 @@ export class VmManager {
               this.#changed(vm, null);
             },
             rollback: async (c, error) => {
-              const failed = await vms.transitionReleasing(spec.uuid, c.state, "Error", describe(error));
+              const failed = c.agentClean
+                ? await vms.transitionReleasing(spec.uuid, c.state, "Error", describe(error))
+                : await vms.transition(spec.uuid, c.state, "Error", `${describe(error)}; the agent may still run it: destroy the VM to clean up`);
               if (!failed) {
                 this.d.log.warn("create rollback matched no row", { vmUuid: spec.uuid, expectedState: c.state });
                 return;
@@ -126,14 +140,18 @@ export class VmManager {
               c.state = "Starting";
               const host = await hosts.agentOf(vm.hostUuid!);
               if (!host) throw StratumError.notFound("host", vm.hostUuid!);
-              await agents.vm(host, "vm/start", startBody(vm), taskId, signal);
+              try {
+                await agents.vm(host, "vm/start", startBody(vm), taskId);
+              } catch (e) {
+                // The agent may have started the VM although the call failed (a reset or a
+                // timeout after it acted): nothing may run there that the database calls Error.
+                c.agentClean = await this.#undoStart(host, spec.uuid, taskId);
+                throw e;
+              }
             },
-            // The agent may have started the VM even though the call failed (a reset or timeout
-            // after it acted): make sure nothing runs there that the database says is in Error.
             rollback: async (c) => {
               const host = await hosts.agentOf(c.vm!.hostUuid!);
-              if (!host) return;
-              await agents.vm(host, "vm/destroy", { vmUuid: spec.uuid }, `${taskId}-rollback`, AbortSignal.timeout(ROLLBACK_AGENT_TIMEOUT_MS));
+              if (host) c.agentClean = await this.#undoStart(host, spec.uuid, taskId);
             },
           },
           {
@@ -145,7 +163,6 @@ export class VmManager {
           },
         ],
         ctx,
-        signal,
       );
     } catch (e) {
       if (!(e instanceof FlowError)) throw e;
@@ -160,7 +177,7 @@ export class VmManager {
    * When the agent fails, the VM goes back to the state it came from with the error recorded, and
    * the caller gets the agent's error (naming the host and command).
    */
-  async #operate(op: VmOperation, uuid: string, extra: Record<string, unknown>, signal: AbortSignal): Promise<VmRow> {
+  async #operate(op: VmOperation, uuid: string, extra: Record<string, unknown>): Promise<VmRow> {
     const vm = await this.get(uuid);
     if (op === "destroy" && vm.state === "Destroyed") return vm;
     const t = assertCanRun(op, uuid, vm.state);
@@ -169,7 +186,7 @@ export class VmManager {
       const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
       // A VM without a host (a create that failed) has nothing on any agent to act on.
       const body = op === "start" ? startBody(vm) : { vmUuid: uuid, ...extra };
-      if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`, signal);
+      if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`);
     } catch (e) {
       const back = await this.d.vms.transition(uuid, t.via, vm.state, describe(e));
       if (back) this.#changed(back, t.via);
@@ -183,6 +200,17 @@ export class VmManager {
       return done;
     }
     return this.#move(moving, t.to, "");
+  }
+
+  /** Destroys on the agent whatever a failed start may have left running; false if that failed too. */
+  async #undoStart(host: { uuid: string; agentUrl: string }, vmUuid: string, taskId: string): Promise<boolean> {
+    try {
+      await this.d.agents.vm(host, "vm/destroy", { vmUuid }, `${taskId}-undo`, AbortSignal.timeout(ROLLBACK_AGENT_TIMEOUT_MS));
+      return true;
+    } catch (e) {
+      this.d.log.warn("could not clean up a failed start on the agent", { vmUuid, hostUuid: host.uuid, error: describe(e) });
+      return false;
+    }
   }
 
   /** Conditional update from the state `vm` was read in; ABORTED `VM_CONCURRENT_UPDATE` if it moved meanwhile. */
