@@ -3,16 +3,29 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { connectBus, MembershipView } from "@stratum/bus";
 import { Health, HealthCheckResponse_ServingStatus } from "@stratum/proto/grpc/health/v1/health_pb";
-import { closeClient, createClient, StratumError } from "@stratum/rpc";
+import { Code, closeClient, createClient, implement, StratumError, type ServiceImpl } from "@stratum/rpc";
+import { EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { getFreePort, testDatabase, uniquePrefix } from "@stratum/testing";
 import type { ServiceConfig } from "./config";
 import { startService, type ServiceModule } from "./service";
 
-/** A service with no domain: just the db fixture's migrations. */
+const unimplemented = () => {
+  throw new StratumError(Code.UNIMPLEMENTED, "not in this test");
+};
+const echoImpl: ServiceImpl<typeof EchoService> = {
+  echo: (req) => ({ message: req.message }),
+  echoStream: unimplemented as never,
+  fail: unimplemented,
+  sleep: unimplemented,
+  forward: unimplemented,
+  append: unimplemented,
+};
+
+/** A service with almost no domain: the db fixture's migrations and an echo. */
 const fixture: ServiceModule = {
   name: "fixture",
   migrationsFolder: fileURLToPath(new URL("../../db/test/fixture/drizzle", import.meta.url)),
-  setup: () => ({ services: [] }),
+  setup: () => ({ services: [implement(EchoService, echoImpl)] }),
 };
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -45,6 +58,7 @@ describe("startService", () => {
     const health = createClient(Health, running.address);
     cleanups.push(() => closeClient(health));
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    expect((await health.check({ service: "stratum.echo.v1.EchoService" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
 
     const bus = await connectBus({ servers: cfg.natsUrl, prefix: cfg.busPrefix });
     cleanups.push(() => bus.close());
@@ -52,8 +66,10 @@ describe("startService", () => {
     cleanups.push(() => view.close());
     expect(view.members("fixture").map((m) => m.address)).toEqual([running.address]);
 
-    await running.stop();
+    const stopped = running.stop();
+    // Leaving the ring happens first and at once, not after the TTL.
     await view.until((v) => v.members("fixture").length === 0, 1_000);
+    await stopped;
   });
 
   it("fails with POSTGRES_UNAVAILABLE naming the server when Postgres is down", async () => {

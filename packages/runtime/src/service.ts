@@ -38,7 +38,7 @@ export interface ServiceParts {
   readonly services: readonly ServiceRegistration[];
   /** Runs once the replica is in the ring (background work: pings, takeovers). */
   start?(): Promise<void> | void;
-  /** Runs first at shutdown, while the replica still serves. */
+  /** Runs at shutdown after the calls in flight drained and the queue finished its running tasks. */
   stop?(): Promise<void> | void;
 }
 
@@ -86,26 +86,34 @@ export async function startService<TTables extends Record<string, unknown>>(modu
     let membership: Membership | undefined;
     const ctx: ServiceContext<TTables> = { config, db, bus, events, replies, view, membership: () => membership, queue, log };
     const parts = await module.setup(ctx);
-
-    const server = await createServer({ host: config.host, port: config.port, services: parts.services, logger: log });
-    // Not in the ring yet: a probe must not send traffic before the replica has joined.
-    server.health.set("", ServingStatus.NOT_SERVING);
-    closers.push(() => server.shutdown());
+    // The domain's own resources (agent clients…) close after its queued work has finished.
     if (parts.stop) closers.push(() => parts.stop?.());
+    // Refuses what is still waiting and lets running operations finish, before their clients close.
+    closers.push(() => queue.close());
+
+    // Not in the ring yet: a probe must not send traffic before the replica has joined.
+    const server = await createServer({ host: config.host, port: config.port, services: parts.services, logger: log, initialHealth: ServingStatus.NOT_SERVING });
+    closers.push(() => server.shutdown());
+    const setServing = (status: ServingStatus) => {
+      server.health.set("", status);
+      for (const { service } of parts.services) server.health.set(service.typeName, status);
+    };
     const address = `${config.advertiseHost}:${server.port}`;
     membership = await Membership.join(view, { service: config.service, replicaId: config.replicaId, address });
     const joined = membership;
     closers.push(() => joined.leave());
     await parts.start?.();
-    server.health.set("", ServingStatus.SERVING);
+    setServing(ServingStatus.SERVING);
 
     let stopping: Promise<void> | undefined;
     return {
       ctx,
       server,
       address,
+      // NOT_SERVING, leave the ring (callers re-route at once), drain the calls in flight, close
+      // the queue (running operations finish), the domain's resources, NATS, Postgres.
       stop: () => (stopping ??= (async () => {
-        server.health.set("", ServingStatus.NOT_SERVING);
+        setServing(ServingStatus.NOT_SERVING);
         await closeAll();
       })()),
     };

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
+import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
 
@@ -8,7 +9,7 @@ let hostUuids: string[];
 
 beforeAll(async () => {
   stack = await startComputeStack({ replicas: 2, hosts: 2, compute: { pingIntervalMs: 100, agent: { commands: { "host/ping": { timeoutMs: 300 }, "host/connect": { timeoutMs: 300 } } } } });
-  hostUuids = await stack.addSimHosts(4, 8n);
+  hostUuids = await stack.addSimHosts(8, 8n);
 });
 afterAll(() => stack?.stop());
 
@@ -47,4 +48,27 @@ it("a new VM is not placed on a disconnected host", async () => {
     expect(vm!.hostUuid).toBe(hostUuids[0]);
   }
   await sim.start();
+});
+
+it("a replica that stops drains the operations its calls started before it closes its agent client", async () => {
+  const { vm } = await stack.vms.createVm({ name: "drain", cpu: 1, memoryBytes: 1n << 30n, hostUuid: hostUuids[0]! });
+  const owner = stack.replicas.find((r) => r.ctx.membership()!.owns(vm!.uuid))!;
+  const survivor = stack.replicas.find((r) => r !== owner)!;
+  const toOwner = stack.clientsTo(stack.replicas.indexOf(owner));
+  const hold = stack.sim.hosts[0]!.hold("vm/reboot", { times: 1 });
+  const rebooting = toOwner.vms.rebootVm({ uuid: vm!.uuid });
+  const held = await hold.next(5_000);
+  const stopping = toOwner.vms.stopVm({ uuid: vm!.uuid });
+  await until(() => owner.ctx.queue.pendingCount(`vm-${vm!.uuid}`) === 1, "the stop to wait behind the reboot");
+  const replicaStopped = owner.stop();
+  // It left the ring first, so new calls already go elsewhere…
+  await until(() => survivor.ctx.view.member("compute", owner.ctx.config.replicaId) === undefined, "the owner to leave the ring");
+  held.release();
+  // …and the calls it had accepted still complete, the queued one included.
+  expect((await rebooting).vm!.state).toBe(VmState.RUNNING);
+  expect((await stopping).vm!.state).toBe(VmState.STOPPED);
+  await replicaStopped;
+  const after = (await stack.clientsTo(stack.replicas.indexOf(survivor)).vms.getVm({ uuid: vm!.uuid })).vm!;
+  expect(after).toMatchObject({ state: VmState.STOPPED, lastError: "" });
+  expect(stack.sim.hosts[0]!.inspect().vms.find((v) => v.vmUuid === vm!.uuid)?.state).toBe("stopped");
 });

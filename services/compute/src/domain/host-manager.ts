@@ -1,4 +1,5 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
+import { fromQueueError } from "@stratum/runtime";
 import { Code, StratumError, type Logger } from "@stratum/rpc";
 import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
@@ -169,6 +170,6 @@ export class HostManager {
   }
 
   #serialized<T>(uuid: string, name: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
-    return this.d.queue.submit({ signature: `host-${uuid}`, name, run }, signal ? { signal } : undefined);
+    return this.d.queue.submit({ signature: `host-${uuid}`, name, run }, signal ? { signal } : undefined).catch((e) => Promise.reject(fromQueueError(e)));
   }
 }

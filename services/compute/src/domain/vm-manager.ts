@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { ChainTaskQueue } from "@stratum/chain-task";
+import { fromQueueError } from "@stratum/runtime";
 import { FlowError, runFlow } from "@stratum/flow";
 import { Code, StratumError, type Logger } from "@stratum/rpc";
 import type { HostAgents } from "../clients/agents";
@@ -92,7 +93,7 @@ export class VmManager {
    * retry (with the same client request id, for a create) finds the finished result.
    */
   #serialized(uuid: string, name: string, signal: AbortSignal | undefined, run: () => Promise<VmRow>): Promise<VmRow> {
-    return this.d.queue.submit({ signature: `vm-${uuid}`, name: `${name}-vm`, run }, signal ? { signal } : undefined);
+    return this.d.queue.submit({ signature: `vm-${uuid}`, name: `${name}-vm`, run }, signal ? { signal } : undefined).catch((e) => Promise.reject(fromQueueError(e)));
   }
 
   async #create(spec: VmSpec): Promise<VmRow> {
