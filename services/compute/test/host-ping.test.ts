@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { Code } from "@stratum/rpc";
 import { startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
 
@@ -36,6 +37,17 @@ it("the owner marks a host Disconnected when its agent stops answering, and reco
   // Exactly one replica, the owner, pings each host.
   const owners = stack.replicas.filter((r) => r.ctx.membership()!.owns(uuid));
   expect(owners).toHaveLength(1);
+});
+
+it("an explicit reconnect to a dead agent fails with the agent's error and leaves the host Disconnected", async () => {
+  const sim = stack.sim.hosts[1]!;
+  await sim.stop();
+  const err = await stack.hosts.reconnectHost({ uuid: hostUuids[1]! }).catch((e) => e);
+  expect(err).toMatchObject({ code: Code.UNAVAILABLE });
+  expect(err.message).toContain("host/connect");
+  expect(await status(hostUuids[1]!)).toBe(HostStatus.DISCONNECTED);
+  await sim.start();
+  expect((await stack.hosts.reconnectHost({ uuid: hostUuids[1]! })).host!.status).toBe(HostStatus.CONNECTED);
 });
 
 it("a new VM is not placed on a disconnected host", async () => {

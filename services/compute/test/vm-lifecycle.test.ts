@@ -43,6 +43,14 @@ describe("hosts", () => {
     expect((await stack.hosts.listHosts({})).hosts).toHaveLength(3);
   });
 
+  it("stores an agent URL as its origin, so one agent cannot be added twice under two spellings", async () => {
+    const url = stack.sim.hosts[0]!.url; // already added by the suite
+    const again = await stack.hosts.addHost({ name: "dup", agentUrl: `${url.replace("127.0.0.1", "127.0.0.1")}/`, cpuCapacity: 4, memoryCapacityBytes: 8n * GIB }).catch((e) => e);
+    expect(again).toMatchObject({ code: Code.ALREADY_EXISTS, reason: "HOST_AGENT_URL_IN_USE" });
+    const withPath = await stack.hosts.addHost({ name: "p", agentUrl: `${url}/agent`, cpuCapacity: 4, memoryCapacityBytes: 8n * GIB }).catch((e) => e);
+    expect(withPath).toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "agent_url" }] });
+  });
+
   it("refuses a host whose agent does not answer, naming the URL and command, and keeps nothing", async () => {
     const err = await stack.hosts.addHost({ name: "ghost", agentUrl: "http://127.0.0.1:1", cpuCapacity: 4, memoryCapacityBytes: 8n * GIB }).catch((e) => e);
     expect(err).toBeInstanceOf(StratumError);
@@ -145,6 +153,9 @@ describe("VM lifecycle", () => {
     } while (pageToken);
     expect(seen).toEqual(expect.arrayContaining(made.map((v) => v.uuid)));
     expect(new Set(seen).size).toBe(seen.length);
+    // A page that ends exactly at the last VM says so, instead of pointing at an empty page.
+    const all = (await stack.vms.listVms({ pageSize: 1000 })).vms.length;
+    expect((await stack.vms.listVms({ pageSize: all })).nextPageToken).toBe("");
 
     const onHost = await stack.vms.listVms({ hostUuid: made[1]!.hostUuid });
     expect(onHost.vms.every((v) => v.hostUuid === made[1]!.hostUuid)).toBe(true);

@@ -33,7 +33,8 @@ export class ComputeEvents {
   ) {}
 
   vmStateChanged(change: VmStateChanged, at: Date): void {
-    this.#publish("vm_state_changed", change, `vm-${change.vmUuid}-${change.to}-${at.getTime()}`);
+    // from, to and the update time in ms: two transitions of one VM share none of these in practice.
+    this.#publish("vm_state_changed", change, `vm-${change.vmUuid}-${change.from ?? "new"}-${change.to}-${at.getTime()}`);
   }
 
   hostStatusChanged(change: HostStatusChanged): void {

@@ -35,7 +35,7 @@ export const DEFAULT_PING_INTERVAL_MS = 5_000;
  */
 export class HostManager {
   #timer: NodeJS.Timeout | undefined;
-  #ticking = false;
+  #listing = false;
 
   constructor(private readonly d: HostManagerDeps) {}
 
@@ -49,7 +49,9 @@ export class HostManager {
     return this.#serialized(spec.uuid, "add-host", signal, async () => {
       const existing = await this.d.hosts.get(spec.uuid);
       if (existing) {
-        if (spec.clientRequestId && existing.clientRequestId === spec.clientRequestId && existing.agentUrl === spec.agentUrl) return existing;
+        const same =
+          existing.agentUrl === spec.agentUrl && existing.name === spec.name && existing.cpuCapacity === spec.cpuCapacity && existing.memoryCapacity === spec.memoryCapacity;
+        if (spec.clientRequestId && existing.clientRequestId === spec.clientRequestId && same) return existing;
         throw new StratumError(Code.ALREADY_EXISTS, spec.clientRequestId ? `client_request_id ${spec.clientRequestId} was used for a different host` : `host ${spec.uuid} already exists`, {
           reason: spec.clientRequestId ? "HOST_REQUEST_ID_IN_USE" : "HOST_ALREADY_EXISTS",
           resources: { hostUuid: spec.uuid },
@@ -75,8 +77,18 @@ export class HostManager {
     });
   }
 
+  /** Runs the handshake now; the host is recorded Disconnected and the agent's error thrown if it fails. */
   reconnect(uuid: string, signal?: AbortSignal): Promise<HostRow> {
-    return this.#serialized(uuid, "reconnect-host", signal, async () => this.#connect(await this.get(uuid), signal));
+    return this.#serialized(uuid, "reconnect-host", signal, async () => {
+      const host = await this.get(uuid);
+      try {
+        const facts = await this.d.agents.connect(host, signal);
+        return await this.#setStatus(host, "Connected", "", facts.bootId);
+      } catch (e) {
+        await this.#setStatus(host, "Disconnected", e instanceof Error ? e.message : String(e));
+        throw e;
+      }
+    });
   }
 
   changeState(uuid: string, state: HostStateValue, signal?: AbortSignal): Promise<HostRow> {
@@ -116,15 +128,22 @@ export class HostManager {
     this.#timer = undefined;
   }
 
-  /** One round of pings over the owned hosts (exposed so tests can drive it without waiting). */
+  /**
+   * One round of pings over the owned hosts (exposed so tests can drive it without waiting).
+   * Each host's ping is started, not awaited: a host whose agent hangs must not delay the others'
+   * next round, and a ping still pending for a host absorbs the next one (dedup).
+   */
   async pingOwned(owns: (hostUuid: string) => boolean): Promise<void> {
-    if (this.#ticking) return; // the previous round is still listing; its pings are queued anyway
-    this.#ticking = true;
+    if (this.#listing) return; // the previous round is still reading the host list
+    this.#listing = true;
+    let uuids: string[];
     try {
-      const uuids = (await this.d.hosts.allUuids()).filter(owns);
-      await Promise.all(uuids.map((uuid) => this.ping(uuid).catch((e) => this.d.log.warn("host ping failed", { hostUuid: uuid, error: e instanceof Error ? e.message : String(e) }))));
+      uuids = (await this.d.hosts.allUuids()).filter(owns);
     } finally {
-      this.#ticking = false;
+      this.#listing = false;
+    }
+    for (const uuid of uuids) {
+      this.ping(uuid).catch((e) => this.d.log.warn("host ping failed", { hostUuid: uuid, error: e instanceof Error ? e.message : String(e) }));
     }
   }
 

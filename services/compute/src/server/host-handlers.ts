@@ -20,7 +20,8 @@ export function hostHandlers(manager: HostManager, store: HostStore): ServiceImp
       const v = new Violations();
       nameField(v, "name", req.name);
       v.required("agent_url", req.agentUrl);
-      if (req.agentUrl) v.check(isHttpUrl(req.agentUrl), "agent_url", "must be an http(s) URL such as http://10.0.0.5:7070");
+      const agentUrl = req.agentUrl ? agentOrigin(req.agentUrl) : undefined;
+      if (req.agentUrl) v.check(agentUrl !== undefined, "agent_url", "must be an http(s) URL of the agent with no path, query or credentials, such as http://10.0.0.5:7070");
       v.range("cpu_capacity", req.cpuCapacity, 1, 100_000);
       v.range("memory_capacity_bytes", req.memoryCapacityBytes, 64n * MIB, MAX_HOST_MEMORY);
       requestIdField(v, "client_request_id", req.clientRequestId);
@@ -30,7 +31,7 @@ export function hostHandlers(manager: HostManager, store: HostStore): ServiceImp
         {
           uuid: req.uuid,
           name: req.name,
-          agentUrl: req.agentUrl.replace(/\/+$/, ""),
+          agentUrl: agentUrl!,
           cpuCapacity: req.cpuCapacity,
           memoryCapacity: Number(req.memoryCapacityBytes),
           clientRequestId: req.clientRequestId,
@@ -50,8 +51,9 @@ export function hostHandlers(manager: HostManager, store: HostStore): ServiceImp
       v.throwIfAny();
       const afterSeq = decodePageToken(req.pageToken);
       const limit = pageSize(req.pageSize);
-      const rows = await store.list({ ...(status ? { status } : {}), afterSeq, limit });
-      return { hosts: rows.map(hostToProto), nextPageToken: rows.length === limit ? encodePageToken(rows[rows.length - 1]!.seq) : "" };
+      const rows = await store.list({ ...(status ? { status } : {}), afterSeq, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      return { hosts: page.map(hostToProto), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.seq) : "" };
     },
     async reconnectHost(req, ctx) {
       byUuid(req.uuid);
@@ -72,11 +74,17 @@ export function hostHandlers(manager: HostManager, store: HostStore): ServiceImp
   };
 }
 
-function isHttpUrl(value: string): boolean {
+/**
+ * The agent's origin (`http://10.0.0.5:7070`), the one form it is stored and compared in, so the
+ * same agent cannot be registered twice under two spellings (and its capacity counted twice).
+ */
+function agentOrigin(value: string): string | undefined {
   try {
     const url = new URL(value);
-    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+    const http = url.protocol === "http:" || url.protocol === "https:";
+    if (!http || !url.hostname || url.username || url.password || url.search || url.hash || (url.pathname !== "/" && url.pathname !== "")) return undefined;
+    return url.origin;
   } catch {
-    return false;
+    return undefined;
   }
 }

@@ -45,8 +45,9 @@ export function vmHandlers(manager: VmManager, store: VmStore): ServiceImpl<type
       v.throwIfAny();
       const afterSeq = decodePageToken(req.pageToken);
       const limit = pageSize(req.pageSize);
-      const rows = await store.list({ ...(state ? { state } : {}), ...(req.hostUuid ? { hostUuid: req.hostUuid } : {}), ...(req.name ? { name: req.name } : {}), afterSeq, limit });
-      return { vms: rows.map(vmToProto), nextPageToken: rows.length === limit ? encodePageToken(rows[rows.length - 1]!.seq) : "" };
+      const rows = await store.list({ ...(state ? { state } : {}), ...(req.hostUuid ? { hostUuid: req.hostUuid } : {}), ...(req.name ? { name: req.name } : {}), afterSeq, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      return { vms: page.map(vmToProto), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.seq) : "" };
     },
     async startVm(req, ctx) {
       byUuid(req.uuid);

@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, sql, type SQL } from "drizzle-orm";
-import { mapPgError } from "@stratum/db";
+import { mapPgError, pgErrorCode } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { hosts, vms, type HostRow, type HostStateValue, type HostStatusValue } from "./schema";
 
@@ -77,10 +77,17 @@ export class HostStore {
    * either makes the delete find it, or fails its own reservation on the missing host (FK).
    */
   async deleteIfEmpty(uuid: string): Promise<"deleted" | "has-vms" | "not-found"> {
-    const deleted = await this.handle.db
-      .delete(hosts)
-      .where(and(eq(hosts.uuid, uuid), sql`NOT EXISTS (SELECT 1 FROM ${vms} WHERE ${vms.hostUuid} = ${hosts.uuid})`))
-      .returning({ uuid: hosts.uuid });
+    let deleted: { uuid: string }[];
+    try {
+      deleted = await this.handle.db
+        .delete(hosts)
+        .where(and(eq(hosts.uuid, uuid), sql`NOT EXISTS (SELECT 1 FROM ${vms} WHERE ${vms.hostUuid} = ${hosts.uuid})`))
+        .returning({ uuid: hosts.uuid });
+    } catch (e) {
+      // A VM placed concurrently, after this statement's snapshot: the foreign key catches it.
+      if (pgErrorCode(e) === "23503") return "has-vms";
+      throw mapPgError(e, { resources: { hostUuid: uuid } });
+    }
     if (deleted.length > 0) {
       this.#agents.delete(uuid);
       return "deleted";

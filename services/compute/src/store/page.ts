@@ -5,8 +5,9 @@ export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1_000;
 
 /**
- * Page tokens are opaque to clients: the last row's `seq`, base64url-encoded with a version tag,
- * so pagination is keyset-based (stable under concurrent inserts) and the format can change.
+ * Page tokens are opaque to clients: the last row's `seq`, base64url-encoded with a version tag
+ * so the format can change. Pagination is keyset-based: pages do not shift when rows are added or
+ * removed meanwhile (a row whose insert commits after a later row's was read may be missed).
  */
 export function encodePageToken(lastSeq: number): string {
   return Buffer.from(`v1:${lastSeq}`).toString("base64url");
