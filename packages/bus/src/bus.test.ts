@@ -55,6 +55,22 @@ describe("EventBus", () => {
     expect(got[0]).toMatchObject({ domain: "compute", event: "vm_state_changed", data: { vm: "v1", state: "Running" } });
   });
 
+  it("a message that is not an event does not stop a durable subscriber", async () => {
+    const bus = await open(newPrefix());
+    const events = await EventBus.open(bus);
+    await bus.js.publish(`${bus.prefix}.stratum.compute.junk`, "not json");
+    await events.publish("compute", "vm_state_changed", { n: 1 });
+    const seen = deferred<number>();
+    const sub = await events.subscribe<{ n: number }>("compute.>", (e) => seen.resolve(e.data.n), { durable: "sturdy", from: "all" });
+    expect(await seen.promise).toBe(1);
+    await sub.stop();
+  });
+
+  it("refuses an event without data", async () => {
+    const events = await EventBus.open(await open(newPrefix()));
+    await expect(events.publish("compute", "x", undefined)).rejects.toThrow(/data is required/);
+  });
+
   it("stores an event published twice with the same id once", async () => {
     const events = await EventBus.open(await open(newPrefix()));
     const first = await events.publish("compute", "vm_state_changed", { n: 1 }, { id: "evt-1" });
@@ -221,6 +237,52 @@ describe("Membership", () => {
     expect(Date.now() - crashedAt).toBeGreaterThanOrEqual(250);
     leaver.view.close();
     await leaver.bus.close();
+  });
+
+  it("a listener that throws does not stop the view", async () => {
+    const prefix = newPrefix();
+    const view = await MembershipView.open(await open(prefix, "v"), { heartbeatMs: 100 });
+    opened.push(view);
+    view.onChange(() => {
+      throw new Error("listener bug");
+    });
+    const a = await Membership.join(view, { service: "compute", replicaId: "a", address: "a:1" });
+    opened.push({ close: () => a.leave() });
+    const other = await MembershipView.open(await open(prefix, "w"), { heartbeatMs: 100 });
+    opened.push(other);
+    const b = await Membership.join(other, { service: "compute", replicaId: "b", address: "b:1" });
+    opened.push({ close: () => b.leave() });
+    await view.until((v) => v.members("compute").length === 2);
+  });
+
+  it("refuses a second live process with the same replica id", async () => {
+    const prefix = newPrefix();
+    const first = await MembershipView.open(await open(prefix, "p1"), { heartbeatMs: 100, ttlMs: 300 });
+    opened.push(first);
+    const one = await Membership.join(first, { service: "compute", replicaId: "same", address: "one:1" });
+    opened.push({ close: () => one.leave() });
+    const second = await MembershipView.open(await open(prefix, "p2"), { heartbeatMs: 100, ttlMs: 300 });
+    opened.push(second);
+    const err = await Membership.join(second, { service: "compute", replicaId: "same", address: "two:1" }).catch((e) => e);
+    expect(err).toMatchObject({ code: Code.ALREADY_EXISTS, reason: "REPLICA_ID_IN_USE" });
+    expect(second.member("compute", "same")?.address).toBe("one:1");
+  });
+
+  it("a replica that comes back under its id with a new address is seen at the new address", async () => {
+    const prefix = newPrefix();
+    const observer = await MembershipView.open(await open(prefix, "o"), { heartbeatMs: 100 });
+    opened.push(observer);
+    const view = await MembershipView.open(await open(prefix, "r"), { heartbeatMs: 100 });
+    opened.push(view);
+    const before = await Membership.join(view, { service: "compute", replicaId: "r", address: "old:1" });
+    await observer.until((v) => v.member("compute", "r")?.address === "old:1");
+    const changes: string[] = [];
+    observer.onChange((c) => changes.push(`${c.left.map((m) => m.address)}->${c.joined.map((m) => m.address)}`));
+    await before.leave();
+    const after = await Membership.join(view, { service: "compute", replicaId: "r", address: "new:1" });
+    opened.push({ close: () => after.leave() });
+    await observer.until((v) => v.member("compute", "r")?.address === "new:1");
+    expect(changes.join(" ")).toContain("new:1");
   });
 
   it("a view opened later sees the replicas already alive", async () => {

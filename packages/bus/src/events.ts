@@ -24,6 +24,8 @@ export interface EventStreamOptions {
 }
 
 const EVENTS = "STRATUM_EVENTS";
+/** Attempts of a failing durable handler before its event is handed back for later redelivery. */
+const IN_PLACE_ATTEMPTS = 3;
 const ROOT = "stratum";
 
 /**
@@ -73,6 +75,7 @@ export class EventBus {
   #message<T>(domain: string, event: string, data: T, eventId: string | undefined) {
     assertToken("domain", domain);
     assertToken("event", event);
+    if (data === undefined) throw new TypeError(`event ${domain}.${event}: data is required (an object, even empty)`);
     const id = eventId ?? crypto.randomUUID();
     const h = headers();
     h.set("Stratum-Event-Time", new Date().toISOString());
@@ -83,8 +86,10 @@ export class EventBus {
   /**
    * Subscribes to events matching `filter` (`compute.>`, `compute.vm_state_changed`).
    * With `durable`, delivery is at least once and resumes where that durable left off, even
-   * across restarts: an event is acknowledged only after the handler resolves, and redelivered
-   * after a failure. Without it, the subscription sees events from now on (or from `since`).
+   * across restarts: an event is acknowledged only after the handler resolves. Handlers run one
+   * at a time in stream order; a failing one is retried in place (3 attempts, `retryDelayMs`
+   * apart), then handed back for redelivery after later events. An event that is not JSON is
+   * dropped. Without `durable`, the subscription sees events from now on (or all, with `from`).
    */
   async subscribe<T>(
     filter: string,
@@ -117,15 +122,36 @@ export class EventBus {
     const prefixLength = this.bus.prefix ? this.bus.prefix.length + 1 : 0;
     const retryDelayMs = options.retryDelayMs ?? 1_000;
     const durable = Boolean(options.durable);
+    // Handlers run one at a time, in stream order: a consumer applying state changes must never
+    // see a later event before an earlier one (a failed event is redelivered before the next).
+    let previous: Promise<unknown> = Promise.resolve();
+    const handle = async (msg: JsMsg): Promise<void> => {
+      let event: DomainEvent<T>;
+      try {
+        event = decode<T>(msg, prefixLength);
+      } catch {
+        // Not an event of ours (not JSON): it can never be handled, so it must not block the rest.
+        if (durable) msg.term("undecodable event");
+        return;
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await handler(event);
+          if (durable) msg.ack();
+          return;
+        } catch {
+          if (!durable) return;
+          // Retried in place, keeping the order; after that it comes back later (redelivery) so
+          // that one poisonous event cannot stop the subscription for good.
+          if (attempt >= IN_PLACE_ATTEMPTS) return msg.nak(retryDelayMs);
+          msg.working();
+          await new Promise((r) => setTimeout(r, retryDelayMs));
+        }
+      }
+    };
     const messages = await consumer.consume({
       callback: (msg: JsMsg) => {
-        const event = decode<T>(msg, prefixLength);
-        Promise.resolve()
-          .then(() => handler(event))
-          .then(
-            () => durable && msg.ack(),
-            () => durable && msg.nak(retryDelayMs),
-          );
+        previous = previous.then(() => handle(msg));
       },
     });
     return {

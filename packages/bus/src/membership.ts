@@ -1,6 +1,7 @@
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import { HashRing } from "@stratum/hash-ring";
 import type { Bus } from "./connect";
+import { Code, StratumError } from "@stratum/rpc";
 import { assertToken } from "./names";
 
 /** One live replica of a service, as it announces itself in the membership bucket. */
@@ -67,6 +68,11 @@ export class MembershipView {
     this.#ttlMs = ttlMs;
   }
 
+  /** How long after its last heartbeat a replica counts as dead. */
+  get ttlMs(): number {
+    return this.#ttlMs;
+  }
+
   /** Opens (or creates) the membership bucket and loads the current members before returning. */
   static async open(bus: Bus, options: MembershipOptions = {}): Promise<MembershipView> {
     const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
@@ -100,8 +106,10 @@ export class MembershipView {
         this.#apply(entry);
         if (!this.#loaded && entry.delta === 0) initialDone();
       }
-    })();
-    await Promise.race([initial, new Promise((r) => setTimeout(r, 2_000))]);
+    })().catch((e) => process.emitWarning(`membership watch ended: ${e instanceof Error ? e.message : String(e)}`));
+    let fallback: NodeJS.Timeout | undefined;
+    await Promise.race([initial, new Promise((r) => (fallback = setTimeout(r, 2_000)))]);
+    clearTimeout(fallback);
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, Math.floor(this.heartbeatMs / 2)));
     this.#sweeper.unref();
   }
@@ -121,12 +129,17 @@ export class MembershipView {
     }
     // A heartbeat read from history is as old as the server stamped it; a live one is fresh now
     // (receipt time, so clock skew between replicas cannot kill or revive anyone).
-    const lastSeen = this.#loaded ? Date.now() : Math.min(Date.now(), entry.created.getTime());
-    if (Date.now() - lastSeen > this.#ttlMs) return;
+    // On the monotonic clock, so a wall-clock step cannot kill or revive every replica at once.
+    const now = performance.now();
+    const lastSeen = this.#loaded ? now : now - Math.max(0, Date.now() - entry.created.getTime());
+    if (now - lastSeen > this.#ttlMs) return;
     const members = this.#membersOf(service);
     const known = members.get(replicaId);
     members.set(replicaId, { member, lastSeen });
     if (!known) this.#changed(service, [member], []);
+    // The same id back with a new address or start time is a restart: report it, so routers drop
+    // the channel to the old address.
+    else if (known.member.address !== member.address || known.member.startedAt !== member.startedAt) this.#changed(service, [member], [known.member]);
   }
 
   #drop(service: string, replicaId: string): void {
@@ -138,7 +151,7 @@ export class MembershipView {
   }
 
   #sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [service, members] of this.#seen) {
       for (const [replicaId, seen] of members) {
         if (now - seen.lastSeen > this.#ttlMs) this.#drop(service, replicaId);
@@ -154,10 +167,17 @@ export class MembershipView {
 
   #changed(service: string, joined: Member[], left: Member[]): void {
     const ring = this.ring(service);
-    for (const m of joined) ring.add(m.replicaId);
-    for (const m of left) if (ring.has(m.replicaId)) ring.remove(m.replicaId);
+    for (const m of left) if (ring.has(m.replicaId) && !joined.some((j) => j.replicaId === m.replicaId)) ring.remove(m.replicaId);
+    for (const m of joined) if (!ring.has(m.replicaId)) ring.add(m.replicaId);
     const change: MembershipChange = { service, joined, left, epoch: ring.epoch };
-    for (const listener of this.#listeners) listener(change);
+    for (const listener of this.#listeners) {
+      try {
+        listener(change);
+      } catch (e) {
+        // A listener's bug must not stop the view (and every ring with it).
+        process.emitWarning(`membership listener failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
   }
 
   /** The ring of a service's live replicas (empty if none is alive). */
@@ -234,6 +254,20 @@ export class Membership {
     assertToken("replicaId", self.replicaId);
     if (!self.address) throw new TypeError("membership: address is required");
     const membership = new Membership(view, { ...self, startedAt: self.startedAt ?? Date.now() });
+    // Another live process with this id (or this one's previous life, not yet expired): two
+    // processes in one ring slot would both own its resources. Wait for it to go, or refuse.
+    const other = () => {
+      const m = view.member(self.service, self.replicaId);
+      return m !== undefined && m.startedAt !== membership.self.startedAt;
+    };
+    if (other()) {
+      await view.until((v) => !other(), view.ttlMs * 2).catch(() => {
+        throw new StratumError(Code.ALREADY_EXISTS, `replica id ${self.replicaId} of ${self.service} is in use by a live replica at ${view.member(self.service, self.replicaId)?.address}`, {
+          reason: "REPLICA_ID_IN_USE",
+          resources: { service: self.service, replicaId: self.replicaId },
+        });
+      });
+    }
     await membership.#beat();
     await view.until((v) => v.member(self.service, self.replicaId) !== undefined, 5_000);
     membership.#timer = setInterval(() => void membership.#beat().catch(() => {}), view.heartbeatMs);

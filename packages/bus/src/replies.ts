@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError, type FieldViolation } from "@stratum/rpc";
 import type { Bus } from "./connect";
 import { assertToken, streamName, subject } from "./names";
 import { ensureStream, nanos } from "./streams";
@@ -16,7 +16,7 @@ export interface UnclaimedReply {
 interface WireReply {
   ok: boolean;
   value?: unknown;
-  error?: { code: Code; reason: string; message: string; resources?: Record<string, string> };
+  error?: { code: Code; reason: string; message: string; resources?: Record<string, string>; violations?: FieldViolation[] };
 }
 
 interface Waiter {
@@ -37,7 +37,9 @@ export const REPLY_DEFAULTS = {
 } as const;
 
 /**
- * A replica's inbox for the results of its long operations. The worker publishes the result to
+ * A replica's inbox for the results of its long operations. The caller mints the correlation id
+ * and calls `wait()` before it starts the operation, so the reply always finds its waiter; a
+ * reply that arrives with no waiter (the replica restarted) goes to `onUnclaimed`, or is held. The worker publishes the result to
  * the inbox's `address` with the correlation id as `Nats-Msg-Id`, so a retried publish is stored
  * once; the inbox reads through a durable consumer named after the replica, so a reply published
  * while the replica was down (or restarting) is delivered when it comes back. A reply is
@@ -187,7 +189,10 @@ export async function publishReply<T>(bus: Bus, address: string, correlationId: 
   if (!correlationId) throw new TypeError("publishReply: correlationId is required");
   const wire: WireReply = result.ok
     ? { ok: true, value: result.value }
-    : { ok: false, error: { code: result.error.code, reason: result.error.reason, message: result.error.message, resources: { ...result.error.resources } } };
+    : {
+        ok: false,
+        error: { code: result.error.code, reason: result.error.reason, message: result.error.message, resources: { ...result.error.resources }, violations: [...result.error.violations] },
+      };
   const ack = await bus.js.publish(address, JSON.stringify(wire), { msgID: correlationId });
   return { duplicate: ack.duplicate };
 }
@@ -197,7 +202,7 @@ function decode(msg: JsMsg): ReplyResult {
   if (wire.ok) return { ok: true, value: wire.value };
   const e = wire.error;
   if (!e || typeof e.code !== "number") throw new Error("reply has neither value nor error");
-  return { ok: false, error: new StratumError(e.code, e.message, { reason: e.reason, ...(e.resources ? { resources: e.resources } : {}) }) };
+  return { ok: false, error: new StratumError(e.code, e.message, { reason: e.reason, ...(e.resources ? { resources: e.resources } : {}), ...(e.violations ? { violations: e.violations } : {}) }) };
 }
 
 function settle<T>(result: ReplyResult): Promise<T> {

@@ -132,6 +132,9 @@ export function routeToOwner<S extends DescService>(
       const owner = router.ownerOf(uuid);
       const forwardedBy = ctx.metadata.get(FORWARDED_BY_KEY)[0];
       if (forwardedBy !== undefined) {
+        // Retrying this replica cannot help: tell the caller's retry interceptor not to (gRPC
+        // pushback), so it re-routes (ServiceRouter.call) instead.
+        ctx.trailers.set("grpc-retry-pushback-ms", "-1");
         throw new StratumError(Code.UNAVAILABLE, `replica ${self.replicaId} of ${self.service} does not own ${uuid}; its owner is ${owner.replicaId}`, {
           reason: NOT_OWNER,
           resources: { resourceUuid: uuid, ownerReplicaId: owner.replicaId, ownerAddress: owner.address },

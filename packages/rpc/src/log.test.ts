@@ -49,4 +49,13 @@ describe("log", () => {
     expect(line["bytes"]).toBe("<4 bytes>");
     expect(line["cycle"]).toEqual({ a: 1, self: "[Circular]" });
   });
+
+  it("prints an object referenced twice, not as a cycle", () => {
+    const { logger, parsed } = capture();
+    const err = new StratumError(Code.INTERNAL, "boom", { resources: { vmUuid: "v1" } });
+    logger.error("failed", { resources: err.resources, err });
+    const line = parsed()[0]!;
+    expect(line["resources"]).toEqual({ vmUuid: "v1" });
+    expect(line["err"]).toMatchObject({ resources: { vmUuid: "v1" } });
+  });
 });

@@ -61,14 +61,18 @@ export function serializeError(err: unknown, depth = 0): unknown {
 }
 
 function stringify(record: Record<string, unknown>): string {
-  const seen = new WeakSet<object>();
-  return JSON.stringify(record, (_key, value: unknown) => {
+  // Only an object that contains itself is circular; one referenced twice (a StratumError's
+  // resources, logged beside the error) is printed twice. So track the ancestors, not all seen.
+  const ancestors: object[] = [];
+  return JSON.stringify(record, function (this: unknown, _key, raw: unknown) {
+    let value = raw;
     if (typeof value === "bigint") return value.toString();
-    if (value instanceof Error) return serializeError(value);
+    if (value instanceof Error) value = serializeError(value);
     if (value instanceof Uint8Array) return `<${value.byteLength} bytes>`;
     if (value !== null && typeof value === "object") {
-      if (seen.has(value)) return "[Circular]";
-      seen.add(value);
+      while (ancestors.length > 0 && ancestors[ancestors.length - 1] !== this) ancestors.pop();
+      if (ancestors.includes(value)) return "[Circular]";
+      ancestors.push(value);
     }
     return value;
   });
