@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import postgres from "postgres";
 import { getFreePort } from "./free-port";
 import { ManagedProcess, type RunAs } from "./managed-process";
@@ -125,6 +125,8 @@ function prepareDataDir(dataDir: string, baseDir: string | undefined, runAs: Run
     }
     return;
   }
+  // Parents a non-root `postgres` user must traverse get 0755; only the data dir itself is private.
+  mkdirSync(dirname(dataDir), { recursive: true, mode: 0o755 });
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const versionFile = join(dataDir, "PG_VERSION");
   if (existsSync(versionFile)) {

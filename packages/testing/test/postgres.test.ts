@@ -105,6 +105,18 @@ describe("startPostgres", () => {
     }
   });
 
+  it.runIf(isRoot)("creates missing parents of a persistent data dir so the postgres OS user can reach it", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "stratum-pg-test-"));
+    chmodSync(parent, 0o755);
+    try {
+      const server = await start({ dataDir: join(parent, "var", "lib", "pgdata") });
+      expect(await client(server.url)`select 1 as one`).toEqual([{ one: 1 }]);
+    } finally {
+      await Promise.allSettled(servers.splice(0).map((s) => s.stop()));
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
   it.runIf(isRoot)("explains when the postgres OS user cannot reach a persistent data dir", async () => {
     const parent = mkdtempSync(join(tmpdir(), "stratum-pg-test-")); // 0700, owned by root
     try {

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AgentHttpServer, type ConnectionStats } from "./agent-http-server";
@@ -242,14 +242,22 @@ export class SimHost implements HostView {
 
     // 1. Task-id dedup: a repeat is answered from the first execution, waiting for it if needed.
     let owner: TaskOwner | undefined;
+    // A task id names one request: the same id with another body is a caller's bug, and answering
+    // it with the first request's result would hide that the second never ran.
+    const fingerprint = taskId === undefined ? "" : createHash("sha1").update(canonicalJson(body)).digest("base64url");
     while (taskId !== undefined) {
-      const claim = this.tasks.claim(taskId, command);
+      const claim = this.tasks.claim(taskId, command, fingerprint);
       if (claim.kind === "owner") {
         owner = claim;
         break;
       }
       if (claim.command !== command) {
         const err = CommandError.conflict(AgentErrorCode.TASK_ID_CONFLICT, `task id ${taskId} was used for ${claim.command}, not ${command}`);
+        sendError(res, err);
+        return { outcome: err.status, deduplicated: false };
+      }
+      if (claim.fingerprint !== fingerprint) {
+        const err = CommandError.conflict(AgentErrorCode.TASK_ID_CONFLICT, `task id ${taskId} was used for another ${command} request (different body)`);
         sendError(res, err);
         return { outcome: err.status, deduplicated: false };
       }
@@ -367,4 +375,16 @@ function untilClosed<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | t
 
 function injectedErrorBody(fault: FaultSpec, command: string): unknown {
   return { error: { code: AgentErrorCode.INJECTED_FAULT, message: fault.message ?? `injected ${fault.status ?? 500} on ${command}` } };
+}
+
+/** JSON with object keys sorted, so two bodies that differ only in key order fingerprint alike. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
 }

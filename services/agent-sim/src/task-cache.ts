@@ -26,12 +26,15 @@ export interface TaskDuplicate {
   readonly kind: "duplicate";
   /** The command the first request named; a repeat naming another command is a conflict. */
   readonly command: string;
+  /** Fingerprint of the first request's body; a repeat with another body is a conflict too. */
+  readonly fingerprint: string;
   /** Resolves with the first execution's answer, or `undefined` if it was dropped unexecuted. */
   readonly outcome: Promise<CommandOutcome | undefined>;
 }
 
 interface Entry {
   command: string;
+  fingerprint: string;
   outcome: Promise<CommandOutcome | undefined>;
   resolve: (outcome: CommandOutcome | undefined) => void;
   /** undefined while the first execution is still running: running entries are never evicted. */
@@ -61,19 +64,19 @@ export class TaskCache {
     return this.entries.size;
   }
 
-  claim(taskId: string, command: string): TaskOwner | TaskDuplicate {
+  claim(taskId: string, command: string, fingerprint = ""): TaskOwner | TaskDuplicate {
     const existing = this.entries.get(taskId);
     if (existing && (existing.expiresAt === undefined || existing.expiresAt > this.now())) {
       // Touch: move to the most-recently-used end.
       this.entries.delete(taskId);
       this.entries.set(taskId, existing);
-      return { kind: "duplicate", command: existing.command, outcome: existing.outcome };
+      return { kind: "duplicate", command: existing.command, fingerprint: existing.fingerprint, outcome: existing.outcome };
     }
     if (existing) this.entries.delete(taskId);
 
     let resolve!: (outcome: CommandOutcome | undefined) => void;
     const outcome = new Promise<CommandOutcome | undefined>((r) => (resolve = r));
-    const entry: Entry = { command, outcome, resolve, expiresAt: undefined };
+    const entry: Entry = { command, fingerprint, outcome, resolve, expiresAt: undefined };
     this.entries.set(taskId, entry);
     this.evict();
 

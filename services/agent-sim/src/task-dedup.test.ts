@@ -50,6 +50,19 @@ describe("task-id dedup (X-Task-Id)", () => {
     expect(reply.body.error.code).toBe("TASK_ID_CONFLICT");
   });
 
+  it("the same task id with another body is 409 TASK_ID_CONFLICT, and the second request does not run", async () => {
+    sim = await startAgentSim();
+    const url = sim.host(0).url;
+    await post(url, "eip/apply", { eipUuid: "e-1", vip: "10.0.0.1", guestIp: "192.168.0.1", nicUuid: "n-1" }, { taskId: "t-body" });
+    const reply = await post(url, "eip/apply", { eipUuid: "e-2", vip: "10.0.0.2", guestIp: "192.168.0.2", nicUuid: "n-2" }, { taskId: "t-body" });
+    expect(reply.status).toBe(409);
+    expect(reply.body.error.code).toBe("TASK_ID_CONFLICT");
+    // Key order does not make a body different.
+    const again = await post(url, "eip/apply", { nicUuid: "n-1", guestIp: "192.168.0.1", vip: "10.0.0.1", eipUuid: "e-1" }, { taskId: "t-body" });
+    expect(again.status).toBe(200);
+    expect(sim.host(0).inspect().eips.map((e) => e.eipUuid)).toEqual(["e-1"]);
+  });
+
   it("task ids are per host", async () => {
     sim = await startAgentSim({ hosts: 2 });
     await post(sim.host(0).url, "vm/start", vmSpec("vm-4"), { taskId: "t-4" });
