@@ -14,13 +14,20 @@ const repoRoot = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 /** Everything the devstack started, stopped in reverse by `shutdown`. */
 const stoppers: Array<() => Promise<unknown>> = [];
 let shuttingDown = false;
+let stopped: Promise<void> | undefined;
 
+/**
+ * Stops everything, once, and exits only when all of it is down — also when a second signal or a
+ * failure during start-up asks again meanwhile (the first exit code wins).
+ */
 async function shutdown(code: number): Promise<never> {
-  if (!shuttingDown) {
-    shuttingDown = true;
+  shuttingDown = true;
+  stopped ??= (async () => {
     for (const stop of stoppers.reverse()) await stop().catch((e) => console.error(`stop failed: ${e instanceof Error ? e.message : e}`));
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  await stopped;
+  return process.exit(code);
 }
 
 async function main(): Promise<void> {
@@ -155,6 +162,6 @@ async function registerHosts(computeAddress: string, agentUrls: string[], option
 }
 
 main().catch(async (e) => {
-  console.error(`devstack failed: ${e instanceof Error ? e.message : String(e)}`);
+  if (!shuttingDown) console.error(`devstack failed: ${e instanceof Error ? e.message : String(e)}`);
   await shutdown(1);
 });
