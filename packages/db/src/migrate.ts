@@ -69,13 +69,27 @@ export async function migrate<TTables extends Record<string, unknown>>(
     await waitForPostgres(sql, info.url, 10_000, logger);
     const lockKey = [MIGRATION_LOCK_CLASS, schema] as const;
     const waitStarted = Date.now();
-    await sql`select pg_advisory_lock(${lockKey[0]}::int, hashtext(${lockKey[1]}))`;
+    // Wait for the lock, saying so: a replica stuck behind another's migration must not look hung.
+    for (let lastLog = Date.now(); ; ) {
+      const [row] = await sql`select pg_try_advisory_lock(${lockKey[0]}::int, hashtext(${lockKey[1]})) as locked`;
+      if (row?.locked) break;
+      if (Date.now() - lastLog >= 5_000) {
+        logger.info("waiting for the migration lock held by another replica", { target, schema, waitedMs: Date.now() - waitStarted });
+        lastLog = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // The pool (one connection) reconnects by itself if its connection drops, and a session lock
+    // dies with its session: a different backend afterwards means the lock may have been lost.
+    const pid = async () => ((await sql`select pg_backend_pid() as pid`)[0]!.pid as number);
+    const lockedBy = await pid();
     try {
       const before = await appliedCount(sql, schema, migrationsTable);
       const db = drizzle(sql);
       // Exactly what drizzle-orm/postgres-js/migrator does, minus re-reading the folder.
       const session = db._.session as unknown as Parameters<PgDialect["migrate"]>[1];
       await new PgDialect().migrate(migrations, session, { migrationsFolder, migrationsSchema: schema, migrationsTable });
+      if ((await pid()) !== lockedBy) throw new Error("the connection holding the migration lock was lost while migrating");
       const after = await appliedCount(sql, schema, migrationsTable);
       const result = { applied: Math.max(0, after - before), total: migrations.length };
       logger.info("migrations applied", { target, schema, ...result, lockWaitMs: Date.now() - waitStarted });

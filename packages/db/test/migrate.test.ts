@@ -63,6 +63,29 @@ describe("migrate", () => {
     expect((await replicas[0]!.sql`select count(*)::int as n from fixture.__drizzle_migrations`)[0]!.n).toBe(2);
   });
 
+  it("says it is waiting while another replica holds the migration lock, then proceeds", async () => {
+    const url = await testDatabase("migrate_wait");
+    const logger = memoryLogger();
+    const holder = await open(url);
+    const waiter = await open(url, { logger });
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holding = holder.sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(${0x53544d47}::int, hashtext('fixture'))`;
+      locked();
+      await released;
+    });
+    await isLocked;
+    const migrating = migrate(waiter, { migrationsFolder: MIGRATIONS });
+    for (let i = 0; i < 200 && !logger.lines.some((l) => l.msg.startsWith("waiting for the migration lock")); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(logger.lines.some((l) => l.msg.startsWith("waiting for the migration lock"))).toBe(true);
+    release();
+    await holding;
+    expect((await migrating).applied).toBe(2);
+  }, 30_000);
+
   it("fails with MIGRATIONS_NOT_FOUND for a folder without a drizzle-kit journal", async () => {
     const h = await open();
     const err = await migrate(h, { migrationsFolder: tmpdir() }).catch((e: unknown) => e);
