@@ -233,3 +233,17 @@ describe("inspection", () => {
     }
   });
 });
+
+describe("a handler that fails unexpectedly", () => {
+  it("answers that request 500 and keeps serving", async () => {
+    const sim = await startAgentSim({ commands: { "bad/answer": () => ({ n: 1n }) as never } });
+    try {
+      const url = sim.host(0).url;
+      const reply = await post(url, "bad/answer");
+      expect(reply.status).toBe(500);
+      expect((await post(url, "host/ping")).status).toBe(200);
+    } finally {
+      await sim.close();
+    }
+  });
+});

@@ -222,10 +222,18 @@ export class SimHost implements HostView {
       const ending = await this.run(req, res, command, handler, body, taskId);
       if (ending !== undefined) this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: ending.outcome, deduplicated: ending.deduplicated, ...(ending.fault ? { fault: ending.fault } : {}) });
     } catch (err) {
-      // Only the sim closing (an aborted sleep) gets here: the connection is already gone.
-      req.socket.destroy();
-      this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: "closed", deduplicated: false });
-      if (!this.closing.signal.aborted) throw err;
+      if (this.closing.signal.aborted) {
+        // The sim is closing (an aborted sleep): the connection is already gone.
+        req.socket.destroy();
+        this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: "closed", deduplicated: false });
+        return;
+      }
+      // A bug in a handler (say, an answer JSON cannot encode) is a 500 for this request, as a
+      // real agent's would be, never a crash of every simulated host.
+      process.emitWarning(`agent-sim: ${command} failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (!res.headersSent && !req.socket.destroyed) sendError(res, new CommandError(500, AgentErrorCode.INTERNAL, `${command} failed inside the agent`));
+      else req.socket.destroy();
+      this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: 500, deduplicated: false });
     }
   }
 
