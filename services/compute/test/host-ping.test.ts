@@ -34,9 +34,6 @@ it("the owner marks a host Disconnected when its agent stops answering, and reco
   // Reconnecting is a new handshake, not just a ping that answered.
   expect(sim.inspect().connection!.count).toBeGreaterThan(handshakes);
 
-  // Exactly one replica, the owner, pings each host.
-  const owners = stack.replicas.filter((r) => r.ctx.membership()!.owns(uuid));
-  expect(owners).toHaveLength(1);
 });
 
 it("an explicit reconnect to a dead agent fails with the agent's error and leaves the host Disconnected", async () => {
