@@ -72,7 +72,8 @@ describe("memory", () => {
 
   it("does not let a ctx kept by user code pin the finished task object", async () => {
     const gc = getGc();
-    if (!gc) return; // nothing to observe without a forced GC
+    expect(gc, "a forced GC (the heap check would prove nothing without one)").toBeDefined();
+    if (!gc) return;
     const q = new ChainTaskQueue();
     let kept: unknown;
     let ref: WeakRef<object> | undefined;
