@@ -47,8 +47,9 @@ describe("hold until released", () => {
     const host = sim.host(0);
     const hold = host.hold("host/ping");
     const held = post(host.url, "host/ping");
+    const arrived = await hold.next(5_000); // the first request is the held one, whatever the timing
     expect((await post(host.url, "host/ping")).status).toBe(200);
-    (await hold.next(5_000)).release();
+    arrived.release();
     expect((await held).status).toBe(200);
   });
 
@@ -87,9 +88,9 @@ describe("hold until released", () => {
   it("a held request ends when the sim closes", async () => {
     sim = await startAgentSim();
     const host = sim.host(0);
-    host.hold("host/ping");
+    const hold = host.hold("host/ping");
     const held = post(host.url, "host/ping").catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
+    await hold.next(5_000); // it is held, not merely on its way
     await sim.close();
     sim = undefined;
     expect(await held).toBeInstanceOf(Error);
