@@ -36,7 +36,6 @@ const CONNECTION_CODES: ReadonlySet<string> = new Set([
   "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "EHOSTDOWN",
   "ENETUNREACH", "ENETDOWN", "ENOTFOUND", "EAI_AGAIN", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT",
 ]);
-const TIMEOUT_CODES: ReadonlySet<string> = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
 const CLOSED_CODES: ReadonlySet<string> = new Set(["UND_ERR_CLOSED", "UND_ERR_DESTROYED"]);
 
 /** The first `code` along an error's cause chain (`ECONNRESET`, `UND_ERR_SOCKET`, …). */
@@ -78,11 +77,6 @@ export function transportError(t: CallTarget, err: unknown, attempts: number): S
   if (code !== undefined && CONNECTION_CODES.has(code)) {
     return new StratumError(Code.UNAVAILABLE, `${describe(t)}: connection failed (${code}: ${detail})${attemptsText(attempts)}`, {
       reason: AgentFailure.UNREACHABLE, resources: resources(t, { errorCode: code }), cause: err,
-    });
-  }
-  if (code !== undefined && TIMEOUT_CODES.has(code)) {
-    return new StratumError(Code.DEADLINE_EXCEEDED, `${describe(t)}: no answer in time (${code})`, {
-      reason: AgentFailure.TIMEOUT, resources: resources(t, { errorCode: code }), cause: err,
     });
   }
   if (code !== undefined && CLOSED_CODES.has(code)) return closedError(t, err);

@@ -13,7 +13,7 @@ type Route = {
   method: string;
   pattern: RegExp;
   keys: string[];
-  run: (p: Params, body: JsonObject, url: URL, req: http.IncomingMessage) => unknown;
+  run: (p: Params, body: JsonObject, url: URL, req: http.IncomingMessage, res: http.ServerResponse) => unknown;
 };
 
 /** Longest a `next` long-poll may wait per request; clients loop for longer waits. */
@@ -114,12 +114,13 @@ export class ControlServer {
       return { holdId: hold.id };
     });
     this.route("GET", "/hosts/:host/holds", (p) => ({ holds: this.host(p).holdTable.list() }));
-    this.route("POST", "/holds/:hold/next", async (p, _body, url, req) => {
+    this.route("POST", "/holds/:hold/next", async (p, _body, url, req, res) => {
       const hold = this.sim.findHold(p["hold"]!);
       if (!hold) throw CommandError.notFound("HOLD_NOT_FOUND", `no hold ${p["hold"]}`);
       const waitMs = Math.min(Number(url.searchParams.get("timeoutMs") ?? 30_000) || 30_000, MAX_WAIT_MS);
       const gone = new AbortController();
-      req.socket.once("close", () => gone.abort());
+      // The response closing (client gone), not the socket: a keep-alive socket outlives requests.
+      res.once("close", () => gone.abort());
       try {
         return describeHeld(await hold.next(waitMs, gone.signal));
       } catch (err) {
@@ -170,7 +171,7 @@ export class ControlServer {
       const match = route.pattern.exec(url.pathname)!;
       const params: Params = {};
       route.keys.forEach((key, i) => (params[key] = decodeURIComponent(match[i + 1]!)));
-      sendJson(res, 200, (await route.run(params, parseJsonObject(raw), url, req)) ?? {});
+      sendJson(res, 200, (await route.run(params, parseJsonObject(raw), url, req, res)) ?? {});
     } catch (err) {
       if (!res.destroyed) sendError(res, err);
     }

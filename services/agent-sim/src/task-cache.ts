@@ -100,12 +100,10 @@ export class TaskCache {
 
   private evict(): void {
     if (this.entries.size <= this.maxEntries) {
-      // Cheap TTL sweep from the least-recently-used end.
+      // TTL sweep over the whole map (bounded by maxEntries): recency order is not expiry order.
       const now = this.now();
       for (const [id, entry] of this.entries) {
-        if (entry.expiresAt === undefined) continue;
-        if (entry.expiresAt > now) break;
-        this.entries.delete(id);
+        if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.entries.delete(id);
       }
       return;
     }
