@@ -92,6 +92,7 @@ export class ReplyInbox {
    * is not lost: it goes to the unclaimed-reply handler.
    */
   wait<T>(correlationId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<T> {
+    if (!(options.timeoutMs > 0)) return Promise.reject(new RangeError(`timeoutMs must be a number > 0, got ${options.timeoutMs}`));
     if (this.#waiters.has(correlationId)) {
       return Promise.reject(new StratumError(Code.ALREADY_EXISTS, `a waiter for reply ${correlationId} already exists`, { reason: "REPLY_ALREADY_AWAITED", resources: { correlationId } }));
     }

@@ -68,6 +68,9 @@ function prepare(opts: CallOptions, defaultTimeoutMs: number | undefined): Prepa
   const parent = opts.parent;
   if (parent?.requestId && metadata.get(REQUEST_ID_KEY).length === 0) metadata.set(REQUEST_ID_KEY, parent.requestId);
   const now = Date.now();
+  // NaN would silently mean "no deadline" (it loses every comparison): refuse it instead.
+  if (opts.timeoutMs !== undefined && !(opts.timeoutMs >= 0)) throw new RangeError(`timeoutMs must be a number >= 0, got ${opts.timeoutMs}`);
+  if (opts.deadline !== undefined && Number.isNaN(opts.deadline.getTime())) throw new RangeError("deadline must be a valid Date");
   const timeout = opts.timeoutMs ?? (opts.deadline || parent?.deadline ? undefined : defaultTimeoutMs);
   const deadline = earliest(opts.deadline, timeout === undefined ? undefined : now + timeout, parent?.deadline);
   const signals = [opts.signal, parent?.signal].filter((s): s is AbortSignal => s !== undefined);
@@ -168,7 +171,8 @@ function clientMethod(client: grpc.Client, service: DescService, method: DescMet
   const deserialize = deserializer(method.output);
   switch (method.methodKind) {
     case "unary":
-      return (request: unknown, opts: CallOptions = {}): Promise<Message> => {
+      // async: a bad request or option rejects the promise rather than throwing at the call site.
+      return async (request: unknown, opts: CallOptions = {}): Promise<Message> => {
         const message = create(method.input, request as never);
         const { metadata, options, signals } = prepare(opts, defaultTimeoutMs);
         const early = abortedBeforeStart(signals);
@@ -193,7 +197,7 @@ function clientMethod(client: grpc.Client, service: DescService, method: DescMet
           yield* responses<Message>(call, onAbort(signals, () => call.cancel()));
         })();
     case "client_streaming":
-      return (requests: AsyncIterable<unknown>, opts: CallOptions = {}): Promise<Message> => {
+      return async (requests: AsyncIterable<unknown>, opts: CallOptions = {}): Promise<Message> => {
         const { metadata, options, signals } = prepare(opts, defaultTimeoutMs);
         const early = abortedBeforeStart(signals);
         if (early) return Promise.reject(early);

@@ -129,4 +129,10 @@ describe("cancellation", () => {
     await expect.poll(() => serverSignal?.aborted, { timeout: 5_000 }).toBe(true);
     expect((serverSignal?.reason as StratumError).code).toBe(Code.CANCELLED);
   });
+
+  it("refuses a timeout that is not a number, instead of silently calling without a deadline", async () => {
+    const server = await h.server();
+    const client = h.client(server.address);
+    await expect(client.sleep({}, { timeoutMs: Number.NaN })).rejects.toThrow(RangeError);
+  });
 });
