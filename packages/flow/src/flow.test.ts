@@ -33,7 +33,7 @@ describe("runFlow", () => {
     const ctx = { made: [] as string[] };
     const err = await runFlow("create-vm", [step("allocate"), step("reserve"), step("start", { fail: true }), step("record")], ctx).catch((e) => e);
     expect(err).toBeInstanceOf(FlowError);
-    expect(err).toMatchObject({ flow: "create-vm", step: "start", rollbackFailures: [] });
+    expect(err).toMatchObject({ flow: "create-vm", step: "start", rollbackFailures: [], cancelled: false });
     expect(err.cause.message).toBe("start broke");
     expect(log).toEqual(["run allocate", "run reserve", "run start", "rollback reserve", "rollback allocate"]);
     expect(ctx.made).toEqual([]);
@@ -54,6 +54,8 @@ describe("runFlow", () => {
     const err = await runFlow("f", [step("a"), stopper, step("b")], { made: [] as string[] }, abort.signal).catch((e) => e);
     expect(err).toBeInstanceOf(FlowError);
     expect(err.step).toBe("b");
+    expect(err.cancelled).toBe(true);
+    expect(err.message).toContain("cancelled before step b");
     expect(log).toEqual(["run a", "rollback a"]);
   });
 });

@@ -19,8 +19,11 @@ export class FlowError extends Error {
     override readonly cause: unknown,
     /** Rollbacks that failed too, by step name. The flow still rolled back every other step. */
     readonly rollbackFailures: ReadonlyArray<{ step: string; error: unknown }>,
+    /** The flow was cancelled before `step` started (it never ran), rather than failing in it. */
+    readonly cancelled = false,
   ) {
-    super(`flow ${flow} failed at step ${step}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(cancelled ? `flow ${flow} cancelled before step ${step}: ${why}` : `flow ${flow} failed at step ${step}: ${why}`, { cause });
   }
 }
 
@@ -34,7 +37,9 @@ export async function runFlow<C>(name: string, steps: readonly FlowStep<C>[], ct
   const done: FlowStep<C>[] = [];
   const never = signal ?? new AbortController().signal;
   for (const step of steps) {
+    let cancelled = false;
     try {
+      cancelled = never.aborted;
       never.throwIfAborted();
       await step.run(ctx, never);
       done.push(step);
@@ -47,7 +52,7 @@ export async function runFlow<C>(name: string, steps: readonly FlowStep<C>[], ct
           rollbackFailures.push({ step: completed.name, error: rollbackError });
         }
       }
-      throw new FlowError(name, step.name, error, rollbackFailures);
+      throw new FlowError(name, step.name, error, rollbackFailures, cancelled);
     }
   }
   return ctx;
