@@ -39,3 +39,34 @@ it("placement waits for hosts locked by concurrent reservations instead of repor
   const vm = await placing;
   expect(vm?.hostUuid).toBeTruthy();
 });
+
+it("concurrent placements share one transaction and still fill the hosts exactly, no more", async () => {
+  const db = stack.replicas[0]!.ctx.db;
+  const store = new VmStore(db as never);
+  const [before] = await db.sql`SELECT sum(cpu_capacity - cpu_used)::int AS free FROM compute.hosts`;
+  const free = before!.free as number;
+  const results = await Promise.all(
+    Array.from({ length: free + 5 }, (_, i) => store.insertPlaced({ uuid: randomUUID(), name: `fill-${i}`, cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined)),
+  );
+  expect(results.filter((r) => r !== undefined)).toHaveLength(free);
+  const hosts = await db.sql`SELECT cpu_used, cpu_capacity FROM compute.hosts`;
+  for (const h of hosts) expect(h.cpu_used).toBe(h.cpu_capacity);
+  // Spread over both hosts, by free memory.
+  expect(new Set(results.filter((r) => r).map((r) => r!.hostUuid)).size).toBe(2);
+  await db.sql`UPDATE compute.vms SET state = 'Destroyed', host_uuid = NULL WHERE name LIKE 'fill-%'`;
+  await db.sql`UPDATE compute.hosts SET cpu_used = 0, memory_used = 0`;
+});
+
+it("a batch with a duplicate id gives each caller its own outcome", async () => {
+  const store = new VmStore(stack.replicas[0]!.ctx.db as never);
+  const taken = randomUUID();
+  await store.insertPlaced({ uuid: taken, name: "first", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined);
+  const [dup, ok1, ok2] = await Promise.allSettled([
+    store.insertPlaced({ uuid: taken, name: "again", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined),
+    store.insertPlaced({ uuid: randomUUID(), name: "fine-1", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined),
+    store.insertPlaced({ uuid: randomUUID(), name: "fine-2", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined),
+  ]);
+  expect(dup).toMatchObject({ status: "rejected", reason: { reason: "VM_ALREADY_EXISTS" } });
+  expect(ok1).toMatchObject({ status: "fulfilled", value: { name: "fine-1" } });
+  expect(ok2).toMatchObject({ status: "fulfilled", value: { name: "fine-2" } });
+});

@@ -1,6 +1,7 @@
 import { and, asc, eq, getTableColumns, gt, ne, sql, type SQL } from "drizzle-orm";
 import { mapPgError } from "@stratum/db";
 import type { ComputeDb } from "./db";
+import { PlacementBatcher } from "./placement-batcher";
 import { TransitionBatcher } from "./transition-batcher";
 import { hosts, vms, type VmRow, type VmStateValue } from "./schema";
 
@@ -23,23 +24,30 @@ export interface NewVm {
 /** Queries on `compute.vms`. State changes are conditional updates whose row count is checked by the caller. */
 export class VmStore {
   readonly #transitions: TransitionBatcher;
+  readonly #placements: PlacementBatcher;
 
   constructor(private readonly handle: ComputeDb) {
     this.#transitions = new TransitionBatcher(handle.sql, vmFromRaw);
+    this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm));
   }
 
   /**
-   * Records a VM in `Created` and reserves its capacity on a host, in one statement, so that no
+   * Records a VM in `Created` and reserves its capacity on a host atomically, so that no
    * interleaving of concurrent creates can over-commit a host: the reservation is a conditional
    * UPDATE of the host row (guarded by the capacity checks too), and the VM row exists only if it
-   * succeeded. With no `hostUuid`, the connected, enabled host with the most free memory that no
-   * concurrent create is reserving right now (SKIP LOCKED) is chosen, which spreads a burst of
-   * creates over the hosts instead of queueing them on one row lock.
+   * succeeded. With no `hostUuid`, the connected, enabled host with the most free memory is
+   * chosen; concurrent creates of this replica are placed together (PlacementBatcher), a lone one
+   * in one statement that skips hosts another create is reserving right now (SKIP LOCKED).
    *
    * Returns undefined when no host can take the VM; nothing is written then.
    */
   async insertPlaced(vm: NewVm, hostUuid: string | undefined): Promise<VmRow | undefined> {
     if (hostUuid) return this.#insertOn(vm, sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${hosts.uuid} = ${hostUuid} FOR UPDATE`);
+    return this.#placements.place(vm);
+  }
+
+  /** Places one VM on any host that fits, in one statement (the batcher's path for a lone VM). */
+  async #placeAnywhere(vm: NewVm): Promise<VmRow | undefined> {
     // SKIP LOCKED can find nothing only because every fitting host is being reserved by a
     // concurrent create at this instant; that is not "no capacity". Then look again, and in the
     // end wait for the locks, so the answer is "no host" only when no host fits.

@@ -1,0 +1,139 @@
+import type { ComputeDb } from "./db";
+import type { VmRow } from "./schema";
+
+/** A VM to place on any host that fits (see VmStore.insertPlaced). */
+export interface PlacementRequest {
+  uuid: string;
+  name: string;
+  cpu: number;
+  memory: number;
+  clientRequestId: string | null;
+  requestHash: string;
+}
+
+interface Pending {
+  vm: PlacementRequest;
+  resolve(row: VmRow | undefined): void;
+  reject(error: unknown): void;
+}
+
+interface FreeHost {
+  uuid: string;
+  cpu: number;
+  memory: number;
+}
+
+const MAX_BATCH = 256;
+
+/**
+ * Places the VMs of concurrent creates in one transaction per event-loop turn: lock the eligible
+ * hosts, assign each VM to the host with the most free memory that still fits it (counting what
+ * the batch already took), reserve the sums, insert the VMs. The row locks and the capacity
+ * checks on `hosts` make this exact whatever other replicas do; the batch only saves round trips
+ * (five for the batch instead of one or more per VM), which is what a burst of creates costs.
+ *
+ * A batch of one, or a batch whose insert fails (a duplicate id), goes through `single` — the
+ * one-statement placement — per VM, so each caller gets its own outcome.
+ */
+export class PlacementBatcher {
+  #pending: Pending[] = [];
+  #scheduled = false;
+  /** One batch at a time: batches lock the same host rows, so a second would only wait; meanwhile
+   * the next one fills up. */
+  #running = false;
+
+  constructor(
+    private readonly sql: ComputeDb["sql"],
+    private readonly toRow: (raw: Record<string, unknown>) => VmRow,
+    private readonly single: (vm: PlacementRequest) => Promise<VmRow | undefined>,
+  ) {}
+
+  place(vm: PlacementRequest): Promise<VmRow | undefined> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ vm, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#pending.splice(0, MAX_BATCH);
+    if (batch.length === 0) return;
+    this.#running = true;
+    try {
+      if (batch.length === 1) return await this.#one(batch[0]!);
+      let rows: Map<string, VmRow>;
+      try {
+        rows = await this.#placeAll(batch.map((p) => p.vm));
+      } catch {
+        // One bad row (a duplicate id) fails the whole statement: sort it out VM by VM.
+        await Promise.all(batch.map((p) => this.#one(p)));
+        return;
+      }
+      for (const p of batch) p.resolve(rows.get(p.vm.uuid));
+    } finally {
+      this.#running = false;
+      if (this.#pending.length > 0) this.#schedule();
+    }
+  }
+
+  #one(p: Pending): Promise<void> {
+    return this.single(p.vm).then(p.resolve, p.reject);
+  }
+
+  async #placeAll(vms: PlacementRequest[]): Promise<Map<string, VmRow>> {
+    return this.sql.begin(async (tx) => {
+      const free: FreeHost[] = (
+        await tx`
+          SELECT uuid, cpu_capacity - cpu_used AS cpu, memory_capacity - memory_used AS memory
+          FROM compute.hosts WHERE status = 'Connected' AND state = 'Enabled'
+          ORDER BY uuid FOR UPDATE`
+      ).map((h) => ({ uuid: h.uuid as string, cpu: Number(h.cpu), memory: Number(h.memory) }));
+      const placed: Array<{ vm: PlacementRequest; host: FreeHost }> = [];
+      for (const vm of vms) {
+        let best: FreeHost | undefined;
+        for (const h of free) if (h.cpu >= vm.cpu && h.memory >= vm.memory && (!best || h.memory > best.memory)) best = h;
+        if (!best) continue; // no capacity for this one: its caller gets undefined
+        best.cpu -= vm.cpu;
+        best.memory -= vm.memory;
+        placed.push({ vm, host: best });
+      }
+      if (placed.length === 0) return new Map();
+      const perHost = new Map<string, { cpu: number; memory: number }>();
+      for (const { vm, host } of placed) {
+        const sum = perHost.get(host.uuid) ?? { cpu: 0, memory: 0 };
+        sum.cpu += vm.cpu;
+        sum.memory += vm.memory;
+        perHost.set(host.uuid, sum);
+      }
+      const hostIds = [...perHost.keys()];
+      await tx`
+        UPDATE compute.hosts AS h SET cpu_used = h.cpu_used + x.cpu, memory_used = h.memory_used + x.memory
+        FROM unnest(${hostIds}::uuid[], ${hostIds.map((id) => perHost.get(id)!.cpu)}::int[], ${hostIds.map((id) => perHost.get(id)!.memory)}::bigint[]) AS x(uuid, cpu, memory)
+        WHERE h.uuid = x.uuid`;
+      const inserted = await tx`
+        INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id, request_hash)
+        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, x.request_hash
+        FROM unnest(
+          ${placed.map((p) => p.vm.uuid)}::uuid[], ${placed.map((p) => p.vm.name)}::text[], ${placed.map((p) => p.host.uuid)}::uuid[],
+          ${placed.map((p) => p.vm.cpu)}::int[], ${placed.map((p) => p.vm.memory)}::bigint[],
+          ${placed.map((p) => p.vm.clientRequestId)}::text[], ${placed.map((p) => p.vm.requestHash)}::text[]
+        ) AS x(uuid, name, host_uuid, cpu, memory, client_request_id, request_hash)
+        RETURNING *`;
+      const rows = new Map<string, VmRow>();
+      for (const raw of inserted) {
+        const row = this.toRow(raw as Record<string, unknown>);
+        rows.set(row.uuid, row);
+      }
+      return rows;
+    });
+  }
+}
