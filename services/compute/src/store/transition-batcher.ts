@@ -13,6 +13,8 @@ interface Pending {
 
 /** Largest batch: keeps one statement's arrays and its lock set small. */
 const MAX_BATCH = 512;
+/** Statements in flight at once. */
+const MAX_IN_FLIGHT = 1;
 
 /**
  * Combines the conditional state updates of concurrent VM operations into one statement per
@@ -30,6 +32,8 @@ export class TransitionBatcher {
   #scheduled = false;
   /** VMs whose update is in a statement that has not returned yet. */
   readonly #inFlight = new Set<string>();
+  /** Statements in flight: while one runs, the next batch fills up (fewer, larger statements). */
+  #running = 0;
 
   constructor(
     private readonly sql: ComputeDb["sql"],
@@ -44,7 +48,7 @@ export class TransitionBatcher {
   }
 
   #schedule(): void {
-    if (this.#scheduled) return;
+    if (this.#scheduled || this.#running >= MAX_IN_FLIGHT) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
@@ -65,6 +69,7 @@ export class TransitionBatcher {
     this.#pending = later;
     if (batch.length === 0) return; // what is left waits for a statement in flight, which reschedules
     for (const p of batch) this.#inFlight.add(p.uuid);
+    this.#running++;
     if (later.length > 0) this.#schedule();
     try {
       const rows = await this.sql`
@@ -84,6 +89,7 @@ export class TransitionBatcher {
       const error = mapPgError(e, { operation: "update vm state" });
       for (const p of batch) p.reject(error);
     } finally {
+      this.#running--;
       for (const p of batch) this.#inFlight.delete(p.uuid);
       if (this.#pending.length > 0) this.#schedule();
     }
