@@ -97,7 +97,8 @@ export class VmManager {
   }
 
   async #create(spec: VmSpec): Promise<VmRow> {
-    const requestHash = hashRequest(spec);
+    // Only a create with a request id is ever compared with an earlier one.
+    const requestHash = spec.clientRequestId ? hashRequest(spec) : "";
     const { vms, agents, hosts } = this.d;
     // Only a create with a request id can be a retry to answer with the first VM. Without one,
     // an existing UUID (a caller's explicit choice) is a conflict, which the insert reports.
