@@ -21,7 +21,7 @@ import { startAgentSim } from "@stratum/agent-sim";
 import { StratumError } from "@stratum/rpc";
 import { describe, expect, it } from "vitest";
 import { AgentFailure, errorCode } from "./errors";
-import { createAgentClient } from "./index";
+import { createAgentClient, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from "./index";
 
 const AGENT_SOCKET_TIMEOUT_MS = 1_000;
 const CLOSE_NOTICE_DELAY_MS = 5;
@@ -83,6 +83,12 @@ async function runLanes(keepAliveTimeoutMs: number): Promise<RunResult> {
 }
 
 // Both runs at once: ~25 s of wall time instead of ~50.
+describe("seed 002: the shipped default", () => {
+  it("caps idle reuse at half an agent's socket timeout or less (10 s in CherryPy and the sim)", () => {
+    expect(DEFAULT_KEEP_ALIVE_TIMEOUT_MS).toBeLessThanOrEqual(10_000 / 2);
+  });
+});
+
 describe.concurrent("seed 002: keep-alive capped below the agent's socket timeout", () => {
   it("with the cap (0.5 s < agent 1 s): 2,000 requests across idle gaps around the timeout, zero resets", async () => {
     const r = await runLanes(500);
