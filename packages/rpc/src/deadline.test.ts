@@ -1,20 +1,12 @@
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
 import { Code } from "./code";
-import { Harness, within } from "./echo.fixture";
+import { Harness, within, rejection } from "./echo.fixture";
 import { StratumError } from "./errors";
 
 const h = new Harness();
 afterEach(() => h.close());
 
-async function rejection(p: Promise<unknown>): Promise<StratumError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "call should have failed").toBeInstanceOf(StratumError);
-  return err as StratumError;
-}
 
 describe("deadlines", () => {
   it("the handler sees the client's deadline, and its signal aborts with DEADLINE_EXCEEDED when it passes", async () => {

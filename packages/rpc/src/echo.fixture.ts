@@ -2,6 +2,7 @@
  * Test fixture: an EchoService implementation that records what its handlers saw, and helpers to
  * start servers and clients. Used only by this package's tests.
  */
+import { expect } from "vitest";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
@@ -168,4 +169,14 @@ export function within<T>(promise: Promise<T>, ms = 5_000, what = "promise"): Pr
     timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The StratumError a call failed with; fails the test if it succeeded or failed otherwise. */
+export async function rejection(p: Promise<unknown>): Promise<StratumError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, "call should have failed").toBeInstanceOf(StratumError);
+  return err as StratumError;
 }

@@ -3,7 +3,7 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { Code } from "./code";
-import { Harness } from "./echo.fixture";
+import { Harness, rejection } from "./echo.fixture";
 import { StratumError } from "./errors";
 import { DEFAULT_RETRY_POLICY, RETRYABLE_CODES, backoffDelay, isIdempotent } from "./retry";
 
@@ -13,14 +13,6 @@ afterEach(() => h.close());
 const unavailable = (): StratumError => new StratumError(Code.UNAVAILABLE, "replica is starting", { reason: "REPLICA_NOT_READY" });
 const fast = { initialBackoffMs: 10, maxBackoffMs: 20 };
 
-async function rejection(p: Promise<unknown>): Promise<StratumError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "call should have failed").toBeInstanceOf(StratumError);
-  return err as StratumError;
-}
 
 async function freePort(): Promise<number> {
   const srv = createNetServer();

@@ -6,7 +6,7 @@ import { StatusSchema } from "@stratum/proto/google/rpc/status_pb";
 import { EchoRequestSchema, EchoService, EchoStreamRequestSchema } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { Code } from "./code";
-import { Harness } from "./echo.fixture";
+import { Harness, rejection } from "./echo.fixture";
 import { StratumError } from "./errors";
 import { STATUS_DETAILS_KEY } from "./status";
 import { fieldPath, validate } from "./validate";
@@ -33,14 +33,6 @@ function rawUnary(address: string, path: string, body: Uint8Array): Promise<{ er
   });
 }
 
-async function rejection(p: Promise<unknown>): Promise<StratumError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, "call should have failed").toBeInstanceOf(StratumError);
-  return err as StratumError;
-}
 
 describe("round trips", () => {
   it("unary: request in, response out, request id from x-request-id", async () => {

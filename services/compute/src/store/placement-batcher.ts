@@ -1,15 +1,9 @@
 import type { ComputeDb } from "./db";
 import type { VmRow } from "./schema";
+import type { NewVm } from "./vm-store";
 
 /** A VM to place on any host that fits (see VmStore.insertPlaced). */
-export interface PlacementRequest {
-  uuid: string;
-  name: string;
-  cpu: number;
-  memory: number;
-  clientRequestId: string | null;
-  requestHash: string;
-}
+type PlacementRequest = NewVm;
 
 interface Pending {
   vm: PlacementRequest;
