@@ -30,6 +30,7 @@ const MINUTE = 60 * SECOND;
 export const DEFAULT_COMMAND_POLICIES: Readonly<Record<string, CommandPolicy>> = {
   // Reads and the handshake: repeating them changes nothing.
   "host/ping": { idempotent: true, timeoutMs: 5 * SECOND },
+  "host/vms": { idempotent: true, timeoutMs: 10 * SECOND },
   "host/connect": { idempotent: true, timeoutMs: 30 * SECOND },
   "volume/task/status": { idempotent: true, timeoutMs: 10 * SECOND },
   // Cancelling a specific task is final: a late repeat finds it cancelled or finished and does nothing.

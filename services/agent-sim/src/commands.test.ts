@@ -37,6 +37,14 @@ describe("host commands", () => {
     await post(b, "vm/start", vmSpec("vm-r"), { taskId: "start-r" });
     expect(sim.host(1).inspect().commands["vm/start"]).toMatchObject({ executed: 2, deduplicated: 0 });
   });
+
+  it("vms lists what the hypervisor runs and in which state", async () => {
+    await post(a, "vm/start", vmSpec("vm-l1"));
+    await post(a, "vm/start", vmSpec("vm-l2"));
+    await post(a, "vm/stop", { vmUuid: "vm-l2" });
+    const reply = await post(a, "host/vms");
+    expect(reply.body.vms).toEqual(expect.arrayContaining([{ vmUuid: "vm-l1", state: "running" }, { vmUuid: "vm-l2", state: "stopped" }]));
+  });
 });
 
 describe("request validation", () => {

@@ -45,7 +45,7 @@ export function computeModule(options: ComputeOptions = {}): ServiceModule<typeo
       const vmStore = new VmStore(ctx.db);
       const hostStore = new HostStore(ctx.db);
       const vms = new VmManager({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, events, log: ctx.log });
-      const hosts = new HostManager({ hosts: hostStore, agents, queue: ctx.queue, events, log: ctx.log });
+      const hosts = new HostManager({ hosts: hostStore, vms: vmStore, agents, queue: ctx.queue, events, log: ctx.log });
 
       const vmRouter = new ServiceRouter(ctx.view, "compute", VmService);
       const hostRouter = new ServiceRouter(ctx.view, "compute", HostService);

@@ -47,6 +47,24 @@ it("an explicit reconnect to a dead agent fails with the agent's error and leave
   expect((await stack.hosts.reconnectHost({ uuid: hostUuids[1]! })).host!.status).toBe(HostStatus.CONNECTED);
 });
 
+it("after its agent restarts, a host's VMs are synced with what it really runs", async () => {
+  const sim = stack.sim.hosts[0]!;
+  const uuid = hostUuids[0]!;
+  const lost = (await stack.vms.createVm({ name: "lost", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid })).vm!;
+  const revived = (await stack.vms.createVm({ name: "revived", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid })).vm!;
+  await stack.vms.stopVm({ uuid: revived.uuid });
+  // The hypervisor changed under the agent's restart: one VM gone, the stopped one running.
+  await sim.stop();
+  sim.state.vms.delete(lost.uuid);
+  sim.state.vms.get(revived.uuid)!.state = "running";
+  await sim.start();
+  const state = async (vm: string) => (await stack.vms.getVm({ uuid: vm })).vm!;
+  await until(async () => (await state(lost.uuid)).state === VmState.STOPPED && (await state(revived.uuid)).state === VmState.RUNNING, "the VM states to be synced");
+  expect((await state(lost.uuid)).lastError).toContain("found missing");
+  await stack.vms.destroyVm({ uuid: lost.uuid });
+  await stack.vms.destroyVm({ uuid: revived.uuid });
+});
+
 it("a new VM is not placed on a disconnected host", async () => {
   const sim = stack.sim.hosts[1]!;
   const uuid = hostUuids[1]!;

@@ -21,4 +21,13 @@ export const hostCommands: CommandTable = {
     bootId: host.state.facts.bootId,
     connected: host.state.connection !== undefined,
   }),
+
+  /**
+   * The VMs this hypervisor knows and their power state: what the management plane compares with
+   * its database after an agent restart (ZStack's VM state sync).
+   */
+  "host/vms": ({ host }) => ({
+    hostUuid: host.uuid,
+    vms: [...host.state.vms.values()].map((vm) => ({ vmUuid: vm.vmUuid, state: vm.state })),
+  }),
 };

@@ -19,6 +19,11 @@ export interface PingReply {
   bootId: string;
 }
 
+/** What the hypervisor runs, as its agent reports it. */
+export interface VmsReply {
+  vms: Array<{ vmUuid: string; state: "running" | "stopped" }>;
+}
+
 /** Default of how many agent commands one replica sends one host at once. */
 export const DEFAULT_HOST_SYNC_LEVEL = 16;
 
@@ -42,6 +47,11 @@ export class HostAgents {
 
   ping(host: AgentHost, signal?: AbortSignal): Promise<PingReply> {
     return this.#send<PingReply>(host, "host/ping", { hostUuid: host.uuid }, undefined, signal);
+  }
+
+  /** The VMs the host runs, for the VM state sync after a reconnect. */
+  vms(host: AgentHost, signal?: AbortSignal): Promise<VmsReply> {
+    return this.#send<VmsReply>(host, "host/vms", {}, undefined, signal);
   }
 
   /** A VM lifecycle command; `taskId` names this one operation so a retry runs once on the agent. */

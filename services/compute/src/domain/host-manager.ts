@@ -3,6 +3,7 @@ import { fromQueueError } from "@stratum/runtime";
 import { Code, StratumError, type Logger } from "@stratum/rpc";
 import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
+import type { VmStore } from "../store/vm-store";
 import type { HostRow, HostStateValue } from "../store/schema";
 import type { ComputeEvents } from "./events";
 
@@ -17,6 +18,7 @@ export interface HostSpec {
 
 export interface HostManagerDeps {
   hosts: HostStore;
+  vms: VmStore;
   agents: HostAgents;
   queue: ChainTaskQueue;
   events: ComputeEvents;
@@ -170,11 +172,44 @@ export class HostManager {
   }
 
   async #connect(host: HostRow, signal?: AbortSignal): Promise<HostRow> {
+    let connected: HostRow;
     try {
       const facts = await this.d.agents.connect(host, signal);
-      return await this.#setStatus(host, "Connected", "", facts.bootId);
+      connected = await this.#setStatus(host, "Connected", "", facts.bootId);
     } catch (e) {
       return this.#setStatus(host, "Disconnected", e instanceof Error ? e.message : String(e));
+    }
+    await this.#syncVms(connected).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: e instanceof Error ? e.message : String(e) }));
+    return connected;
+  }
+
+  /**
+   * After a (re)connect, the host may run something else than the database says: the agent or the
+   * hypervisor restarted, or a VM stopped while the host was unreachable. ZStack's VM state sync:
+   * a Running VM the agent does not run is recorded Stopped (with why), a Stopped one it runs is
+   * recorded Running. VMs in the middle of an operation are left to it. The database is read
+   * before the agent, so a VM that turns Running in between was already running on the agent;
+   * and each change is conditional, so an operation that moved the VM meanwhile wins.
+   */
+  async #syncVms(host: HostRow): Promise<void> {
+    const placed = await this.d.vms.placedOn(host.uuid);
+    if (placed.length === 0) return;
+    const actual = new Map((await this.d.agents.vms(host)).vms.map((v) => [v.vmUuid, v.state]));
+    for (const vm of placed) {
+      const onAgent = actual.get(vm.uuid);
+      let to: "Running" | "Stopped" | undefined;
+      let why = "";
+      if (vm.state === "Running" && onAgent !== "running") {
+        to = "Stopped";
+        why = `found ${onAgent ?? "missing"} on host ${host.uuid} when its agent reconnected`;
+      } else if (vm.state === "Stopped" && onAgent === "running") {
+        to = "Running";
+      }
+      if (!to) continue;
+      const moved = await this.d.vms.transition(vm.uuid, vm.state, to, why);
+      if (!moved) continue;
+      this.d.log.warn("vm state synced from its host", { vmUuid: vm.uuid, hostUuid: host.uuid, from: vm.state, to, agentState: onAgent ?? "missing" });
+      this.d.events.vmStateChanged({ vmUuid: vm.uuid, hostUuid: vm.hostUuid, from: vm.state, to, lastError: why }, moved.updatedAt);
     }
   }
 

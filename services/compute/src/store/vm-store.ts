@@ -99,6 +99,11 @@ export class VmStore {
     return row;
   }
 
+  /** The VMs holding capacity on a host, whatever their state. */
+  async placedOn(hostUuid: string): Promise<VmRow[]> {
+    return this.handle.db.select().from(vms).where(eq(vms.hostUuid, hostUuid));
+  }
+
   async findByRequestId(clientRequestId: string): Promise<VmRow | undefined> {
     const [row] = await this.handle.db.select().from(vms).where(eq(vms.clientRequestId, clientRequestId));
     return row;
