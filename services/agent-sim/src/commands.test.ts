@@ -154,6 +154,19 @@ describe("vm commands", () => {
     expect((await post(a, "vm/migrate", { vmUuid: "vm-6", targetAgentUrl: a })).status).toBe(400);
     expect((await post(a, "vm/migrate", { vmUuid: "ghost", targetAgentUrl: b })).body.error.code).toBe("VM_NOT_FOUND");
   });
+
+  it("migrate to a host whose agent is down fails and leaves the VM where it was", async () => {
+    await post(a, "vm/start", vmSpec("vm-7"));
+    await sim.host(1).stop();
+    try {
+      const reply = await post(a, "vm/migrate", { vmUuid: "vm-7", targetHostUuid: sim.host(1).uuid });
+      expect(reply.status).toBe(503);
+      expect(reply.body.error.code).toBe("TARGET_HOST_UNREACHABLE");
+      expect(sim.host(0).inspect().vms.find((v) => v.vmUuid === "vm-7")?.state).toBe("running");
+    } finally {
+      await sim.host(1).start();
+    }
+  });
 });
 
 describe("nic and eip commands", () => {

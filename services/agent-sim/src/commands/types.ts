@@ -8,6 +8,8 @@ export interface HostView {
   readonly state: HostState;
   /** Default duration of a volume task that does not name one. */
   readonly volumeTaskDurationMs: number;
+  /** False while the host's agent is stopped (crashed): a migration to it must fail. */
+  readonly listening: boolean;
 }
 
 /** Lets a handler reach the other hosts of the same sim (migration moves a VM to one). */

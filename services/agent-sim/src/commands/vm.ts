@@ -82,6 +82,8 @@ export const vmCommands: CommandTable = {
     const target = hosts.find(ref);
     if (!target) throw CommandError.notFound("TARGET_HOST_NOT_FOUND", `target host ${ref} not found`);
     if (target.uuid === host.uuid) throw CommandError.invalidField(targetHostUuid ? "targetHostUuid" : "targetAgentUrl", "another host");
+    // A real migration needs the target's hypervisor to take the memory stream.
+    if (!target.listening) throw new CommandError(503, "TARGET_HOST_UNREACHABLE", `target host ${target.uuid} does not answer`);
     const vm = host.state.vms.get(vmUuid);
     if (!vm) throw vmNotFound(vmUuid, host.uuid);
     if (vm.state !== "running") throw CommandError.conflict("VM_NOT_RUNNING", `vm ${vmUuid} is ${vm.state} on host ${host.uuid}`);
