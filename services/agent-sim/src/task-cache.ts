@@ -60,6 +60,8 @@ export class TaskCache {
     this.now = options.now ?? Date.now;
   }
 
+  private lastSweep = Number.NEGATIVE_INFINITY;
+
   get size(): number {
     return this.entries.size;
   }
@@ -100,8 +102,11 @@ export class TaskCache {
 
   private evict(): void {
     if (this.entries.size <= this.maxEntries) {
-      // TTL sweep over the whole map (bounded by maxEntries): recency order is not expiry order.
+      // TTL sweep over the whole map (recency order is not expiry order), at most once a second:
+      // per request it would cost a scan of up to maxEntries.
       const now = this.now();
+      if (now - this.lastSweep < 1_000) return;
+      this.lastSweep = now;
       for (const [id, entry] of this.entries) {
         if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.entries.delete(id);
       }
