@@ -10,7 +10,7 @@ import type { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import type { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import type { Client } from "@stratum/rpc";
 import type { FlagSpecs, Flags } from "../args";
-import { EMPTY } from "../table";
+import { EMPTY, renderTable } from "../table";
 
 /** The compute API, connected on first use (a usage error never opens a connection). */
 export interface Api {
@@ -107,3 +107,17 @@ export async function fetchPages<T>(
 export function morePagesNote(what: string, command: string, nextPageToken: string): string[] {
   return nextPageToken === "" ? [] : [`more ${what} exist: add --all, or --page-token ${nextPageToken} for the next page (stratumctl ${command})`];
 }
+
+/**
+ * What every list command prints: a table of the items (or, on stderr, that there are none), the
+ * list response as JSON, and how to get the next page when the list stopped early.
+ */
+export function listResult<T>(list: { json: JsonValue; items: readonly T[]; nextPageToken: string; columns: string[]; row: (item: T) => string[]; noun: string; command: string }): CommandResult {
+  const empty = list.items.length === 0;
+  return {
+    json: list.json,
+    text: empty ? "" : renderTable(list.columns, list.items.map(list.row)),
+    notes: [...(empty ? [`no ${list.noun} found`] : []), ...morePagesNote(list.noun, list.command, list.nextPageToken)],
+  };
+}
+

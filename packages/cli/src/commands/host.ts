@@ -16,7 +16,7 @@ import {
 import { enumChoices, enumWord } from "../enums";
 import { renderFields, renderTable } from "../table";
 import { formatSize } from "../units";
-import { fetchPages, formatTime, jsonOf, morePagesNote, PAGING_FLAGS, present, type Command, type CommandResult } from "./command";
+import { fetchPages, formatTime, jsonOf, listResult, PAGING_FLAGS, present, type Command, type CommandResult } from "./command";
 
 const COLUMNS = ["UUID", "NAME", "STATUS", "STATE", "CPU", "MEMORY", "AGENT URL"];
 
@@ -105,11 +105,8 @@ const list: Command = {
       const res = await api.hosts.listHosts({ status, ...page });
       return { items: res.hosts, nextPageToken: res.nextPageToken };
     });
-    return {
-      json: jsonOf(ListHostsResponseSchema, create(ListHostsResponseSchema, { hosts: items, nextPageToken })),
-      text: items.length > 0 ? renderTable(COLUMNS, items.map(row)) : "",
-      notes: [...(items.length === 0 ? ["no hosts found"] : []), ...morePagesNote("hosts", "host list", nextPageToken)],
-    };
+    const json = jsonOf(ListHostsResponseSchema, create(ListHostsResponseSchema, { hosts: items, nextPageToken }));
+    return listResult({ json, items, nextPageToken, columns: COLUMNS, row, noun: "hosts", command: "host list" });
   },
 };
 

@@ -8,7 +8,7 @@ import { ListVmsResponseSchema, VmSchema, VmState, VmStateSchema, type Vm } from
 import { enumChoices, enumWord } from "../enums";
 import { renderFields, renderTable } from "../table";
 import { formatSize } from "../units";
-import { fetchPages, formatTime, jsonOf, morePagesNote, PAGING_FLAGS, present, type Api, type Command, type CommandResult } from "./command";
+import { fetchPages, formatTime, jsonOf, listResult, PAGING_FLAGS, present, type Api, type Command, type CommandResult } from "./command";
 
 const COLUMNS = ["UUID", "NAME", "STATE", "CPU", "MEMORY", "HOST"];
 
@@ -91,11 +91,8 @@ const list: Command = {
       const res = await api.vms.listVms({ ...filter, ...page });
       return { items: res.vms, nextPageToken: res.nextPageToken };
     });
-    return {
-      json: jsonOf(ListVmsResponseSchema, create(ListVmsResponseSchema, { vms: items, nextPageToken })),
-      text: items.length > 0 ? renderTable(COLUMNS, items.map(row)) : "",
-      notes: [...(items.length === 0 ? ["no VMs found"] : []), ...morePagesNote("VMs", "vm list", nextPageToken)],
-    };
+    const json = jsonOf(ListVmsResponseSchema, create(ListVmsResponseSchema, { vms: items, nextPageToken }));
+    return listResult({ json, items, nextPageToken, columns: COLUMNS, row, noun: "VMs", command: "vm list" });
   },
 };
 
