@@ -138,11 +138,6 @@ export class ReplyInbox {
     }
   }
 
-  /** How many replies are held waiting for a waiter (for introspection and tests). */
-  get unclaimedCount(): number {
-    return this.#unclaimed.size;
-  }
-
   #deliver(msg: JsMsg): void {
     const correlationId = msg.headers?.get("Nats-Msg-Id") ?? "";
     const waiter = this.#waiters.get(correlationId);

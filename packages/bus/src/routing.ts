@@ -15,7 +15,6 @@ export const NOT_OWNER = "NOT_OWNER";
 export class ServiceRouter<S extends DescService> {
   readonly #clients = new Map<string, Client<S>>();
   readonly #off: () => void;
-  #next = 0;
 
   constructor(
     readonly view: MembershipView,
@@ -40,14 +39,6 @@ export class ServiceRouter<S extends DescService> {
   /** A client connected to the owner of `resourceUuid`. */
   owner(resourceUuid: string): Client<S> {
     return this.clientAt(this.ownerOf(resourceUuid).address);
-  }
-
-  /** A client to any live replica, in turn: for calls not about one resource (list, create without id). */
-  any(): Client<S> {
-    const members = this.view.members(this.serviceName);
-    if (members.length === 0) throw noReplica(this.serviceName);
-    const member = members[this.#next++ % members.length] as Member;
-    return this.clientAt(member.address);
   }
 
   /**

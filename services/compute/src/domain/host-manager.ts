@@ -82,14 +82,9 @@ export class HostManager {
   /** Runs the handshake now; the host is recorded Disconnected and the agent's error thrown if it fails. */
   reconnect(uuid: string, signal?: AbortSignal): Promise<HostRow> {
     return this.#serialized(uuid, "reconnect-host", signal, async () => {
-      const host = await this.get(uuid);
-      try {
-        const facts = await this.d.agents.connect(host, signal);
-        return await this.#setStatus(host, "Connected", "", facts.bootId);
-      } catch (e) {
-        await this.#setStatus(host, "Disconnected", e instanceof Error ? e.message : String(e));
-        throw e;
-      }
+      const { row, error } = await this.#handshake(await this.get(uuid), signal);
+      if (error !== undefined) throw error;
+      return row;
     });
   }
 
@@ -145,7 +140,7 @@ export class HostManager {
       this.#listing = false;
     }
     for (const uuid of uuids) {
-      this.ping(uuid).catch((e) => this.d.log.warn("host ping failed", { hostUuid: uuid, error: e instanceof Error ? e.message : String(e) }));
+      this.ping(uuid).catch((e) => this.d.log.warn("host ping failed", { hostUuid: uuid, error: describe(e) }));
     }
   }
 
@@ -165,22 +160,27 @@ export class HostManager {
           if (host.agentBootId && reply.bootId && reply.bootId !== host.agentBootId) return this.#connect(host);
           return await this.d.hosts.setStatus(uuid, "Connected", { seen: true });
         } catch (e) {
-          return this.#setStatus(host, "Disconnected", e instanceof Error ? e.message : String(e));
+          return this.#setStatus(host, "Disconnected", describe(e));
         }
       },
     });
   }
 
-  async #connect(host: HostRow, signal?: AbortSignal): Promise<HostRow> {
-    let connected: HostRow;
+  /** The agent handshake: the host recorded Connected, or Disconnected with the agent's error. */
+  async #handshake(host: HostRow, signal?: AbortSignal): Promise<{ row: HostRow; error?: unknown }> {
     try {
       const facts = await this.d.agents.connect(host, signal);
-      connected = await this.#setStatus(host, "Connected", "", facts.bootId);
-    } catch (e) {
-      return this.#setStatus(host, "Disconnected", e instanceof Error ? e.message : String(e));
+      return { row: await this.#setStatus(host, "Connected", "", facts.bootId) };
+    } catch (error) {
+      return { row: await this.#setStatus(host, "Disconnected", describe(error)), error };
     }
-    await this.#syncVms(connected).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: e instanceof Error ? e.message : String(e) }));
-    return connected;
+  }
+
+  /** A handshake by the pinger, then the VM state sync; a failure is recorded, not thrown. */
+  async #connect(host: HostRow): Promise<HostRow> {
+    const { row, error } = await this.#handshake(host);
+    if (error === undefined) await this.#syncVms(row).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: describe(e) }));
+    return row;
   }
 
   /**
@@ -226,4 +226,8 @@ export class HostManager {
   #serialized<T>(uuid: string, name: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
     return this.d.queue.submit({ signature: `host-${uuid}`, name, run }, signal ? { signal } : undefined).catch((e) => Promise.reject(fromQueueError(e)));
   }
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

@@ -59,18 +59,13 @@ export class VmStore {
   }
 
   #fittingHost(vm: NewVm, waitForLocks: boolean): SQL {
-    return sql`SELECT ${hosts.uuid} FROM ${hosts}
-      WHERE ${hosts.status} = 'Connected' AND ${hosts.state} = 'Enabled'
-        AND ${hosts.cpuUsed} + ${vm.cpu} <= ${hosts.cpuCapacity} AND ${hosts.memoryUsed} + ${vm.memory} <= ${hosts.memoryCapacity}
+    return sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${canTake(vm)}
       ORDER BY ${hosts.memoryCapacity} - ${hosts.memoryUsed} DESC
       LIMIT 1 FOR UPDATE ${waitForLocks ? sql`` : sql`SKIP LOCKED`}`;
   }
 
   async #anyHostFits(vm: NewVm): Promise<boolean> {
-    const rows = await this.handle.db.execute(sql`SELECT 1 FROM ${hosts}
-      WHERE ${hosts.status} = 'Connected' AND ${hosts.state} = 'Enabled'
-        AND ${hosts.cpuUsed} + ${vm.cpu} <= ${hosts.cpuCapacity} AND ${hosts.memoryUsed} + ${vm.memory} <= ${hosts.memoryCapacity}
-      LIMIT 1`);
+    const rows = await this.handle.db.execute(sql`SELECT 1 FROM ${hosts} WHERE ${canTake(vm)} LIMIT 1`);
     return rows.length > 0;
   }
 
@@ -79,9 +74,7 @@ export class VmStore {
       const rows = await this.handle.db.execute<VmRow>(sql`
         WITH reserved AS (
           UPDATE ${hosts} SET cpu_used = cpu_used + ${vm.cpu}, memory_used = memory_used + ${vm.memory}
-          WHERE uuid = (${candidate})
-            AND status = 'Connected' AND state = 'Enabled'
-            AND cpu_used + ${vm.cpu} <= cpu_capacity AND memory_used + ${vm.memory} <= memory_capacity
+          WHERE uuid = (${candidate}) AND ${canTake(vm)}
           RETURNING uuid
         )
         INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, request_hash)
@@ -102,11 +95,6 @@ export class VmStore {
   /** The VMs holding capacity on a host, whatever their state. */
   async placedOn(hostUuid: string): Promise<VmRow[]> {
     return this.handle.db.select().from(vms).where(eq(vms.hostUuid, hostUuid));
-  }
-
-  async findByRequestId(clientRequestId: string): Promise<VmRow | undefined> {
-    const [row] = await this.handle.db.select().from(vms).where(eq(vms.clientRequestId, clientRequestId));
-    return row;
   }
 
   /**
@@ -149,6 +137,12 @@ export class VmStore {
     if (filter.name) where.push(eq(vms.name, filter.name));
     return this.handle.db.select().from(vms).where(and(...where)).orderBy(asc(vms.seq)).limit(filter.limit);
   }
+}
+
+/** A host that may receive `vm`: connected, enabled, with room for it. */
+function canTake(vm: { cpu: number; memory: number }): SQL {
+  return sql`${hosts.status} = 'Connected' AND ${hosts.state} = 'Enabled'
+    AND ${hosts.cpuUsed} + ${vm.cpu} <= ${hosts.cpuCapacity} AND ${hosts.memoryUsed} + ${vm.memory} <= ${hosts.memoryCapacity}`;
 }
 
 const VM_COLUMNS = Object.entries(getTableColumns(vms));
