@@ -65,6 +65,15 @@ it("after its agent restarts, a host's VMs are synced with what it really runs",
   await stack.vms.destroyVm({ uuid: revived.uuid });
 });
 
+it("an explicit reconnect syncs the host's VMs at once", async () => {
+  const uuid = hostUuids[0]!;
+  const vm = (await stack.vms.createVm({ name: "vanished", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid })).vm!;
+  stack.sim.hosts[0]!.state.vms.delete(vm.uuid); // gone from the hypervisor, the agent still up
+  await stack.hosts.reconnectHost({ uuid });
+  expect((await stack.vms.getVm({ uuid: vm.uuid })).vm).toMatchObject({ state: VmState.STOPPED, lastError: expect.stringContaining("found missing") });
+  await stack.vms.destroyVm({ uuid: vm.uuid });
+});
+
 it("a new VM is not placed on a disconnected host", async () => {
   const sim = stack.sim.hosts[1]!;
   const uuid = hostUuids[1]!;

@@ -79,11 +79,15 @@ export class HostManager {
     });
   }
 
-  /** Runs the handshake now; the host is recorded Disconnected and the agent's error thrown if it fails. */
+  /**
+   * Runs the handshake now, then the VM state sync; the host is recorded Disconnected and the
+   * agent's error thrown if the handshake fails.
+   */
   reconnect(uuid: string, signal?: AbortSignal): Promise<HostRow> {
     return this.#serialized(uuid, "reconnect-host", signal, async () => {
       const { row, error } = await this.#handshake(await this.get(uuid), signal);
       if (error !== undefined) throw error;
+      await this.#syncAfterConnect(row);
       return row;
     });
   }
@@ -179,8 +183,13 @@ export class HostManager {
   /** A handshake by the pinger, then the VM state sync; a failure is recorded, not thrown. */
   async #connect(host: HostRow): Promise<HostRow> {
     const { row, error } = await this.#handshake(host);
-    if (error === undefined) await this.#syncVms(row).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: describe(e) }));
+    if (error === undefined) await this.#syncAfterConnect(row);
     return row;
+  }
+
+  /** The VM state sync; its failure is logged, since the host itself is connected. */
+  #syncAfterConnect(host: HostRow): Promise<void> {
+    return this.#syncVms(host).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: describe(e) }));
   }
 
   /**
