@@ -15,6 +15,7 @@ const repoRoot = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 const stoppers: Array<() => Promise<unknown>> = [];
 let shuttingDown = false;
 let stopped: Promise<void> | undefined;
+let exitCode: number | undefined;
 
 /**
  * Stops everything, once, and exits only when all of it is down — also when a second signal or a
@@ -22,12 +23,12 @@ let stopped: Promise<void> | undefined;
  */
 async function shutdown(code: number): Promise<never> {
   shuttingDown = true;
+  exitCode ??= code;
   stopped ??= (async () => {
     for (const stop of stoppers.reverse()) await stop().catch((e) => console.error(`stop failed: ${e instanceof Error ? e.message : e}`));
-    process.exit(code);
   })();
   await stopped;
-  return process.exit(code);
+  return process.exit(exitCode);
 }
 
 async function main(): Promise<void> {

@@ -123,7 +123,7 @@ export class EventBus {
     const retryDelayMs = options.retryDelayMs ?? 1_000;
     const durable = Boolean(options.durable);
     // Handlers run one at a time, in stream order: a consumer applying state changes must never
-    // see a later event before an earlier one (a failed event is redelivered before the next).
+    // see a later event before an earlier one (a failing one is retried in place first).
     let previous: Promise<unknown> = Promise.resolve();
     const handle = async (msg: JsMsg): Promise<void> => {
       let event: DomainEvent<T>;
