@@ -1,5 +1,5 @@
 import { startAgentSim, type AgentSim } from "@stratum/agent-sim";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AgentFailure, createAgentClient, type AgentClient, type AgentClientOptions } from "./index";
 

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { StratumError } from "@stratum/rpc";
+import { StratumError } from "@stratum/core";
 import type { Agent } from "undici";
 import { backoffDelay, type BackoffOptions } from "./backoff";
 import { DEFAULT_COMMAND_POLICIES, FALLBACK_COMMAND_POLICY, type CommandPolicy } from "./command-policy";

@@ -1,4 +1,4 @@
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import type { AgentErrorDetail } from "./protocol";
 
 /** Stable reasons of the `StratumError`s the agent client raises. */

@@ -18,7 +18,7 @@
  * the capped run faces the same delay and must still see zero resets.
  */
 import { startAgentSim } from "@stratum/agent-sim";
-import { StratumError } from "@stratum/rpc";
+import { StratumError } from "@stratum/core";
 import { describe, expect, it } from "vitest";
 import { AgentFailure, errorCode } from "./errors";
 import { createAgentClient, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from "./index";

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { connectBus, type Bus } from "./connect";
 import { EventBus, type DomainEvent } from "./events";
 import { Membership, MembershipView } from "./membership";

@@ -1,7 +1,7 @@
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import { HashRing } from "@stratum/hash-ring";
 import type { Bus } from "./connect";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { assertToken } from "./names";
 
 /** One live replica of a service, as it announces itself in the membership bucket. */

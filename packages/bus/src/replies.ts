@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
-import { Code, StratumError, type FieldViolation } from "@stratum/rpc";
+import { Code, StratumError, type FieldViolation } from "@stratum/core";
 import type { Bus } from "./connect";
 import { assertToken, streamName, subject } from "./names";
 import { ensureStream, nanos } from "./streams";

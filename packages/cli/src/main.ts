@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { StratumError } from "@stratum/rpc";
+import { StratumError } from "@stratum/core";
 import { openApi, type Connect } from "./api";
 import { parseCommandLine, splitCommand } from "./args";
 import { findCommand, findGroup, GROUPS } from "./commands";

@@ -1,6 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { describeError, jsonLineLogger, type DbLogger } from "./logger";
 import { isConnectionError, mapPgError, pgErrorCode, POSTGRES_UNAVAILABLE } from "./pg-errors";
 import { describeHostPort, describeTarget } from "./target";

@@ -4,7 +4,7 @@ import { drizzle } from "drizzle-orm/postgres-js";
 import { readMigrationFiles, type MigrationMeta } from "drizzle-orm/migrator";
 import { PgDialect } from "drizzle-orm/pg-core";
 import postgres from "postgres";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { assertSchemaName, clientOptions, handleInternals, waitForPostgres, type DbHandle } from "./connect";
 import { describeError } from "./logger";
 import { findPgError, isConnectionError, mapPgError } from "./pg-errors";

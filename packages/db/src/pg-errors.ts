@@ -1,4 +1,4 @@
-import { Code, codeName, StratumError, type FieldViolation } from "@stratum/rpc";
+import { Code, codeName, StratumError, type FieldViolation } from "@stratum/core";
 
 /** What a constraint means in the domain: `eip_vip_uq` → `EIP_VIP_IN_USE`. */
 export interface ConstraintRule {

@@ -1,4 +1,4 @@
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 
 /**
  * The one row a conditional `UPDATE … WHERE id = … AND state = … RETURNING …` (or a DELETE)

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { and, eq } from "drizzle-orm";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { affectedRows, expectOne, migrate, type DbHandle } from "../src/index";
 import { closeAll, MIGRATIONS, open, tables, type FixtureTables } from "./helpers";

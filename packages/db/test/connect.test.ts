@@ -1,5 +1,5 @@
 import { getFreePort, testDatabase } from "@stratum/testing";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect } from "../src/index";

@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testDatabase } from "@stratum/testing";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { migrate } from "../src/index";
 import { closeAll, memoryLogger, MIGRATIONS, open } from "./helpers";

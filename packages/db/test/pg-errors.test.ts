@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { getFreePort } from "@stratum/testing";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { mapPgError, migrate, withPgErrors, type DbHandle } from "../src/index";

@@ -6,9 +6,9 @@
 import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { deserializer, serializer } from "./codec";
-import { Code } from "./code";
+import { Code } from "@stratum/core";
 import { REQUEST_ID_KEY, earliest, type CallParent } from "./context";
-import { StratumError } from "./errors";
+import { StratumError } from "@stratum/core";
 import { createRetryInterceptor, type RetryInterceptorOptions } from "./retry";
 import { errorFromServiceError } from "./status";
 

@@ -4,8 +4,8 @@
  */
 import { fromBinary, toBinary, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
-import { Code } from "./code";
-import { StratumError, type FieldViolation } from "./errors";
+import { Code } from "@stratum/core";
+import { StratumError, type FieldViolation } from "@stratum/core";
 
 export function serializer(schema: DescMessage): (message: Message) => Buffer {
   return (message) => {

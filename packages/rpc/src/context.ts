@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { Metadata } from "@grpc/grpc-js";
-import type { Logger } from "./log";
+import type { Logger } from "@stratum/core";
 
 /** Metadata key of the request id that ties together the log lines of one request across services. */
 export const REQUEST_ID_KEY = "x-request-id";

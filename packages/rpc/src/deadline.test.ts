@@ -1,8 +1,8 @@
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
-import { Code } from "./code";
+import { Code } from "@stratum/core";
 import { Harness, within, rejection } from "./echo.fixture";
-import { StratumError } from "./errors";
+import { StratumError } from "@stratum/core";
 
 const h = new Harness();
 afterEach(() => h.close());

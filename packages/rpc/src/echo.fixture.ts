@@ -8,10 +8,10 @@ import { create } from "@bufbuild/protobuf";
 import { DurationSchema, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { ConcatService, EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { closeClient, createClient, type Client, type ClientOptions } from "./client";
-import { Code } from "./code";
+import { Code } from "@stratum/core";
 import type { HandlerContext } from "./context";
-import { StratumError } from "./errors";
-import { createLogger, type Logger } from "./log";
+import { StratumError } from "@stratum/core";
+import { createLogger, type Logger } from "@stratum/core";
 import { createServer, type ServerOptions, type StratumServer } from "./server";
 import { implement, type ServiceImpl } from "./service";
 

@@ -2,9 +2,9 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Health, HealthCheckResponse_ServingStatus as S } from "@stratum/proto/grpc/health/v1/health_pb";
 import { afterEach, describe, expect, it } from "vitest";
 import { createClient } from "./client";
-import { Code } from "./code";
+import { Code } from "@stratum/core";
 import { Harness } from "./echo.fixture";
-import { StratumError } from "./errors";
+import { StratumError } from "@stratum/core";
 
 const h = new Harness();
 afterEach(() => h.close());

@@ -3,8 +3,8 @@
  * grpc-health-probe, Envoy and load balancers can tell a serving replica from a draining one
  * without knowing anything about Stratum.
  */
-import { Code } from "./code";
-import { StratumError } from "./errors";
+import { Code } from "@stratum/core";
+import { StratumError } from "@stratum/core";
 import { implement, type ServiceRegistration } from "./service";
 import {
   HealthCheckResponse_ServingStatus as ServingStatus,

@@ -1,9 +1,9 @@
-export { Code, codeName } from "./code";
-export { StratumError, ERROR_DOMAIN } from "./errors";
-export type { FieldViolation, StratumErrorOptions } from "./errors";
+export { Code, codeName } from "@stratum/core";
+export { StratumError, ERROR_DOMAIN } from "@stratum/core";
+export type { FieldViolation, StratumErrorOptions } from "@stratum/core";
 
-export { createLogger, defaultLogLevel, log, serializeError } from "./log";
-export type { LogFields, LogLevel, Logger, LoggerOptions } from "./log";
+export { createLogger, defaultLogLevel, log, serializeError } from "@stratum/core";
+export type { LogFields, LogLevel, Logger, LoggerOptions } from "@stratum/core";
 
 export { STATUS_DETAILS_KEY, errorFromServiceError, errorFromStatus, statusFromError, toGrpcStatus } from "./status";
 
@@ -33,4 +33,4 @@ export type { RetryInterceptorOptions, RetryPolicy } from "./retry";
 export { HealthRegistry, ServingStatus, healthService } from "./health";
 export { DescriptorIndex, reflectionServices } from "./reflection";
 
-export { Violations, fieldPath, validate } from "./validate";
+export { Violations, fieldPath, validate } from "@stratum/core";

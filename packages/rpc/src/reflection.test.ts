@@ -10,7 +10,7 @@ import * as v1alpha from "@stratum/proto/grpc/reflection/v1alpha/reflection_pb";
 import { bufBin } from "@stratum/proto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "./client";
-import { Code } from "./code";
+import { Code } from "@stratum/core";
 import { Harness } from "./echo.fixture";
 
 const h = new Harness();

@@ -14,7 +14,7 @@ import { file_google_rpc_error_details } from "@stratum/proto/google/rpc/error_d
 import { file_google_rpc_status } from "@stratum/proto/google/rpc/status_pb";
 import * as v1 from "@stratum/proto/grpc/reflection/v1/reflection_pb";
 import * as v1alpha from "@stratum/proto/grpc/reflection/v1alpha/reflection_pb";
-import { Code } from "./code";
+import { Code } from "@stratum/core";
 import { implement, type ServiceRegistration } from "./service";
 
 type Response = MessageInitShape<typeof v1.ServerReflectionResponseSchema>;

@@ -2,9 +2,9 @@ import { createServer as createNetServer } from "node:net";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { Code } from "./code";
+import { Code } from "@stratum/core";
 import { Harness, rejection } from "./echo.fixture";
-import { StratumError } from "./errors";
+import { StratumError } from "@stratum/core";
 import { DEFAULT_RETRY_POLICY, RETRYABLE_CODES, backoffDelay, isIdempotent } from "./retry";
 
 const h = new Harness();

@@ -20,8 +20,8 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { Code } from "./code";
-import type { Logger } from "./log";
+import { Code } from "@stratum/core";
+import type { Logger } from "@stratum/core";
 
 /** The only status codes ever retried. */
 export const RETRYABLE_CODES: ReadonlySet<Code> = new Set([Code.UNAVAILABLE]);

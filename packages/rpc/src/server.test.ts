@@ -5,11 +5,11 @@ import { BadRequestSchema, ErrorInfoSchema, RequestInfoSchema } from "@stratum/p
 import { StatusSchema } from "@stratum/proto/google/rpc/status_pb";
 import { EchoRequestSchema, EchoService, EchoStreamRequestSchema } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { afterEach, describe, expect, it } from "vitest";
-import { Code } from "./code";
+import { Code } from "@stratum/core";
 import { Harness, rejection } from "./echo.fixture";
-import { StratumError } from "./errors";
+import { StratumError } from "@stratum/core";
 import { STATUS_DETAILS_KEY } from "./status";
-import { fieldPath, validate } from "./validate";
+import { fieldPath, validate } from "@stratum/core";
 
 const h = new Harness();
 afterEach(() => h.close());

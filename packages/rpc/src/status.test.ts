@@ -4,8 +4,8 @@ import { Metadata } from "@grpc/grpc-js";
 import { ErrorInfoSchema } from "@stratum/proto/google/rpc/error_details_pb";
 import { StatusSchema } from "@stratum/proto/google/rpc/status_pb";
 import { describe, expect, it } from "vitest";
-import { Code } from "./code";
-import { StratumError } from "./errors";
+import { Code } from "@stratum/core";
+import { StratumError } from "@stratum/core";
 import { STATUS_DETAILS_KEY, errorFromServiceError, errorFromStatus, statusFromError, toGrpcStatus } from "./status";
 
 describe("status", () => {

@@ -13,8 +13,8 @@ import { anyPack, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import { Metadata, type StatusObject } from "@grpc/grpc-js";
 import { BadRequestSchema, ErrorInfoSchema, RequestInfoSchema } from "@stratum/proto/google/rpc/error_details_pb";
 import { StatusSchema, type Status } from "@stratum/proto/google/rpc/status_pb";
-import { Code, codeName } from "./code";
-import { ERROR_DOMAIN, StratumError, type FieldViolation } from "./errors";
+import { Code, codeName } from "@stratum/core";
+import { ERROR_DOMAIN, StratumError, type FieldViolation } from "@stratum/core";
 
 /** The trailer that carries the binary `google.rpc.Status` (the gRPC convention, not ours). */
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";

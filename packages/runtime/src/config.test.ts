@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { configFromEnv } from "./config";
 
 describe("configFromEnv", () => {

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { Code, StratumError, type FieldViolation } from "@stratum/rpc";
+import { Code, StratumError, type FieldViolation } from "@stratum/core";
 
 /** Everything a replica is told from outside, all from environment variables (12-factor, k8s-friendly). */
 export interface ServiceConfig {

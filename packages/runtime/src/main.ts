@@ -1,4 +1,4 @@
-import { log, StratumError } from "@stratum/rpc";
+import { log, StratumError } from "@stratum/core";
 import { configFromEnv } from "./config";
 import { startService, type ServiceModule } from "./service";
 

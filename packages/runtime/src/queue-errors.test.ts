@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ChainTaskQueue } from "@stratum/chain-task";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { fromQueueError } from "./queue-errors";
 
 describe("fromQueueError", () => {

@@ -1,5 +1,5 @@
 import { ChainTaskError, type ChainTaskErrorCode } from "@stratum/chain-task";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 
 const CODES: Record<ChainTaskErrorCode, { code: Code; reason: string }> = {
   // The replica is stopping: the caller should retry, and will reach the new owner.

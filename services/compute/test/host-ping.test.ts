@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
-import { Code } from "@stratum/rpc";
+import { Code } from "@stratum/core";
 import { startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
 

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
 

@@ -1,5 +1,5 @@
 import type { EventBus } from "@stratum/bus";
-import type { Logger } from "@stratum/rpc";
+import type { Logger } from "@stratum/core";
 import type { HostStatusValue, VmStateValue } from "../store/schema";
 
 /** `stratum.compute.vm_state_changed`: one per VM state transition. */

@@ -1,6 +1,6 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { fromQueueError } from "@stratum/runtime";
-import { Code, StratumError, type Logger } from "@stratum/rpc";
+import { Code, StratumError, type Logger } from "@stratum/core";
 import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmStore } from "../store/vm-store";

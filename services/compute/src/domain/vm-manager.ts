@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { fromQueueError } from "@stratum/runtime";
 import { FlowError, runFlow } from "@stratum/flow";
-import { Code, StratumError, type Logger } from "@stratum/rpc";
+import { Code, StratumError, type Logger } from "@stratum/core";
 import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Code } from "@stratum/rpc";
+import { Code } from "@stratum/core";
 import { assertCanRun, TRANSITIONS } from "./vm-state";
 
 describe("VM state machine", () => {

@@ -1,4 +1,4 @@
-import { Code, StratumError } from "@stratum/rpc";
+import { Code, StratumError } from "@stratum/core";
 import type { VmStateValue } from "../store/schema";
 
 export type VmState = VmStateValue;

@@ -1,4 +1,4 @@
-import type { Violations } from "@stratum/rpc";
+import type { Violations } from "@stratum/core";
 import { UUID_PATTERN } from "../domain/ids";
 
 /** Shared field rules of the compute API, so every RPC words the same mistake the same way. */

@@ -1,4 +1,4 @@
-import { StratumError } from "@stratum/rpc";
+import { StratumError } from "@stratum/core";
 
 /** Default and largest page sizes of List calls. */
 export const DEFAULT_PAGE_SIZE = 100;

@@ -2,7 +2,7 @@ import { EchoRequestSchema, ForwardRequestSchema } from "@stratum/proto/stratum/
 import { describe, expect, it } from "vitest";
 import { Code } from "./code";
 import { StratumError } from "./errors";
-import { Violations, fieldPath, validate } from "./validate";
+import { Violations, fieldPath, validate } from "./violations";
 
 describe("fieldPath", () => {
   it("joins proto names, list indexes and descriptor names", () => {
