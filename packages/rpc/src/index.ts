@@ -34,3 +34,6 @@ export { HealthRegistry, ServingStatus, healthService } from "./health";
 export { DescriptorIndex, reflectionServices } from "./reflection";
 
 export { Violations, fieldPath, validate } from "@stratum/core";
+
+export { chainInterceptors, observeOutcome, streamsResponses } from "./interceptor";
+export type { ServerCall, ServerInterceptor, ServerNext } from "./interceptor";

@@ -14,7 +14,8 @@ import { StratumError } from "@stratum/core";
 import { HealthRegistry, ServingStatus, healthService } from "./health";
 import { log as rootLog, type Logger } from "@stratum/core";
 import { REFLECTION_SERVICES, reflectionServices } from "./reflection";
-import type { AnyImpl, ServiceRegistration } from "./service";
+import { chainInterceptors, type ServerInterceptor, type ServerNext } from "./interceptor";
+import type { ServiceRegistration } from "./service";
 import { toGrpcStatus } from "./status";
 import { Health } from "@stratum/proto/grpc/health/v1/health_pb";
 
@@ -47,6 +48,11 @@ export interface ServerOptions {
    * migrate its database or join the ring starts NOT_SERVING and calls `health.set` when ready.
    */
   initialHealth?: ServingStatus;
+  /**
+   * Run around every call of `services` (not the built-in health and reflection), outermost
+   * first, after the request is decoded and checked and before the handler.
+   */
+  interceptors?: readonly ServerInterceptor[];
   /** Extra grpc-js server options (keepalive, etc.). */
   grpcOptions?: grpc.ServerOptions;
 }
@@ -222,13 +228,13 @@ async function writeAll(call: grpc.ServerWritableStream<unknown, unknown> | grpc
   }
 }
 
-function handler(env: CallEnv, impl: AnyImpl): grpc.UntypedHandleCall {
-  const { method } = env;
+function handler(env: CallEnv, impl: ServerNext): grpc.UntypedHandleCall {
+  const { method, service } = env;
   switch (method.methodKind) {
     case "unary":
       return (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const ctx = new CallContext(call, env);
-        (async () => create(method.output, (await impl(checkRequest(call.request, env), ctx)) as never))().then(
+        (async () => create(method.output, (await impl({ service, method, request: checkRequest(call.request, env), ctx })) as never))().then(
           (response) => {
             ctx.succeed();
             callback(null, response, ctx.trailers);
@@ -239,7 +245,7 @@ function handler(env: CallEnv, impl: AnyImpl): grpc.UntypedHandleCall {
     case "client_streaming":
       return (call: grpc.ServerReadableStream<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const ctx = new CallContext(call, env);
-        (async () => create(method.output, (await impl(checkedRequests(call, env, ctx.signal), ctx)) as never))().then(
+        (async () => create(method.output, (await impl({ service, method, request: checkedRequests(call, env, ctx.signal), ctx })) as never))().then(
           (response) => {
             ctx.succeed();
             callback(null, response, ctx.trailers);
@@ -253,7 +259,7 @@ function handler(env: CallEnv, impl: AnyImpl): grpc.UntypedHandleCall {
         const ctx = new CallContext(call, env);
         (async () => {
           const input = method.methodKind === "server_streaming" ? checkRequest((call as grpc.ServerWritableStream<unknown, unknown>).request, env) : checkedRequests(call as grpc.ServerDuplexStream<unknown, unknown>, env, ctx.signal);
-          await writeAll(call, method.output, impl(input, ctx) as AsyncIterable<unknown>, ctx);
+          await writeAll(call, method.output, (await impl({ service, method, request: input, ctx })) as AsyncIterable<unknown>, ctx);
         })().then(
           () => {
             ctx.succeed();
@@ -316,7 +322,9 @@ export async function createServer(options: ServerOptions): Promise<StratumServe
     for (const method of service.methods) {
       const fn = impl[method.localName];
       if (!fn) throw new Error(`${service.typeName}: no handler for ${method.name}`);
-      implementation[method.name] = handler({ service, method, logger, rejectUnknownFields }, fn);
+      const isBuiltin = builtins.some((b) => b.service === service);
+      const bound: ServerNext = (call) => fn(call.request, call.ctx);
+      implementation[method.name] = handler({ service, method, logger, rejectUnknownFields }, isBuiltin ? bound : chainInterceptors(options.interceptors ?? [], bound));
     }
     server.addService(definitionOf(service), implementation);
   }
