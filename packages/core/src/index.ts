@@ -10,3 +10,5 @@ export type { FieldViolation, StratumErrorOptions } from "./errors";
 export { createLogger, defaultLogLevel, log, serializeError } from "./log";
 export type { LogFields, LogLevel, Logger, LoggerOptions } from "./log";
 export { Violations, fieldPath, validate } from "./violations";
+export { currentWork, runWithWork } from "./work-context";
+export type { Work } from "./work-context";
