@@ -67,13 +67,13 @@ async function main(): Promise<void> {
   // PostgreSQL, embedded unless DATABASE_URL points elsewhere; data kept in the data dir.
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
-    // Durable (fsync on) because the data outlives the devstack; commits are not waited for on
-    // disk (synchronous_commit off): a crash may lose the last few hundred ms, never corrupts.
+    // The data outlives the devstack and compute acts on agents once a commit returns, so every
+    // commit must be on disk: fast: false is @stratum/testing's DURABLE_SETTINGS (group commit, no
+    // synchronous_commit=off), the settings bench:vm measures too.
     const pg: PostgresServer = await startPostgres({
       ...(options.postgresPort ? { port: options.postgresPort } : {}),
       dataDir: join(options.dataDir, "postgres"),
       fast: false,
-      settings: { synchronous_commit: "off" },
     });
     stoppers.push(() => pg.stop());
     databaseUrl = await ensureDatabase(pg.url, "stratum");

@@ -3,6 +3,7 @@ export { startNats, findNatsServer, NATS_SERVER_ENV } from "./nats";
 export type { NatsOptions, NatsServer } from "./nats";
 export { startPostgres, createDatabaseAt, databaseUrl, uniqueDatabaseName } from "./postgres";
 export type { PostgresOptions, PostgresServer } from "./postgres";
+export { DURABLE_SETTINGS, FAST_SETTINGS } from "./postgres-settings";
 export { findPostgresBinaries, PG_BIN_ENV } from "./postgres-binaries";
 export type { PostgresBinaries } from "./postgres-binaries";
 export { uniquePrefix } from "./unique";

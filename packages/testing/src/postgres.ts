@@ -9,6 +9,7 @@ import { ManagedProcess, type RunAs } from "./managed-process";
 import { ensureSystemUser, isRoot, userCan } from "./os-user";
 import { binariesRunnableBy, findPostgresBinaries, PG_BIN_ENV, type PostgresBinaries } from "./postgres-binaries";
 import { pollUntil } from "./poll";
+import { DURABLE_SETTINGS, FAST_SETTINGS } from "./postgres-settings";
 
 export interface PostgresOptions {
   /**
@@ -23,8 +24,9 @@ export interface PostgresOptions {
   /** A PostgreSQL `bin` dir to use instead of the embedded binaries (see findPostgresBinaries). */
   binDir?: string;
   /**
-   * Trade durability for speed: fsync, synchronous_commit and full_page_writes off. Default true,
-   * right for tests whose cluster is thrown away; a devstack keeping data across crashes passes false.
+   * Trade durability for speed: {@link FAST_SETTINGS} (fsync, synchronous_commit and
+   * full_page_writes off). Default true, right for tests whose cluster is thrown away. False
+   * applies {@link DURABLE_SETTINGS} instead: what a devstack keeping data across crashes uses.
    */
   fast?: boolean;
   /** `max_connections`. Default 300: every service replica of an e2e test holds its own pool. */
@@ -53,7 +55,7 @@ export interface PostgresServer {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
-  /** The postmaster's pid. */
+  /** The postmaster's pid (a new one after {@link resume}). */
   readonly pid: number;
   /** `postgres --version` of the binaries that run it. */
   readonly version: string;
@@ -66,6 +68,16 @@ export interface PostgresServer {
   dropDatabase(name: string): Promise<void>;
   /** Fast shutdown (SIGINT: abort transactions, checkpoint, exit); removes a temp data dir. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Fast shutdown that keeps the data dir, so {@link resume} can bring the same cluster back:
+   * a database outage for tests of what clients do meanwhile and after. Idempotent.
+   */
+  halt(): Promise<void>;
+  /**
+   * Starts a halted cluster again on the same port and data dir, with the same settings, and
+   * waits until it answers. A no-op while it runs; an error after stop().
+   */
+  resume(): Promise<void>;
   /** The tail of the server's log. */
   output(): string;
 }
@@ -102,7 +114,17 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       const url = buildUrl(user, options.password, host, port, "postgres");
       try {
         await waitReady(proc, url, deadline);
-        return makeServer({ url, host, port, dataDir, baseDir, proc, version: bins.version });
+        const respawn = async () => {
+          const again = spawnPostgres(bins, dataDir, host, port, options, runAs, baseDir);
+          try {
+            await waitReady(again, url, Date.now() + (options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS));
+          } catch (e) {
+            await again.stop(5_000);
+            throw e;
+          }
+          return again;
+        };
+        return makeServer({ url, host, port, dataDir, baseDir, proc, respawn, version: bins.version });
       } catch (e) {
         await proc.stop(5_000);
         const portTaken = /could not bind|Address already in use|could not create any TCP\/IP sockets/i.test(proc.output());
@@ -211,7 +233,7 @@ function spawnPostgres(
     // TCP only: no socket file in /var/run/postgresql (absent on a bare machine) or /tmp to clash.
     unix_socket_directories: "",
     max_connections: options.maxConnections ?? 300,
-    ...((options.fast ?? true) ? { fsync: "off", synchronous_commit: "off", full_page_writes: "off" } : {}),
+    ...((options.fast ?? true) ? FAST_SETTINGS : DURABLE_SETTINGS),
     ...options.settings,
   };
   const args = ["-D", dataDir];
@@ -307,17 +329,28 @@ function makeServer(s: {
   dataDir: string;
   baseDir: string | undefined;
   proc: ManagedProcess;
+  respawn: () => Promise<ManagedProcess>;
   version: string;
 }): PostgresServer {
   let admin: postgres.Sql | undefined;
   const adminSql = () => (admin ??= postgres(s.url, { max: 2, onnotice: () => {} }));
   let stopping: Promise<void> | undefined;
+  let proc = s.proc;
+  // halt/resume/stop run one after the other, so a resume racing a stop cannot leave a server up.
+  let lifecycle: Promise<unknown> = Promise.resolve();
+  const serially = <T>(step: () => Promise<T>): Promise<T> => {
+    const next = lifecycle.then(step);
+    lifecycle = next.catch(() => {});
+    return next;
+  };
   return {
     url: s.url,
     host: s.host,
     port: s.port,
     dataDir: s.dataDir,
-    pid: s.proc.pid,
+    get pid() {
+      return proc.pid;
+    },
     version: s.version,
     createDatabase: (name = uniqueDatabaseName()) => createDatabaseWith(adminSql(), s.url, name),
     async dropDatabase(name) {
@@ -325,13 +358,23 @@ function makeServer(s: {
       await adminSql().unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     },
     stop() {
-      return (stopping ??= (async () => {
+      return (stopping ??= serially(async () => {
         if (admin) await admin.end({ timeout: 1 }).catch(() => {});
-        await s.proc.stop();
+        await proc.stop();
         if (s.baseDir) rmSync(s.baseDir, { recursive: true, force: true, maxRetries: 3 });
-      })());
+      }));
     },
-    output: () => s.proc.output(),
+    halt: () =>
+      serially(async () => {
+        await proc.stop();
+      }),
+    resume: () =>
+      serially(async () => {
+        if (stopping) throw new Error(`PostgreSQL on port ${s.port} was stopped; resume() only restarts a halted cluster`);
+        if (proc.running) return;
+        proc = await s.respawn();
+      }),
+    output: () => proc.output(),
   };
 }
 

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import postgres from "postgres";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startPostgres, type PostgresServer } from "../src/index";
+import { DURABLE_SETTINGS, FAST_SETTINGS, startPostgres, type PostgresServer } from "../src/index";
 import { lookupUser } from "../src/os-user";
 import { alive, childrenOf, eventually, listening, uidOf } from "./proc";
 
@@ -81,6 +81,64 @@ describe("startPostgres", () => {
     expect(await listening(server.port)).toBe(false);
     expect(existsSync(server.dataDir)).toBe(false);
     await server.stop(); // idempotent
+  });
+
+  it("fast: false runs with the durable settings (the devstack's): every commit flushed, fsync and full pages on", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "stratum-pg-test-"));
+    chmodSync(parent, 0o755);
+    try {
+      // Exactly how deploy/local starts its Postgres.
+      const server = await start({ dataDir: join(parent, "pgdata"), fast: false });
+      const sql = client(server.url);
+      const shown: Record<string, string> = {};
+      for (const name of Object.keys(DURABLE_SETTINGS)) {
+        const [row] = await sql.unsafe(`SHOW ${name}`);
+        shown[name] = String(Object.values(row!)[0]);
+      }
+      expect(shown).toMatchObject({ fsync: "on", synchronous_commit: "on", full_page_writes: "on" });
+      expect(shown).toEqual(Object.fromEntries(Object.entries(DURABLE_SETTINGS).map(([k, v]) => [k, String(v)])));
+      // And a setting left in the data dir by ALTER SYSTEM cannot turn durability off behind our back.
+      await sql`ALTER SYSTEM SET synchronous_commit = off`;
+      await sql`SELECT pg_reload_conf()`;
+      expect((await sql`SHOW synchronous_commit`)[0]!.synchronous_commit).toBe("on");
+    } finally {
+      await Promise.allSettled(clients.splice(0).map((c) => c.end({ timeout: 1 })));
+      await Promise.allSettled(servers.splice(0).map((s) => s.stop()));
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it("the fast and durable presets differ exactly in what a crash may cost", () => {
+    for (const name of ["fsync", "synchronous_commit", "full_page_writes"] as const) {
+      expect([FAST_SETTINGS[name], DURABLE_SETTINGS[name]]).toEqual(["off", "on"]);
+    }
+  });
+
+  it("halt() takes the server down keeping its data and port; resume() brings the same cluster back", async () => {
+    const server = await start();
+    const sql = client(server.url);
+    await sql`create table kept (v text)`;
+    await sql`insert into kept values ('survives')`;
+    const firstPid = server.pid;
+    await server.halt();
+    expect(alive(firstPid)).toBe(false);
+    expect(await listening(server.port)).toBe(false);
+    expect(existsSync(join(server.dataDir, "PG_VERSION"))).toBe(true);
+    // Refused, or the old connection's end noticed only now: either way the server is not there.
+    await expect(sql`select 1`).rejects.toMatchObject({ code: expect.stringMatching(/^(ECONNREFUSED|ECONNRESET|EPIPE|CONNECTION_CLOSED|57P01)$/) });
+    await server.halt(); // idempotent
+
+    await server.resume();
+    expect(server.pid).not.toBe(firstPid);
+    expect(alive(server.pid)).toBe(true);
+    expect(await sql`select v from kept`).toEqual([{ v: "survives" }]); // same client, same URL
+    await server.resume(); // a no-op while running
+    expect(await server.createDatabase("after_resume")).toBe(`postgres://postgres@127.0.0.1:${server.port}/after_resume`);
+
+    const dataDir = server.dataDir;
+    await server.stop();
+    expect(existsSync(dataDir)).toBe(false);
+    await expect(server.resume()).rejects.toThrow(/was stopped; resume\(\) only restarts a halted cluster/);
   });
 
   it("reuses a persistent data dir across restarts and keeps it (the devstack), with fsync on when not fast", async () => {
