@@ -3,6 +3,7 @@ import postgres from "postgres";
 import { Code, StratumError } from "@stratum/core";
 import { describeError, jsonLineLogger, type DbLogger } from "./logger";
 import { isConnectionError, mapPgError, pgErrorCode, POSTGRES_UNAVAILABLE } from "./pg-errors";
+import { reconnectBackoff } from "./reconnect-backoff";
 import { describeHostPort, describeTarget } from "./target";
 
 export interface ConnectOptions<TTables extends Record<string, unknown> = Record<string, never>> {
@@ -77,6 +78,9 @@ export function clientOptions(schema: string, applicationName: string, max: numb
     // Startup parameters, so every pooled connection (also after a reconnect) has them.
     connection: { application_name: applicationName, search_path: `${schema},public` },
     connect_timeout: Math.max(1, Math.min(10, Math.ceil(connectTimeoutMs / 1000))),
+    // The driver's own backoff grows to 20 s between reconnects; ours caps at 1 s, so a pool is
+    // usable again within about a second of Postgres returning (see reconnectBackoff).
+    backoff: reconnectBackoff,
     // NOTICEs ("schema already exists, skipping") are not worth a console line each.
     onnotice: () => {},
   };

@@ -1,4 +1,5 @@
 export { connect, DEFAULT_CONNECT_TIMEOUT_MS } from "./connect";
+export { reconnectBackoff, MAX_RECONNECT_DELAY_S } from "./reconnect-backoff";
 export type { ConnectOptions, DbHandle } from "./connect";
 export { migrate } from "./migrate";
 export type { MigrateOptions, MigrateResult } from "./migrate";
@@ -9,8 +10,10 @@ export {
   pgErrorCode,
   isConnectionError,
   isRetryableTransactionError,
+  connectionTarget,
   POSTGRES_UNAVAILABLE,
 } from "./pg-errors";
+export { postgresErrorToStratum } from "./postgres-error-to-stratum";
 export type { ConstraintRule, PgErrorContext, PgErrorFields } from "./pg-errors";
 export { expectOne, affectedRows } from "./rows";
 export { transactionWithRetry } from "./transaction";
@@ -18,3 +21,8 @@ export type { DbTransaction, TransactionOptions } from "./transaction";
 export { jsonLineLogger } from "./logger";
 export type { DbLogger } from "./logger";
 export { describeTarget } from "./target";
+export { requestsTable } from "./requests-table";
+export type { RequestsTable } from "./requests-table";
+export { rowMapper, qualifiedName } from "./row-mapper";
+export { TransitionBatcher } from "./transition-batcher";
+export type { TransitionBatcherOptions, WriteGuard } from "./transition-batcher";

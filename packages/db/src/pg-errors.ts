@@ -95,16 +95,27 @@ function codeOf(e: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** How many errors {@link causeChain} looks at: enough for any real wrapping, bounded for cycles. */
+const MAX_CHAIN = 16;
+
 /**
- * Walks `cause` links: drizzle wraps the driver's error in a `DrizzleQueryError` whose message
- * is the SQL and its parameters, with the `PostgresError` as `cause`.
+ * `e`, then what it wraps, depth first: `cause` links (drizzle wraps the driver's error in a
+ * `DrizzleQueryError` whose message is the SQL and its parameters, with the `PostgresError` as
+ * `cause`; a flow or a StratumError may wrap that again) and the members of an `AggregateError`
+ * (Node's happy-eyeballs connect to `localhost` fails with one error per address tried).
  */
 function* causeChain(e: unknown): Generator<unknown> {
   const seen = new Set<unknown>();
-  for (let current = e; current !== undefined && current !== null && !seen.has(current); current = (current as { cause?: unknown }).cause) {
+  const stack: unknown[] = [e];
+  while (stack.length > 0 && seen.size < MAX_CHAIN) {
+    const current = stack.pop();
+    if (current === undefined || current === null || seen.has(current)) continue;
     seen.add(current);
     yield current;
-    if (seen.size > 8) return;
+    if (typeof current !== "object") continue;
+    const cause = (current as { cause?: unknown }).cause;
+    if (cause !== undefined) stack.push(cause);
+    if (current instanceof AggregateError && Array.isArray(current.errors)) stack.push(...[...current.errors].reverse());
   }
 }
 
@@ -141,8 +152,24 @@ export function isConnectionError(e: unknown): boolean {
       return true;
     }
   }
-  if (e instanceof AggregateError) return e.errors.some(isConnectionError);
   return false;
+}
+
+/**
+ * `host:port` of the server a connection error was about, when the error says (Node socket
+ * errors and postgres-js `CONNECTION_*` errors carry `address` and `port`; postgres-js gives
+ * arrays for a multi-host URL, whose first entry is named). A server-sent error does not know.
+ */
+export function connectionTarget(e: unknown): string | undefined {
+  for (const err of causeChain(e)) {
+    const { address, port } = err as { address?: unknown; port?: unknown };
+    const host = Array.isArray(address) ? address[0] : address;
+    const p = Array.isArray(port) ? port[0] : port;
+    if (typeof host === "string" && host !== "" && (typeof p === "number" || typeof p === "string")) {
+      return `${host.includes(":") ? `[${host}]` : host}:${p}`;
+    }
+  }
+  return undefined;
 }
 
 /** True for the errors a transaction can simply be run again after: 40001 and 40P01. */
@@ -184,6 +211,7 @@ export function mapPgError(e: unknown, context: PgErrorContext = {}): StratumErr
     const fallback = StratumError.from(e);
     mapping = { code: fallback.code, reason: fallback.reason, message: fallback.message };
   }
+  if (mapping === UNAVAILABLE) mapping = { ...UNAVAILABLE, message: describeUnavailable(e) };
   const message = context.operation ? `${context.operation}: ${mapping.message}` : mapping.message;
   const violations: FieldViolation[] | undefined =
     field && mapping.code === Code.INVALID_ARGUMENT ? [{ field, description: mapping.message }] : undefined;
@@ -193,6 +221,16 @@ export function mapPgError(e: unknown, context: PgErrorContext = {}): StratumErr
     ...(context.resources ? { resources: context.resources } : {}),
     ...(violations ? { violations } : {}),
   });
+}
+
+/**
+ * "the database at 127.0.0.1:5432 is unavailable (ECONNREFUSED)": where, when the error knows,
+ * and the code an operator can search for; never the driver's text, which may hold SQL.
+ */
+function describeUnavailable(e: unknown): string {
+  const target = connectionTarget(e);
+  const code = findPgError(e)?.code ?? codeOf(connectionCause(e));
+  return `the database${target ? ` at ${target}` : ""} is unavailable${code ? ` (${code})` : ""}`;
 }
 
 function connectionCause(e: unknown): unknown {

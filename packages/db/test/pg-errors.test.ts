@@ -4,7 +4,7 @@ import { getFreePort } from "@stratum/testing";
 import { Code, StratumError } from "@stratum/core";
 import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
-import { mapPgError, migrate, withPgErrors, type DbHandle } from "../src/index";
+import { connectionTarget, isConnectionError, mapPgError, migrate, postgresErrorToStratum, withPgErrors, type DbHandle } from "../src/index";
 import { closeAll, MIGRATIONS, open, tables, type FixtureTables } from "./helpers";
 
 const { hosts, vms } = tables;
@@ -90,6 +90,7 @@ describe("mapPgError on real Postgres errors", () => {
     try {
       const err = mapPgError(await failure(() => sql`select 1`));
       expect([err.code, err.reason]).toEqual([Code.UNAVAILABLE, "POSTGRES_UNAVAILABLE"]);
+      expect(err.message).toBe(`the database at 127.0.0.1:${port} is unavailable (ECONNREFUSED)`);
       expect((err.cause as { code: string }).code).toBe("ECONNREFUSED");
     } finally {
       await sql.end({ timeout: 0 });
@@ -141,5 +142,65 @@ describe("mapPgError by SQLSTATE", () => {
     const err = await withPgErrors(() => insertHost("wrapped-host"), { operation: "create host" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StratumError);
     expect((err as StratumError).code).toBe(Code.ALREADY_EXISTS);
+  });
+});
+
+describe("postgresErrorToStratum", () => {
+  /** What drizzle throws: the SQL and its parameters in the message, the driver's error as cause. */
+  const drizzleWrapped = (cause: unknown) =>
+    Object.assign(new Error("Failed query: insert into vms values ($1)\nparams: s3cret"), { name: "DrizzleQueryError", cause });
+  const refused = (port: number) =>
+    Object.assign(new Error(`connect ECONNREFUSED 127.0.0.1:${port}`), { code: "ECONNREFUSED", address: "127.0.0.1", port });
+
+  it("maps a connection error behind drizzle's wrapper to UNAVAILABLE naming host:port, without SQL", () => {
+    const err = postgresErrorToStratum(drizzleWrapped(refused(5433)))!;
+    expect([err.code, err.reason, err.message]).toEqual([Code.UNAVAILABLE, "POSTGRES_UNAVAILABLE", "the database at 127.0.0.1:5433 is unavailable (ECONNREFUSED)"]);
+    expect((err.cause as { code: string }).code).toBe("ECONNREFUSED");
+  });
+
+  it("sees the per-address errors of an AggregateError (a connect to localhost tries ::1 and 127.0.0.1)", () => {
+    const v6 = Object.assign(new Error("connect ECONNREFUSED ::1:5433"), { code: "ECONNREFUSED", address: "::1", port: 5433 });
+    const aggregate = new AggregateError([v6, refused(5433)], "");
+    expect(isConnectionError(drizzleWrapped(aggregate))).toBe(true);
+    expect(connectionTarget(drizzleWrapped(aggregate))).toBe("[::1]:5433");
+    const err = postgresErrorToStratum(drizzleWrapped(aggregate))!;
+    expect([err.code, err.reason]).toEqual([Code.UNAVAILABLE, "POSTGRES_UNAVAILABLE"]);
+    expect(err.message).toContain("[::1]:5433");
+  });
+
+  it("names the server of a postgres-js CONNECTION_CLOSED (address and port given as arrays)", () => {
+    const closed = Object.assign(new Error("write CONNECTION_CLOSED 10.1.2.3:6432"), { code: "CONNECTION_CLOSED", address: ["10.1.2.3"], port: [6432] });
+    expect(postgresErrorToStratum(drizzleWrapped(closed))!.message).toBe("the database at 10.1.2.3:6432 is unavailable (CONNECTION_CLOSED)");
+  });
+
+  it("maps a server shutting down (57P01) to UNAVAILABLE with its SQLSTATE, not the server's text", () => {
+    const shutdown = Object.assign(new Error("terminating connection due to administrator command"), { name: "PostgresError", code: "57P01", severity: "FATAL" });
+    const err = postgresErrorToStratum(drizzleWrapped(shutdown))!;
+    expect([err.code, err.reason, err.message]).toEqual([Code.UNAVAILABLE, "POSTGRES_UNAVAILABLE", "the database is unavailable (57P01)"]);
+  });
+
+  it("maps other Postgres errors as mapPgError does: a real unique violation is ALREADY_EXISTS", async () => {
+    await insertHost("to-stratum-host");
+    const err = postgresErrorToStratum(await failure(() => insertHost("to-stratum-host")))!;
+    expect([err.code, err.reason, err.message]).toEqual([Code.ALREADY_EXISTS, "ALREADY_EXISTS", "already exists"]);
+    expectNoSql(err);
+  });
+
+  it("unwraps an INTERNAL StratumError made from a Postgres error, so the outage is not hidden as internal error", () => {
+    const hidden = StratumError.from(drizzleWrapped(refused(5433)));
+    expect(hidden.code).toBe(Code.INTERNAL);
+    expect(postgresErrorToStratum(hidden)!.code).toBe(Code.UNAVAILABLE);
+  });
+
+  it("returns undefined for anything that is not a Postgres error, and for the handler's own StratumErrors", () => {
+    expect(postgresErrorToStratum(new TypeError("boom"))).toBeUndefined();
+    expect(postgresErrorToStratum(Object.assign(new Error("no such file"), { code: "ENOENT" }))).toBeUndefined();
+    expect(postgresErrorToStratum("a string")).toBeUndefined();
+    expect(postgresErrorToStratum(undefined)).toBeUndefined();
+    expect(postgresErrorToStratum(StratumError.notFound("vm", "v1"))).toBeUndefined();
+    expect(postgresErrorToStratum(StratumError.from(new TypeError("boom")))).toBeUndefined();
+    const cyclic: { message: string; cause?: unknown } = { message: "loop" };
+    cyclic.cause = cyclic;
+    expect(postgresErrorToStratum(cyclic)).toBeUndefined();
   });
 });

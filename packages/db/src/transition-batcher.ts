@@ -1,0 +1,152 @@
+import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
+import type postgres from "postgres";
+import { mapPgError } from "./pg-errors";
+import { qualifiedName, rowMapper } from "./row-mapper";
+
+/**
+ * A condition every write of the batcher must also meet, as a postgres-js fragment over the
+ * updated table aliased `t` (e.g. the ownership token of the replica that writes). Returning
+ * undefined adds nothing. This is the hook through which fencing reaches every owner write.
+ */
+export type WriteGuard = (sql: postgres.Sql) => postgres.PendingQuery<postgres.Row[]> | undefined;
+
+export interface TransitionBatcherOptions<TTable extends PgTable> {
+  sql: postgres.Sql;
+  table: TTable;
+  /** The primary key column the transitions are addressed by. */
+  key: PgColumn;
+  /** The state column: a Postgres enum (or text) column. */
+  state: PgColumn;
+  /** A text column set with each transition when given (`COALESCE`: null keeps the old value). */
+  message?: PgColumn;
+  /** A timestamp column set to `now()` by every transition. */
+  updatedAt?: PgColumn;
+  /** Extra condition of every write (see {@link WriteGuard}). */
+  guard?: WriteGuard;
+  /** Largest batch: keeps one statement's arrays and its lock set small. Default 512. */
+  maxBatch?: number;
+}
+
+interface Pending<TRow> {
+  key: string;
+  from: string;
+  to: string;
+  message: string | null;
+  resolve(row: TRow | undefined): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Combines the conditional state updates of concurrent operations into one statement per
+ * event-loop turn. Each row keeps its own condition (`state = from`), so the semantics are those
+ * of one `UPDATE … WHERE key = $1 AND state = $2` per resource — each caller gets its row, or
+ * undefined if its resource was not in `from` (the caller checks: an update that matched nothing
+ * is never ignored) — but a burst of N operations costs one round trip instead of N. Alone, an
+ * update waits one turn (`setImmediate`) and goes out by itself.
+ *
+ * Two updates of the same resource never share a statement (a join with two matches would apply
+ * only one), and the second waits until the statement carrying the first has returned, so they
+ * apply in submission order. One statement is in flight at a time: while it runs, the next batch
+ * fills up (fewer, larger statements).
+ */
+export class TransitionBatcher<TTable extends PgTable, TState extends string = string> {
+  #pending: Pending<TTable["$inferSelect"]>[] = [];
+  #scheduled = false;
+  readonly #inFlight = new Set<string>();
+  #running = false;
+  readonly #toRow: (raw: Record<string, unknown>) => TTable["$inferSelect"];
+  readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
+  readonly #maxBatch: number;
+  readonly #what: string;
+
+  constructor(private readonly o: TransitionBatcherOptions<TTable>) {
+    this.#toRow = rowMapper(o.table);
+    this.#maxBatch = o.maxBatch ?? 512;
+    const { sql } = o;
+    const table = sql.unsafe(`${qualifiedName(o.table)} AS t`);
+    const key = sql.unsafe(`"${o.key.name}"`);
+    const state = sql.unsafe(`"${o.state.name}"`);
+    const stateType = sql.unsafe(enumTypeOf(o.state));
+    const keyType = sql.unsafe(`${o.key.getSQLType()}[]`);
+    const set = [`"${o.state.name}" = x.to_state::${enumTypeOf(o.state)}`];
+    if (o.message) set.push(`"${o.message.name}" = COALESCE(x.message, t."${o.message.name}")`);
+    if (o.updatedAt) set.push(`"${o.updatedAt.name}" = now()`);
+    const assignments = sql.unsafe(set.join(", "));
+    this.#what = `update ${qualifiedName(o.table)} ${o.state.name}`;
+    this.#statement = (keys, from, to, messages) => {
+      const guard = o.guard?.(sql);
+      return sql`
+        UPDATE ${table} SET ${assignments}
+        FROM unnest(${keys}::${keyType}, ${from}::text[], ${to}::text[], ${messages}::text[]) AS x(key, from_state, to_state, message)
+        WHERE t.${key} = x.key AND t.${state} = x.from_state::${stateType} ${guard ? sql`AND ${guard}` : sql``}
+        RETURNING t.*`;
+    };
+  }
+
+  /** Moves `key` from `from` to `to` if it is still in `from`: its new row, or undefined. */
+  transition(key: string, from: TState, to: TState, message?: string): Promise<TTable["$inferSelect"] | undefined> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ key, from, to, message: message ?? null, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch: Pending<TTable["$inferSelect"]>[] = [];
+    const later: Pending<TTable["$inferSelect"]>[] = [];
+    const seen = new Set<string>();
+    for (const p of this.#pending) {
+      if (batch.length < this.#maxBatch && !seen.has(p.key) && !this.#inFlight.has(p.key)) {
+        seen.add(p.key);
+        batch.push(p);
+      } else later.push(p);
+    }
+    this.#pending = later;
+    if (batch.length === 0) return; // what is left waits for the statement in flight, which reschedules
+    for (const p of batch) this.#inFlight.add(p.key);
+    this.#running = true;
+    try {
+      const rows = await this.#statement(
+        batch.map((p) => p.key),
+        batch.map((p) => p.from),
+        batch.map((p) => p.to),
+        batch.map((p) => p.message),
+      );
+      const byKey = new Map<string, TTable["$inferSelect"]>();
+      const keyProp = propertyOf(this.o.table, this.o.key);
+      for (const raw of rows) {
+        const row = this.#toRow(raw as Record<string, unknown>);
+        byKey.set(String((row as Record<string, unknown>)[keyProp]), row);
+      }
+      for (const p of batch) p.resolve(byKey.get(p.key));
+    } catch (e) {
+      const error = mapPgError(e, { operation: this.#what });
+      for (const p of batch) p.reject(error);
+    } finally {
+      this.#running = false;
+      for (const p of batch) this.#inFlight.delete(p.key);
+      if (this.#pending.length > 0) this.#schedule();
+    }
+  }
+}
+
+/** The SQL type to cast a state to: the column's enum (schema-qualified) or its own type. */
+function enumTypeOf(column: PgColumn): string {
+  const e = (column as unknown as { enum?: { enumName: string; schema?: string } }).enum;
+  if (!e) return column.getSQLType();
+  return e.schema ? `"${e.schema}"."${e.enumName}"` : `"${e.enumName}"`;
+}
+
+function propertyOf(table: PgTable, column: PgColumn): string {
+  for (const [prop, c] of Object.entries(table as unknown as Record<string, unknown>)) if (c === column) return prop;
+  throw new TypeError(`column ${column.name} is not a column of its table`);
+}
