@@ -5,6 +5,11 @@
  *   - single-row INSERT + COMMIT transactions per second on the same Postgres, same settings.
  * The ceiling is the lower of the two. Last line: `vm create: X/s = Y% of ceiling`.
  *
+ * Postgres runs with the devstack's durable settings (@stratum/testing DURABLE_SETTINGS: every
+ * commit flushed, group commit), read back from the server and printed in the header; the bench
+ * refuses to run against a Postgres that acknowledges commits before they are on disk, since
+ * such a figure would not be one a real deployment can have.
+ *
  * Options: --vms N (2000) --concurrency C (200) --replicas R (1) --hosts H (10). N creates are
  * made first as a warm-up and not counted.
  */
@@ -15,6 +20,7 @@ import postgres from "postgres";
 import { Health } from "@stratum/proto/grpc/health/v1/health_pb";
 import { VmService, VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
+import { DURABLE_SETTINGS } from "@stratum/testing";
 import { startDevstack } from "../support/devstack";
 
 const { values } = parseArgs({
@@ -80,6 +86,12 @@ async function main(): Promise<void> {
   const health = Array.from({ length: C }, () => ownChannel(Health, addresses[0]!));
   const sql = postgres(stack.endpoints.postgres, { max: Math.min(C, 100), onnotice: () => {} });
   try {
+    const settings = await postgresSettings(sql);
+    const header = `postgres: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+    console.log(header);
+    if (settings.fsync !== "on" || settings.synchronous_commit !== "on") {
+      throw new Error(`refusing to benchmark a Postgres that does not flush commits (${header})`);
+    }
     const spec = { cpu: 1, memoryBytes: 256n * 1024n * 1024n };
     // Warm-up, not counted, as many creates as are measured: connections, prepared statements,
     // the JIT of every process. A control plane runs for days; its steady state is what counts.
@@ -101,6 +113,7 @@ async function main(): Promise<void> {
     const row = (name: string, r: Awaited<ReturnType<typeof drive>>) =>
       console.log(`${name.padEnd(34)} ${r.perSecond.toFixed(0).padStart(8)}/s   p50 ${r.p50.toFixed(1).padStart(6)} ms   p99 ${r.p99.toFixed(1).padStart(7)} ms   errors ${r.errors}`);
     console.log(`\nN=${N} C=${C} replicas=${REPLICAS} hosts=${HOSTS}, after ${warmup} warm-up creates (${availableParallelism()} cores, everything on one machine)`);
+    console.log(header);
     row("vm create (gRPC → running)", vm);
     row("ceiling: no-op gRPC unary", grpcCeiling);
     row("ceiling: Postgres insert+commit", pgCeiling);
@@ -111,6 +124,15 @@ async function main(): Promise<void> {
     for (const c of [...clients, ...health]) closeClient(c);
     await stack.stop();
   }
+}
+
+/** The server's own values of the durable settings (and how it flushes), as it runs them. */
+async function postgresSettings(sql: postgres.Sql): Promise<Record<string, string>> {
+  const names = [...Object.keys(DURABLE_SETTINGS), "wal_sync_method"];
+  const rows = await sql<{ name: string; setting: string; unit: string | null }[]>`
+    SELECT name, setting, unit FROM pg_settings WHERE name = ANY(${names})`;
+  const byName = new Map(rows.map((r) => [r.name, r.unit && r.unit !== "" ? `${r.setting}${r.unit}` : r.setting]));
+  return Object.fromEntries(names.map((n) => [n, byName.get(n) ?? "?"]));
 }
 
 await main();
