@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { file_stratum_compute_v1_vm } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { afterAll, describe, expect, it } from "vitest";
 import { bufBin, packageDir, protoDir } from "./index";
 import { printValidateProto, protovalidateVersion, vendoredValidateProto } from "./vendor-validate";
@@ -37,5 +38,11 @@ describe("vendored buf/validate/validate.proto", () => {
   it("is what the printer makes of the installed package (no hand edits)", async () => {
     const committed = await readFile(vendoredValidateProto, "utf8");
     expect(committed).toBe(printValidateProto(file_buf_validate_validate.proto, protovalidateVersion()));
+  });
+
+  it("is the one file descriptor our generated code links to, not a second copy", () => {
+    // protovalidate finds rules through its own extension descriptors: a generated copy of
+    // buf/validate would be a different object and its options would not be recognised.
+    expect(file_stratum_compute_v1_vm.dependencies).toContain(file_buf_validate_validate);
   });
 });
