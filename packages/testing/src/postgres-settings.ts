@@ -17,9 +17,12 @@ export const DURABLE_SETTINGS = {
   full_page_writes: "on",
   // Group commit: when at least `commit_siblings` other transactions are open, a committing
   // backend waits `commit_delay` µs before flushing, so the commits that arrive meanwhile ride on
-  // the same fdatasync. With hundreds of concurrent requests (a burst of VM creates) that turns
-  // one flush per commit into one per batch; a lone commit (fewer siblings) does not wait at all.
-  commit_delay: 200,
+  // the same fdatasync; a lone commit (fewer siblings, e.g. compute's one-batch-at-a-time
+  // writers) does not wait at all. The Postgres docs suggest half the time of one 8 kB flush:
+  // fdatasync takes 0.7–2 ms on this class of VM disk, so 500 µs. Measured with 200 concurrent
+  // single-row insert+commit clients on a loaded 2-core machine: ~3,000/s without, ~3,800/s at
+  // 200 µs, ~4,150/s at 1,000 µs.
+  commit_delay: 500,
   commit_siblings: 5,
 } as const satisfies Record<string, string | number>;
 
