@@ -4,7 +4,7 @@ import { EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { Code, createClient, closeClient, createServer, implement, StratumError, type ServiceImpl, type StratumServer } from "@stratum/rpc";
 import { connectBus } from "./connect";
 import { Membership, MembershipView } from "./membership";
-import { FORWARDED_BY_KEY, NOT_OWNER, routeToOwner, ServiceRouter } from "./routing";
+import { FORWARDED_BY_KEY, NOT_OWNER, ownerRouting, ServiceRouter, ServiceRouters } from "./routing";
 
 const natsUrl = inject("natsUrl");
 const cleanup: Array<() => unknown> = [];
@@ -31,14 +31,19 @@ function echoImpl(replicaId: string): ServiceImpl<typeof EchoService> {
 async function startReplica(prefix: string, replicaId: string) {
   const bus = await connectBus({ servers: natsUrl, prefix, name: replicaId });
   const view = await MembershipView.open(bus, { heartbeatMs: 200 });
-  const router = new ServiceRouter(view, "echo", EchoService);
+  const routers = new ServiceRouters(view, "echo");
   let membership: Membership | undefined;
-  const routed = routeToOwner(EchoService, echoImpl(replicaId), { membership: () => membership, resourceKeys: { echo: (r) => r.message }, router });
-  const server: StratumServer = await createServer({ host: "127.0.0.1", port: 0, services: [implement(EchoService, routed)] });
+  const routing = ownerRouting({
+    membership: () => membership,
+    serviceName: "echo",
+    routerFor: (s) => routers.for(s),
+    keyOf: (call) => (call.method.localName === "echo" ? (call.request as { message: string }).message : undefined),
+  });
+  const server: StratumServer = await createServer({ host: "127.0.0.1", port: 0, services: [implement(EchoService, echoImpl(replicaId))], interceptors: [routing] });
   membership = await Membership.join(view, { service: "echo", replicaId, address: `127.0.0.1:${server.port}` });
   cleanup.push(async () => {
     await membership?.leave();
-    router.close();
+    routers.close();
     await server.shutdown();
     view.close();
     await bus.close();

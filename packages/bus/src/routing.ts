@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { closeClient, Code, createClient, StratumError, type Client, type ClientOptions, type HandlerContext, type ServiceImpl } from "@stratum/rpc";
+import { closeClient, Code, createClient, StratumError, type Client, type ClientOptions, type ServerCall, type ServerInterceptor } from "@stratum/rpc";
 import type { Member, Membership, MembershipView } from "./membership";
 
 /** Metadata key set on a forwarded call: its value is the replica that forwarded it. */
@@ -75,82 +75,77 @@ export class ServiceRouter<S extends DescService> {
   }
 }
 
-/** Which request field names the resource a method is about; methods not listed run where they land. */
-export type ResourceKeys<S extends DescService> = {
-  [K in keyof S["method"]]?: (request: Parameters<ServiceImpl<S>[K]>[0]) => string | undefined;
-};
-
 /**
- * Wraps a service implementation so that each resource-scoped call runs on the replica that owns
- * the resource. A call that lands elsewhere is forwarded once to the owner, inheriting the
- * caller's deadline, cancellation and request id; the owner's answer (or error) is returned as
- * is. A forwarded call that lands on a replica that does not own the resource either (the two
- * views of the ring disagree during a membership change) is not forwarded again — that could
- * loop — but answered with UNAVAILABLE `NOT_OWNER` naming the owner it sees, so the client
- * re-routes. Unary and server-streaming methods can be routed.
+ * An interceptor that runs each resource-scoped call on the replica that owns the resource.
+ * `keyOf` names the resource of a call (undefined: the call runs where it lands). A call that
+ * lands elsewhere is forwarded once to the owner, with the request this interceptor was given
+ * (interceptors before it may have normalized it), inheriting the caller's deadline,
+ * cancellation and request id; the owner's answer (or error) is returned as is. A forwarded call
+ * that lands on a replica that does not own the resource either (the two views of the ring
+ * disagree during a membership change) is not forwarded again — that could loop — but answered
+ * with UNAVAILABLE `NOT_OWNER` naming the owner it sees, so the client re-routes. Unary and
+ * server-streaming methods can be routed.
  */
-export function routeToOwner<S extends DescService>(
-  service: S,
-  impl: ServiceImpl<S>,
-  options: {
-    /**
-     * This replica's membership. A function is accepted because the server must be listening
-     * (its port known) before the replica can announce itself; calls before that are refused.
-     */
-    membership: Membership | (() => Membership | undefined);
-    resourceKeys: ResourceKeys<S>;
-    router: ServiceRouter<S>;
-  },
-): ServiceImpl<S> {
-  const { router } = options;
+export function ownerRouting(options: {
+  /**
+   * This replica's membership. A function because the server must be listening (its port
+   * known) before the replica can announce itself; routed calls before that are refused.
+   */
+  membership: () => Membership | undefined;
+  /** Membership name of the service (`compute`). */
+  serviceName: string;
+  /** The router for each gRPC service served, by its type name (created on first use). */
+  routerFor: (service: DescService) => ServiceRouter<DescService>;
+  keyOf: (call: ServerCall) => string | undefined;
+}): ServerInterceptor {
   const membershipOf = (): Membership => {
-    const m = typeof options.membership === "function" ? options.membership() : options.membership;
-    if (!m) throw new StratumError(Code.UNAVAILABLE, `${router.serviceName} replica is starting`, { reason: "REPLICA_STARTING" });
+    const m = options.membership();
+    if (!m) throw new StratumError(Code.UNAVAILABLE, `${options.serviceName} replica is starting`, { reason: "REPLICA_STARTING" });
     return m;
   };
-  const routed: Record<string, unknown> = { ...(impl as Record<string, unknown>) };
-  for (const method of service.methods) {
-    const keyOf = (options.resourceKeys as Record<string, ((req: unknown) => string | undefined) | undefined>)[method.localName];
-    if (!keyOf) continue;
-    const local = (impl as Record<string, (req: unknown, ctx: HandlerContext) => unknown>)[method.localName];
-    if (!local) continue;
-    const target = (req: unknown, ctx: HandlerContext): Member | undefined => {
-      const uuid = keyOf(req);
-      if (!uuid) return undefined;
-      const membership = membershipOf();
-      if (membership.owns(uuid)) return undefined;
-      const self = membership.self;
-      const owner = router.ownerOf(uuid);
-      const forwardedBy = ctx.metadata.get(FORWARDED_BY_KEY)[0];
-      if (forwardedBy !== undefined) {
-        // Retrying this replica cannot help: tell the caller's retry interceptor not to (gRPC
-        // pushback), so it re-routes (ServiceRouter.call) instead.
-        ctx.trailers.set("grpc-retry-pushback-ms", "-1");
-        throw new StratumError(Code.UNAVAILABLE, `replica ${self.replicaId} of ${self.service} does not own ${uuid}; its owner is ${owner.replicaId}`, {
-          reason: NOT_OWNER,
-          resources: { resourceUuid: uuid, ownerReplicaId: owner.replicaId, ownerAddress: owner.address },
-        });
-      }
-      return owner;
-    };
-    const forwardOptions = (ctx: HandlerContext) => ({ parent: ctx, metadata: { [FORWARDED_BY_KEY]: membershipOf().self.replicaId } });
-    if (method.methodKind === "unary") {
-      routed[method.localName] = (req: unknown, ctx: HandlerContext) => {
-        const owner = target(req, ctx);
-        if (!owner) return local(req, ctx);
-        const remote = (router.clientAt(owner.address) as Record<string, (r: unknown, o: unknown) => Promise<unknown>>)[method.localName];
-        return remote!(req, forwardOptions(ctx));
-      };
-    } else if (method.methodKind === "server_streaming") {
-      routed[method.localName] = (req: unknown, ctx: HandlerContext) => {
-        const owner = target(req, ctx);
-        if (!owner) return local(req, ctx);
-        const remote = (router.clientAt(owner.address) as Record<string, (r: unknown, o: unknown) => AsyncIterable<unknown>>)[method.localName];
-        return remote!(req, forwardOptions(ctx));
-      };
+  return (next) => (call) => {
+    const { method, ctx } = call;
+    if (method.methodKind !== "unary" && method.methodKind !== "server_streaming") return next(call);
+    const uuid = options.keyOf(call);
+    if (uuid === undefined) return next(call);
+    const membership = membershipOf();
+    if (membership.owns(uuid)) return next(call);
+    const router = options.routerFor(call.service);
+    const owner = router.ownerOf(uuid);
+    const self = membership.self;
+    if (ctx.metadata.get(FORWARDED_BY_KEY)[0] !== undefined) {
+      // Retrying this replica cannot help: tell the caller's retry interceptor not to (gRPC
+      // pushback), so it re-routes (ServiceRouter.call) instead.
+      ctx.trailers.set("grpc-retry-pushback-ms", "-1");
+      throw new StratumError(Code.UNAVAILABLE, `replica ${self.replicaId} of ${self.service} does not own ${uuid}; its owner is ${owner.replicaId}`, {
+        reason: NOT_OWNER,
+        resources: { resourceUuid: uuid, ownerReplicaId: owner.replicaId, ownerAddress: owner.address },
+      });
     }
+    const remote = (router.clientAt(owner.address) as unknown as Record<string, (r: unknown, o: unknown) => unknown>)[method.localName]!;
+    return remote(call.request, { parent: ctx, metadata: { [FORWARDED_BY_KEY]: self.replicaId } });
+  };
+}
+
+/** One ServiceRouter per gRPC service of a membership name, made on first use; `close()` closes them all. */
+export class ServiceRouters {
+  readonly #routers = new Map<string, ServiceRouter<DescService>>();
+  constructor(
+    private readonly view: MembershipView,
+    private readonly serviceName: string,
+    private readonly options: ClientOptions = {},
+  ) {}
+
+  for<S extends DescService>(service: S): ServiceRouter<S> {
+    let router = this.#routers.get(service.typeName);
+    if (!router) this.#routers.set(service.typeName, (router = new ServiceRouter(this.view, this.serviceName, service, this.options)));
+    return router as unknown as ServiceRouter<S>;
   }
-  return routed as ServiceImpl<S>;
+
+  close(): void {
+    for (const router of this.#routers.values()) router.close();
+    this.#routers.clear();
+  }
 }
 
 function noReplica(service: string): StratumError {

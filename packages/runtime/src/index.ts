@@ -1,6 +1,11 @@
-export { configFromEnv, ENV } from "./config";
-export type { ServiceConfig } from "./config";
+export { configFromEnv, loadConfig, readEnv, envInt, envString, envUrl, ENV, RUNTIME_ENV, DEFAULT_DB_POOL_SIZE } from "./config";
+export type { EnvSpec, EnvValues, EnvVar, ServiceConfig } from "./config";
 export { startService } from "./service";
-export type { RunningService, ServiceContext, ServiceModule, ServiceParts } from "./service";
+export type { RunningService, ServiceContext, ServiceModule, ServiceParts, StartOptions } from "./service";
 export { runMain } from "./main";
-export { fromQueueError } from "./queue-errors";
+export { serviceApi } from "./serving/api";
+export type { MethodRules, RequestOf, ServiceApi, ServiceRules } from "./serving/api";
+export { servingChain } from "./serving/chain";
+export type { ProtoValidator, ServingChainOptions } from "./serving/chain";
+export { fromQueueError, toStratumError } from "./serving/errors";
+export { idempotency, DEFAULT_STALE_REQUEST_MS } from "./serving/idempotency";

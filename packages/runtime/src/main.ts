@@ -1,13 +1,13 @@
 import { log, StratumError } from "@stratum/core";
-import { configFromEnv } from "./config";
-import { startService, type ServiceModule } from "./service";
+import { loadConfig } from "./config";
+import { startService, type ServiceModule, type StartOptions } from "./service";
 
 /**
  * The whole `main.ts` of a service: read the environment, start, print one `ready` line with the
  * address on stdout (the devstack and probes wait for it), stop cleanly on SIGINT/SIGTERM. A
  * start-up failure is printed as one clear line and exits 1 — no stack dump, no silent loop.
  */
-export function runMain(module: ServiceModule<any>): void {
+export function runMain(module: ServiceModule<any, any>, startOptions: Omit<StartOptions, "settings"> = {}): void {
   void (async () => {
     let running: Awaited<ReturnType<typeof startService>> | undefined;
     let stopping = false;
@@ -23,8 +23,8 @@ export function runMain(module: ServiceModule<any>): void {
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGTERM", () => void stop("SIGTERM"));
     try {
-      const config = configFromEnv(module.name);
-      running = await startService(module, config);
+      const { config, settings } = loadConfig(module.name, module.env ?? {});
+      running = await startService(module, config, { settings, ...startOptions });
       process.stdout.write(`${JSON.stringify({ msg: "ready", service: module.name, replicaId: config.replicaId, address: running.address })}\n`);
     } catch (e) {
       const err = StratumError.from(e);

@@ -3,7 +3,8 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { connectBus, MembershipView } from "@stratum/bus";
 import { Health, HealthCheckResponse_ServingStatus } from "@stratum/proto/grpc/health/v1/health_pb";
-import { Code, closeClient, createClient, implement, StratumError, type ServiceImpl } from "@stratum/rpc";
+import { Code, closeClient, createClient, StratumError, type ServiceImpl } from "@stratum/rpc";
+import { serviceApi } from "./serving/api";
 import { EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { getFreePort, testDatabase, uniquePrefix } from "@stratum/testing";
 import type { ServiceConfig } from "./config";
@@ -25,7 +26,7 @@ const echoImpl: ServiceImpl<typeof EchoService> = {
 const fixture: ServiceModule = {
   name: "fixture",
   migrationsFolder: fileURLToPath(new URL("../../db/test/fixture/drizzle", import.meta.url)),
-  setup: () => ({ services: [implement(EchoService, echoImpl)] }),
+  setup: () => ({ services: [serviceApi(EchoService, echoImpl, {})] }),
 };
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];

@@ -1,12 +1,18 @@
-import { EventBus, Membership, MembershipView, ReplyInbox, connectBus, type Bus } from "@stratum/bus";
+import { pgSchema } from "drizzle-orm/pg-core";
+import { EventBus, Membership, MembershipView, ReplyInbox, ServiceRouters, connectBus, type Bus } from "@stratum/bus";
 import { ChainTaskQueue } from "@stratum/chain-task";
-import { connect, migrate, type DbHandle } from "@stratum/db";
-import { createLogger, createServer, ServingStatus, type Logger, type ServiceRegistration, type StratumServer } from "@stratum/rpc";
-import type { ServiceConfig } from "./config";
+import { connect, migrate, requestsTable, type DbHandle } from "@stratum/db";
+import { createLogger, createServer, ServingStatus, type Logger, type ServerInterceptor, type StratumServer } from "@stratum/rpc";
+import { StratumError, type FieldViolation } from "@stratum/core";
+import { readEnv, type EnvSpec, type EnvValues, type ServiceConfig } from "./config";
+import type { ServiceApi } from "./serving/api";
+import { servingChain, type ProtoValidator } from "./serving/chain";
 
 /** What the runtime hands a service's domain: every shared facility, already connected. */
-export interface ServiceContext<TTables extends Record<string, unknown> = Record<string, unknown>> {
+export interface ServiceContext<TTables extends Record<string, unknown> = Record<string, unknown>, TEnv extends EnvSpec = EnvSpec> {
   readonly config: ServiceConfig;
+  /** The service's own settings, read from the variables its module declares (`env`). */
+  readonly settings: EnvValues<TEnv>;
   readonly db: DbHandle<TTables>;
   readonly bus: Bus;
   readonly events: EventBus;
@@ -22,20 +28,26 @@ export interface ServiceContext<TTables extends Record<string, unknown> = Record
 }
 
 /** One domain service, as the runtime sees it. */
-export interface ServiceModule<TTables extends Record<string, unknown> = Record<string, unknown>> {
+export interface ServiceModule<TTables extends Record<string, unknown> = Record<string, unknown>, TEnv extends EnvSpec = EnvSpec> {
   /** Membership name and Postgres schema, e.g. `compute`. */
   readonly name: string;
+  /**
+   * The service's own environment variables, read and checked with the runtime's (all bad ones
+   * reported at once). Their values reach `setup` as `ctx.settings`.
+   */
+  readonly env?: TEnv;
   /** drizzle-kit output folder of the service, applied at start. */
   readonly migrationsFolder: string;
   readonly tables?: TTables;
   /** Default execution timeout of chain tasks: a task that never ends must not block its resource forever. */
   readonly taskTimeoutMs?: number;
-  setup(ctx: ServiceContext<TTables>): Promise<ServiceParts> | ServiceParts;
+  setup(ctx: ServiceContext<TTables, TEnv>): Promise<ServiceParts> | ServiceParts;
 }
 
 /** What a service's setup returns. */
 export interface ServiceParts {
-  readonly services: readonly ServiceRegistration[];
+  /** The gRPC services, each with its methods' rules (see `serviceApi`). */
+  readonly services: readonly ServiceApi[];
   /** Runs once the replica is in the ring (background work: pings, takeovers). */
   start?(): Promise<void> | void;
   /** Runs at shutdown after the calls in flight drained and the queue finished its running tasks. */
@@ -57,7 +69,21 @@ export interface RunningService<TTables extends Record<string, unknown> = Record
  * ring, so no call is routed to it before it can answer. Shutdown runs the other way round:
  * leave the ring first so callers re-route, then drain.
  */
-export async function startService<TTables extends Record<string, unknown>>(module: ServiceModule<TTables>, config: ServiceConfig): Promise<RunningService<TTables>> {
+/** What a replica is started with besides its module and config. */
+export interface StartOptions<TEnv extends EnvSpec = EnvSpec> {
+  /** The service's settings; default: read from the process environment with the module's `env`. */
+  settings?: EnvValues<TEnv>;
+  /** Checks of the limits declared in the proto (protovalidate). */
+  protoValidator?: ProtoValidator;
+  /** Interceptors that observe every call (metrics), outside the kit's own. */
+  observers?: readonly ServerInterceptor[];
+}
+
+export async function startService<TTables extends Record<string, unknown>, TEnv extends EnvSpec = EnvSpec>(
+  module: ServiceModule<TTables, TEnv>,
+  config: ServiceConfig,
+  options: StartOptions<TEnv> = {},
+): Promise<RunningService<TTables>> {
   const log = createLogger({ service: config.service, replicaId: config.replicaId });
   const closers: Array<() => Promise<unknown> | unknown> = [];
   const closeAll = async () => {
@@ -84,19 +110,35 @@ export async function startService<TTables extends Record<string, unknown>>(modu
     const queue = new ChainTaskQueue({ executionTimeoutMs: module.taskTimeoutMs ?? 120_000 });
 
     let membership: Membership | undefined;
-    const ctx: ServiceContext<TTables> = { config, db, bus, events, replies, view, membership: () => membership, queue, log };
+    const settings = options.settings ?? (readModuleEnv(module) as EnvValues<TEnv>);
+    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, queue, log };
     const parts = await module.setup(ctx);
+    const routers = new ServiceRouters(view, config.service);
+    closers.push(() => routers.close());
     // The domain's own resources (agent clients…) close after its queued work has finished.
     if (parts.stop) closers.push(() => parts.stop?.());
     // Refuses what is still waiting and lets running operations finish, before their clients close.
     closers.push(() => queue.close());
 
     // Not in the ring yet: a probe must not send traffic before the replica has joined.
-    const server = await createServer({ host: config.host, port: config.port, services: parts.services, logger: log, initialHealth: ServingStatus.NOT_SERVING });
+    const interceptors = servingChain({
+      serviceName: config.service,
+      apis: parts.services,
+      membership: () => membership,
+      routers,
+      db: db.db as never,
+      requests: requestsTable(pgSchema(module.name)),
+      log,
+      ...(options.protoValidator ? { protoValidator: options.protoValidator } : {}),
+      ...(options.observers ? { observers: options.observers } : {}),
+      ...(module.taskTimeoutMs !== undefined ? { staleRequestMs: 2 * module.taskTimeoutMs } : {}),
+    });
+    const registrations = parts.services.map((api) => api.registration);
+    const server = await createServer({ host: config.host, port: config.port, services: registrations, interceptors, logger: log, initialHealth: ServingStatus.NOT_SERVING });
     closers.push(() => server.shutdown());
     const setServing = (status: ServingStatus) => {
       server.health.set("", status);
-      for (const { service } of parts.services) server.health.set(service.typeName, status);
+      for (const { service } of registrations) server.health.set(service.typeName, status);
     };
     const address = `${config.advertiseHost}:${server.port}`;
     membership = await Membership.join(view, { service: config.service, replicaId: config.replicaId, address });
@@ -121,4 +163,12 @@ export async function startService<TTables extends Record<string, unknown>>(modu
     await closeAll();
     throw e;
   }
+}
+
+/** The module's settings from the process environment (tests pass `settings` instead). */
+function readModuleEnv(module: ServiceModule<any, any>): EnvValues<EnvSpec> {
+  const violations: FieldViolation[] = [];
+  const settings = readEnv(module.env ?? {}, process.env, violations);
+  if (violations.length > 0) throw StratumError.invalidArgument(violations);
+  return settings;
 }

@@ -1,25 +1,26 @@
 import { fileURLToPath } from "node:url";
 import { createAgentClient, type AgentClientOptions } from "@stratum/agent-client";
-import { routeToOwner, ServiceRouter } from "@stratum/bus";
-import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
-import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
-import { implement } from "@stratum/rpc";
-import type { ServiceModule } from "@stratum/runtime";
+import { envInt, type ServiceModule } from "@stratum/runtime";
 import { DEFAULT_HOST_SYNC_LEVEL, HostAgents } from "./clients/agents";
 import { ComputeEvents } from "./domain/events";
 import { DEFAULT_PING_INTERVAL_MS, HostManager } from "./domain/host-manager";
-import { assignUuid } from "./domain/ids";
 import { VmManager } from "./domain/vm-manager";
-import { hostHandlers } from "./server/host-handlers";
-import { vmHandlers } from "./server/vm-handlers";
+import { hostApi } from "./server/host-handlers";
+import { vmApi } from "./server/vm-handlers";
 import { HostStore } from "./store/host-store";
 import { tables } from "./store/schema";
 import { VmStore } from "./store/vm-store";
 
+/** Compute's own environment variables, read and checked with the runtime's. */
+export const COMPUTE_ENV = {
+  STRATUM_PING_INTERVAL_MS: envInt(`period of the owner's pings to each host (default ${DEFAULT_PING_INTERVAL_MS})`, DEFAULT_PING_INTERVAL_MS, 100, 3_600_000),
+  STRATUM_HOST_SYNC_LEVEL: envInt(`agent commands one replica sends one host at once (default ${DEFAULT_HOST_SYNC_LEVEL})`, DEFAULT_HOST_SYNC_LEVEL, 1, 10_000),
+};
+
 export interface ComputeOptions {
-  /** Period of the owner's pings to each host. Default {@link DEFAULT_PING_INTERVAL_MS}. */
+  /** Period of the owner's pings to each host. Default: `STRATUM_PING_INTERVAL_MS`. */
   pingIntervalMs?: number;
-  /** Agent commands one replica sends one host at once. Default {@link DEFAULT_HOST_SYNC_LEVEL}. */
+  /** Agent commands one replica sends one host at once. Default: `STRATUM_HOST_SYNC_LEVEL`. */
   hostSyncLevel?: number;
   /** Agent client settings (keep-alive cap, per-command timeouts). */
   agent?: AgentClientOptions;
@@ -30,63 +31,31 @@ export interface ComputeOptions {
  * the resource's UUID and run there in its chain-task queue; reads are answered by any replica
  * from Postgres, the source of truth.
  */
-export function computeModule(options: ComputeOptions = {}): ServiceModule<typeof tables> {
+export function computeModule(options: ComputeOptions = {}): ServiceModule<typeof tables, typeof COMPUTE_ENV> {
   return {
     name: "compute",
+    env: COMPUTE_ENV,
     // Above the longest agent command (vm/start, vm/reboot: 2 min) plus its queueing and the
     // cleanup of a failed start, so the agent's own, precise error reaches the caller first.
     taskTimeoutMs: 5 * 60_000,
     migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
     tables,
     setup(ctx) {
-      const agentClient = createAgentClient(options.agent ?? {});
+      const agentClient = createAgentClient({ ...options.agent });
       const events = new ComputeEvents(ctx.events, ctx.log);
-      const agents = new HostAgents(agentClient, ctx.queue, options.hostSyncLevel ?? DEFAULT_HOST_SYNC_LEVEL);
+      const agents = new HostAgents(agentClient, ctx.queue, options.hostSyncLevel ?? ctx.settings.STRATUM_HOST_SYNC_LEVEL);
       const vmStore = new VmStore(ctx.db);
       const hostStore = new HostStore(ctx.db);
       const vms = new VmManager({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, events, log: ctx.log });
       const hosts = new HostManager({ hosts: hostStore, vms: vmStore, agents, queue: ctx.queue, events, log: ctx.log });
-
-      const vmRouter = new ServiceRouter(ctx.view, "compute", VmService);
-      const hostRouter = new ServiceRouter(ctx.view, "compute", HostService);
       const owns = (uuid: string) => ctx.membership()?.owns(uuid) ?? false;
       return {
-        services: [
-          implement(
-            VmService,
-            routeToOwner(VmService, vmHandlers(vms, vmStore), {
-              membership: ctx.membership,
-              router: vmRouter,
-              resourceKeys: {
-                createVm: (r) => assignUuid("vm", r),
-                startVm: (r) => r.uuid,
-                stopVm: (r) => r.uuid,
-                rebootVm: (r) => r.uuid,
-                destroyVm: (r) => r.uuid,
-              },
-            }),
-          ),
-          implement(
-            HostService,
-            routeToOwner(HostService, hostHandlers(hosts, hostStore), {
-              membership: ctx.membership,
-              router: hostRouter,
-              resourceKeys: {
-                addHost: (r) => assignUuid("host", r),
-                reconnectHost: (r) => r.uuid,
-                changeHostState: (r) => r.uuid,
-                deleteHost: (r) => r.uuid,
-              },
-            }),
-          ),
-        ],
+        services: [vmApi(vms, vmStore), hostApi(hosts, hostStore)],
         start() {
-          hosts.startPinging(owns, options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS);
+          hosts.startPinging(owns, options.pingIntervalMs ?? ctx.settings.STRATUM_PING_INTERVAL_MS);
         },
         async stop() {
           hosts.stopPinging();
-          vmRouter.close();
-          hostRouter.close();
           await agentClient.close();
         },
       };

@@ -1,12 +1,10 @@
-import { randomUUID } from "node:crypto";
-import { inject } from "vitest";
 import { EventBus, connectBus, type DomainEvent } from "@stratum/bus";
-import { startAgentSim, type AgentSim } from "@stratum/agent-sim";
+import type { AgentSim } from "@stratum/agent-sim";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
-import { startService, type RunningService, type ServiceConfig } from "@stratum/runtime";
-import { testDatabase } from "@stratum/testing";
+import type { RunningService, StartOptions } from "@stratum/runtime";
+import { startTestService } from "@stratum/runtime/testing";
 import { computeModule, type ComputeOptions } from "../src/module";
 
 export const GIB = 1024n ** 3n;
@@ -29,17 +27,16 @@ export interface ComputeStack {
  * Real compute replicas (in-process) on a fresh database and their own NATS namespace, in front
  * of an in-process agent simulator: the same parts as production but the hypervisors.
  */
-export async function startComputeStack(options: { replicas?: number; hosts?: number; compute?: ComputeOptions } = {}): Promise<ComputeStack> {
-  const databaseUrl = await testDatabase("compute");
-  const natsUrl = inject("natsUrl");
-  const busPrefix = `c${randomUUID().slice(0, 8)}`;
-  const sim = await startAgentSim({ hosts: options.hosts ?? 3 });
-  const replicas: RunningService[] = [];
-  for (let i = 0; i < (options.replicas ?? 2); i++) {
-    const config: ServiceConfig = { service: "compute", replicaId: `compute-${i}`, host: "127.0.0.1", port: 0, advertiseHost: "127.0.0.1", natsUrl, databaseUrl, busPrefix, heartbeatMs: 200, connectTimeoutMs: 10_000, dbPoolSize: 8 };
-    replicas.push(await startService(computeModule({ pingIntervalMs: 60_000, ...options.compute }), config));
-  }
-  for (const r of replicas) await r.ctx.view.until((v) => v.members("compute").length === replicas.length);
+export async function startComputeStack(
+  options: { replicas?: number; hosts?: number; compute?: ComputeOptions; startOptions?: (replica: number) => Omit<StartOptions, "settings"> } = {},
+): Promise<ComputeStack> {
+  const service = await startTestService(computeModule({ pingIntervalMs: 60_000, ...options.compute }), {
+    replicas: options.replicas ?? 2,
+    agentSim: { hosts: options.hosts ?? 3 },
+    ...(options.startOptions ? { startOptions: options.startOptions } : {}),
+  });
+  const { replicas, natsUrl, busPrefix } = service;
+  const sim = service.sim!;
 
   const observerBus = await connectBus({ servers: natsUrl, prefix: busPrefix, name: "test-observer" });
   const vmEvents: ComputeStack["vmEvents"] = [];
@@ -75,8 +72,7 @@ export async function startComputeStack(options: { replicas?: number; hosts?: nu
       }
       await sub.stop();
       await observerBus.close();
-      for (const r of replicas) await r.stop();
-      await sim.close();
+      await service.stop();
     },
   };
 }

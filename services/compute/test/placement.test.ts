@@ -26,7 +26,7 @@ it("placement waits for hosts locked by concurrent reservations instead of repor
   });
   await hostsLocked;
 
-  const placing = store.insertPlaced({ uuid: randomUUID(), name: "waits", cpu: 1, memory: 1 << 30, clientRequestId: null, requestHash: "" }, undefined);
+  const placing = store.insertPlaced({ uuid: randomUUID(), name: "waits", cpu: 1, memory: 1 << 30, clientRequestId: null }, undefined);
   let settled = false;
   void placing.finally(() => (settled = true));
   await until(async () => {
@@ -46,7 +46,7 @@ it("concurrent placements share one transaction and still fill the hosts exactly
   const [before] = await db.sql`SELECT sum(cpu_capacity - cpu_used)::int AS free FROM compute.hosts`;
   const free = before!.free as number;
   const results = await Promise.all(
-    Array.from({ length: free + 5 }, (_, i) => store.insertPlaced({ uuid: randomUUID(), name: `fill-${i}`, cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined)),
+    Array.from({ length: free + 5 }, (_, i) => store.insertPlaced({ uuid: randomUUID(), name: `fill-${i}`, cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined)),
   );
   expect(results.filter((r) => r !== undefined)).toHaveLength(free);
   const hosts = await db.sql`SELECT cpu_used, cpu_capacity FROM compute.hosts`;
@@ -60,11 +60,11 @@ it("concurrent placements share one transaction and still fill the hosts exactly
 it("a batch with a duplicate id gives each caller its own outcome", async () => {
   const store = new VmStore(stack.replicas[0]!.ctx.db as never);
   const taken = randomUUID();
-  await store.insertPlaced({ uuid: taken, name: "first", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined);
+  await store.insertPlaced({ uuid: taken, name: "first", cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined);
   const [dup, ok1, ok2] = await Promise.allSettled([
-    store.insertPlaced({ uuid: taken, name: "again", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined),
-    store.insertPlaced({ uuid: randomUUID(), name: "fine-1", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined),
-    store.insertPlaced({ uuid: randomUUID(), name: "fine-2", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined),
+    store.insertPlaced({ uuid: taken, name: "again", cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined),
+    store.insertPlaced({ uuid: randomUUID(), name: "fine-1", cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined),
+    store.insertPlaced({ uuid: randomUUID(), name: "fine-2", cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined),
   ]);
   expect(dup).toMatchObject({ status: "rejected", reason: { reason: "VM_ALREADY_EXISTS" } });
   expect(ok1).toMatchObject({ status: "fulfilled", value: { name: "fine-1" } });

@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-const place = async () => (await store.insertPlaced({ uuid: randomUUID(), name: "b", cpu: 1, memory: 1 << 20, clientRequestId: null, requestHash: "" }, undefined))!;
+const place = async () => (await store.insertPlaced({ uuid: randomUUID(), name: "b", cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined))!;
 
 it("concurrent transitions each get their own outcome: the row when its condition held, nothing otherwise", async () => {
   const vms = await Promise.all(Array.from({ length: 50 }, place));

@@ -120,7 +120,7 @@ describe("VM lifecycle", () => {
     const viaOther = (await stack.clientsTo(1).vms.createVm({ name: "idem", cpu: 1, memoryBytes: GIB, clientRequestId: key })).vm!;
     expect(viaOther.uuid).toBe(first.uuid);
     const conflict = await stack.vms.createVm({ name: "idem", cpu: 2, memoryBytes: GIB, clientRequestId: key }).catch((e) => e);
-    expect(conflict).toMatchObject({ code: Code.ALREADY_EXISTS, reason: "VM_REQUEST_ID_IN_USE" });
+    expect(conflict).toMatchObject({ code: Code.ALREADY_EXISTS, reason: "REQUEST_ID_IN_USE" });
     const named = await stack.vms.listVms({ name: "idem" });
     expect(named.vms).toHaveLength(1);
     await stack.vms.destroyVm({ uuid: first.uuid });

@@ -1,5 +1,4 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
-import { fromQueueError } from "@stratum/runtime";
 import { Code, StratumError, type Logger } from "@stratum/core";
 import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
@@ -45,20 +44,12 @@ export class HostManager {
    * Registers a host and connects it. If the handshake fails the host is not kept — the caller
    * gets the agent's error (naming the URL and command) and nothing changed — because a host
    * added with a wrong URL would otherwise sit Disconnected until someone deletes it.
-   * A retry with the same client request id returns the first host.
+   * The capacity offered may not exceed what the agent reports: the host would accept VMs its
+   * hypervisor cannot run. (A retry with the same client request id is answered by the serving
+   * chain with the first outcome.)
    */
   add(spec: HostSpec, signal?: AbortSignal): Promise<HostRow> {
     return this.#serialized(spec.uuid, "add-host", signal, async () => {
-      const existing = await this.d.hosts.get(spec.uuid);
-      if (existing) {
-        const same =
-          existing.agentUrl === spec.agentUrl && existing.name === spec.name && existing.cpuCapacity === spec.cpuCapacity && existing.memoryCapacity === spec.memoryCapacity;
-        if (spec.clientRequestId && existing.clientRequestId === spec.clientRequestId && same) return existing;
-        throw new StratumError(Code.ALREADY_EXISTS, spec.clientRequestId ? `client_request_id ${spec.clientRequestId} was used for a different host` : `host ${spec.uuid} already exists`, {
-          reason: spec.clientRequestId ? "HOST_REQUEST_ID_IN_USE" : "HOST_ALREADY_EXISTS",
-          resources: { hostUuid: spec.uuid },
-        });
-      }
       const row = await this.d.hosts.insert({
         uuid: spec.uuid,
         name: spec.name,
@@ -69,6 +60,7 @@ export class HostManager {
       });
       try {
         const facts = await this.d.agents.connect(row, signal);
+        assertAgentHas(spec, facts);
         const connected = await this.d.hosts.setStatus(row.uuid, "Connected", { lastError: "", agentBootId: facts.bootId, seen: true });
         this.d.events.hostStatusChanged({ hostUuid: row.uuid, from: null, to: "Connected", lastError: "" });
         return connected!;
@@ -233,10 +225,22 @@ export class HostManager {
   }
 
   #serialized<T>(uuid: string, name: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
-    return this.d.queue.submit({ signature: `host-${uuid}`, name, run }, signal ? { signal } : undefined).catch((e) => Promise.reject(fromQueueError(e)));
+    return this.d.queue.submit({ signature: `host-${uuid}`, name, run }, signal ? { signal } : undefined);
   }
 }
 
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** FAILED_PRECONDITION `HOST_CAPACITY_EXCEEDS_AGENT` when the spec offers more than the agent has. */
+function assertAgentHas(spec: HostSpec, facts: { cpuNum: number; memoryBytes: number }): void {
+  const over: string[] = [];
+  if (spec.cpuCapacity > facts.cpuNum) over.push(`${spec.cpuCapacity} CPU (the agent reports ${facts.cpuNum})`);
+  if (spec.memoryCapacity > facts.memoryBytes) over.push(`${spec.memoryCapacity} bytes of memory (the agent reports ${facts.memoryBytes})`);
+  if (over.length === 0) return;
+  throw new StratumError(Code.FAILED_PRECONDITION, `host ${spec.uuid} cannot offer ${over.join(" and ")}`, {
+    reason: "HOST_CAPACITY_EXCEEDS_AGENT",
+    resources: { hostUuid: spec.uuid, agentCpu: String(facts.cpuNum), agentMemoryBytes: String(facts.memoryBytes) },
+  });
 }

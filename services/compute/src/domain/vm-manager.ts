@@ -1,6 +1,5 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { ChainTaskQueue } from "@stratum/chain-task";
-import { fromQueueError } from "@stratum/runtime";
 import { FlowError, runFlow } from "@stratum/flow";
 import { Code, StratumError, type Logger } from "@stratum/core";
 import type { HostAgents } from "../clients/agents";
@@ -17,6 +16,7 @@ export interface VmSpec {
   memory: number;
   /** Empty: the allocator chooses. */
   hostUuid: string;
+  /** Recorded with the VM for its owner's reference; the kit's idempotency answers retries. */
   clientRequestId: string;
 }
 
@@ -56,8 +56,8 @@ export class VmManager {
    * Creates and starts a VM: allocate host capacity (recording the VM) → the agent starts it →
    * Running. If the agent fails, the completed steps roll back: the agent is told to destroy
    * whatever it may have started, the capacity goes back to the host and the VM ends in Error
-   * with the agent's error recorded. A retry with the same client request id (same UUID) returns
-   * the first VM.
+   * with the agent's error recorded. (A retry with the same client request id never reaches
+   * here: the serving chain answers it with the first outcome.)
    */
   create(spec: VmSpec, signal?: AbortSignal): Promise<VmRow> {
     return this.#serialized(spec.uuid, "create", signal, () => this.#create(spec));
@@ -93,19 +93,11 @@ export class VmManager {
    * retry (with the same client request id, for a create) finds the finished result.
    */
   #serialized(uuid: string, name: string, signal: AbortSignal | undefined, run: () => Promise<VmRow>): Promise<VmRow> {
-    return this.d.queue.submit({ signature: `vm-${uuid}`, name: `${name}-vm`, run }, signal ? { signal } : undefined).catch((e) => Promise.reject(fromQueueError(e)));
+    return this.d.queue.submit({ signature: `vm-${uuid}`, name: `${name}-vm`, run }, signal ? { signal } : undefined);
   }
 
   async #create(spec: VmSpec): Promise<VmRow> {
-    // Only a create with a request id is ever compared with an earlier one.
-    const requestHash = spec.clientRequestId ? hashRequest(spec) : "";
     const { vms, agents, hosts } = this.d;
-    // Only a create with a request id can be a retry to answer with the first VM. Without one,
-    // an existing UUID (a caller's explicit choice) is a conflict, which the insert reports.
-    if (spec.clientRequestId) {
-      const existing = await vms.get(spec.uuid);
-      if (existing) return sameRequest(existing, spec, requestHash);
-    }
     const taskId = `create-${spec.uuid}`;
     const ctx: CreateContext = { state: "Created", agentClean: true };
     try {
@@ -116,7 +108,7 @@ export class VmManager {
             name: "allocate-host",
             run: async (c) => {
               const vm = await vms.insertPlaced(
-                { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null, requestHash },
+                { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null },
                 spec.hostUuid || undefined,
               );
               if (!vm) throw await this.#noCapacity(spec);
@@ -246,20 +238,9 @@ export class VmManager {
   }
 }
 
-/** A repeat of a create: the same VM if it is the same request, a conflict if the key was reused. */
-function sameRequest(existing: VmRow, spec: VmSpec, requestHash: string): VmRow {
-  if (spec.clientRequestId && existing.clientRequestId === spec.clientRequestId && existing.requestHash === requestHash) return existing;
-  const why = spec.clientRequestId ? `client_request_id ${spec.clientRequestId} was used for a different request` : `vm ${spec.uuid} already exists`;
-  throw new StratumError(Code.ALREADY_EXISTS, why, { reason: spec.clientRequestId ? "VM_REQUEST_ID_IN_USE" : "VM_ALREADY_EXISTS", resources: { vmUuid: spec.uuid } });
-}
-
 /** A start command carries the whole VM spec: the agent may have never seen the VM (or forgot it). */
 function startBody(vm: VmRow): Record<string, unknown> {
   return { vmUuid: vm.uuid, name: vm.name, cpuNum: vm.cpu, memoryBytes: vm.memory };
-}
-
-function hashRequest(spec: VmSpec): string {
-  return createHash("sha1").update(JSON.stringify([spec.name, spec.cpu, spec.memory, spec.hostUuid])).digest("base64url");
 }
 
 function describe(e: unknown): string {

@@ -6,7 +6,7 @@ import { hosts, vms, type HostRow, type HostStateValue, type HostStatusValue } f
 const HOST_CONSTRAINTS = {
   constraints: {
     hosts_agent_url_uq: { reason: "HOST_AGENT_URL_IN_USE", message: "another host already has this agent URL" },
-    hosts_client_request_id_uq: { reason: "HOST_REQUEST_ID_IN_USE", message: "client_request_id was already used for another host" },
+    hosts_client_request_id_uq: { reason: "REQUEST_ID_IN_USE", message: "client_request_id was already used for another host" },
     hosts_pkey: { reason: "HOST_ALREADY_EXISTS", message: "a host with this uuid already exists" },
   },
 };

@@ -114,13 +114,13 @@ export class PlacementBatcher {
         FROM unnest(${hostIds}::uuid[], ${hostIds.map((id) => perHost.get(id)!.cpu)}::int[], ${hostIds.map((id) => perHost.get(id)!.memory)}::bigint[]) AS x(uuid, cpu, memory)
         WHERE h.uuid = x.uuid`;
       const inserted = await tx`
-        INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id, request_hash)
-        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, x.request_hash
+        INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id)
+        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id
         FROM unnest(
           ${placed.map((p) => p.vm.uuid)}::uuid[], ${placed.map((p) => p.vm.name)}::text[], ${placed.map((p) => p.host.uuid)}::uuid[],
           ${placed.map((p) => p.vm.cpu)}::int[], ${placed.map((p) => p.vm.memory)}::bigint[],
-          ${placed.map((p) => p.vm.clientRequestId)}::text[], ${placed.map((p) => p.vm.requestHash)}::text[]
-        ) AS x(uuid, name, host_uuid, cpu, memory, client_request_id, request_hash)
+          ${placed.map((p) => p.vm.clientRequestId)}::text[]
+        ) AS x(uuid, name, host_uuid, cpu, memory, client_request_id)
         RETURNING *`;
       const rows = new Map<string, VmRow>();
       for (const raw of inserted) {

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { bigint, bigserial, check, index, integer, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import { requestsTable } from "@stratum/db";
 
 /** The compute service's own schema: no other service reads these tables. */
 export const compute = pgSchema("compute");
@@ -58,8 +59,6 @@ export const vms = compute.table(
     memory: bigint({ mode: "number" }).notNull(),
     lastError: text("last_error").notNull().default(""),
     clientRequestId: text("client_request_id"),
-    /** Fingerprint of the create request, to tell a retry from a different request reusing its key. */
-    requestHash: text("request_hash").notNull().default(""),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     seq: bigserial({ mode: "number" }).notNull(),
@@ -72,9 +71,12 @@ export const vms = compute.table(
   ],
 );
 
+/** Request-id idempotency of every mutating RPC (the kit's table, in compute's schema). */
+export const requests = requestsTable(compute);
+
 export type HostRow = typeof hosts.$inferSelect;
 export type VmRow = typeof vms.$inferSelect;
 export type HostStatusValue = (typeof hostStatus.enumValues)[number];
 export type HostStateValue = (typeof hostState.enumValues)[number];
 export type VmStateValue = (typeof vmState.enumValues)[number];
-export const tables = { hosts, vms };
+export const tables = { hosts, vms, requests };

@@ -1,13 +1,12 @@
-import { and, asc, eq, getTableColumns, gt, ne, sql, type SQL } from "drizzle-orm";
-import { mapPgError } from "@stratum/db";
+import { and, asc, eq, gt, ne, sql, type SQL } from "drizzle-orm";
+import { mapPgError, rowMapper, TransitionBatcher } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { PlacementBatcher } from "./placement-batcher";
-import { TransitionBatcher } from "./transition-batcher";
 import { hosts, vms, type VmRow, type VmStateValue } from "./schema";
 
 const VM_CONSTRAINTS = {
   constraints: {
-    vms_client_request_id_uq: { reason: "VM_REQUEST_ID_IN_USE", message: "client_request_id was already used for another VM" },
+    vms_client_request_id_uq: { reason: "REQUEST_ID_IN_USE", message: "client_request_id was already used for another VM" },
     vms_pkey: { reason: "VM_ALREADY_EXISTS", message: "a VM with this uuid already exists" },
   },
 };
@@ -18,16 +17,15 @@ export interface NewVm {
   cpu: number;
   memory: number;
   clientRequestId: string | null;
-  requestHash: string;
 }
 
 /** Queries on `compute.vms`. State changes are conditional updates whose row count is checked by the caller. */
 export class VmStore {
-  readonly #transitions: TransitionBatcher;
+  readonly #transitions: TransitionBatcher<typeof vms, VmStateValue>;
   readonly #placements: PlacementBatcher;
 
   constructor(private readonly handle: ComputeDb) {
-    this.#transitions = new TransitionBatcher(handle.sql, vmFromRaw);
+    this.#transitions = new TransitionBatcher({ sql: handle.sql, table: vms, key: vms.uuid, state: vms.state, message: vms.lastError, updatedAt: vms.updatedAt });
     this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm));
   }
 
@@ -77,8 +75,8 @@ export class VmStore {
           WHERE uuid = (${candidate}) AND ${canTake(vm)}
           RETURNING uuid
         )
-        INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, request_hash)
-        SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${vm.requestHash} FROM reserved
+        INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id)
+        SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId} FROM reserved
         RETURNING *`);
       const [raw] = rows as unknown as Record<string, unknown>[];
       return raw ? vmFromRaw(raw) : undefined;
@@ -145,14 +143,5 @@ function canTake(vm: { cpu: number; memory: number }): SQL {
     AND ${hosts.cpuUsed} + ${vm.cpu} <= ${hosts.cpuCapacity} AND ${hosts.memoryUsed} + ${vm.memory} <= ${hosts.memoryCapacity}`;
 }
 
-const VM_COLUMNS = Object.entries(getTableColumns(vms));
-
 /** Maps a raw `RETURNING *` row of a hand-written statement the way drizzle maps its own results. */
-function vmFromRaw(raw: Record<string, unknown>): VmRow {
-  const row: Record<string, unknown> = {};
-  for (const [key, column] of VM_COLUMNS) {
-    const value = raw[column.name];
-    row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
-  }
-  return row as VmRow;
-}
+const vmFromRaw = rowMapper(vms);

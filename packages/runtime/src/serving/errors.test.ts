@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ChainTaskQueue } from "@stratum/chain-task";
 import { Code, StratumError } from "@stratum/core";
-import { fromQueueError } from "./queue-errors";
+import { fromQueueError } from "./errors";
 
 describe("fromQueueError", () => {
   it("turns queue refusals into StratumErrors a client can act on, naming the signature", async () => {

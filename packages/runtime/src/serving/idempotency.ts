@@ -1,0 +1,155 @@
+import { createHash } from "node:crypto";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
+import { and, eq, lt, sql } from "drizzle-orm";
+import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import { Code, StratumError, type FieldViolation } from "@stratum/core";
+import type { RequestsTable } from "@stratum/db";
+import type { ServerInterceptor } from "@stratum/rpc";
+import type { MethodRules } from "./api";
+import { toStratumError } from "./errors";
+
+/**
+ * Failures after which the operation did not happen (or must be allowed to run again): the
+ * request id is released so a retry runs it. Every other outcome is the call's one outcome.
+ */
+const RETRYABLE: ReadonlySet<Code> = new Set([Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, Code.CANCELLED, Code.DEADLINE_EXCEEDED, Code.ABORTED]);
+
+/** Default of how long a `running` record may stay before another call may take it over. */
+export const DEFAULT_STALE_REQUEST_MS = 10 * 60_000;
+
+interface StoredError {
+  code: Code;
+  message: string;
+  reason: string;
+  resources: Record<string, string>;
+  violations: FieldViolation[];
+}
+
+interface InFlight {
+  method: string;
+  hash: string;
+  outcome: Promise<Message>;
+}
+
+export interface IdempotencyOptions {
+  db: PostgresJsDatabase<Record<string, unknown>>;
+  table: RequestsTable;
+  rules: (method: DescMethod) => MethodRules<unknown> | undefined;
+  /**
+   * A record still `running` after this long belongs to a call whose replica died before it
+   * finished: a retry may run the operation again. Above the service's longest operation.
+   */
+  staleAfterMs?: number;
+}
+
+/**
+ * Request-id idempotency for every mutating call that declares a request-id field (AIP-155),
+ * so no handler writes its own check. The first call with an id claims it (a primary key, not a
+ * lock) with its method and a hash of its request; its outcome — the response, or a failure
+ * that says the operation ran and failed — is stored, and a retry gets that outcome back
+ * without running again. The same id with another request or method is ALREADY_EXISTS
+ * `REQUEST_ID_IN_USE` naming the id. A retry that arrives while the first call runs on this
+ * replica waits for it and shares its outcome; one that finds it running elsewhere is ABORTED
+ * `REQUEST_IN_PROGRESS` (retry later). Failures that mean "nothing happened" (see RETRYABLE)
+ * release the id.
+ *
+ * It runs on the owner of the resource, after validation and routing, so the calls racing for
+ * one id meet on one replica.
+ */
+export function idempotency(options: IdempotencyOptions): ServerInterceptor {
+  const { db, table } = options;
+  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_REQUEST_MS;
+  const inFlight = new Map<string, InFlight>();
+
+  const conflict = (requestId: string) =>
+    new StratumError(Code.ALREADY_EXISTS, `request id ${requestId} was already used for a different request`, { reason: "REQUEST_ID_IN_USE", resources: { requestId } });
+
+  /** Claims the id: true if this call runs the operation, else the record that holds it. */
+  const claim = async (requestId: string, method: string, hash: string) => {
+    for (;;) {
+      const [claimed] = await db.insert(table).values({ requestId, method, requestHash: hash }).onConflictDoNothing().returning({ requestId: table.requestId });
+      if (claimed) return { claimed: true as const };
+      const [row] = await db.select().from(table).where(eq(table.requestId, requestId));
+      if (!row) continue; // released between our insert and select: claim again
+      if (row.state === "running") {
+        // Taken over only if its call is long gone (its replica died mid-operation).
+        const [retaken] = await db
+          .update(table)
+          .set({ createdAt: sql`now()`, method, requestHash: hash })
+          .where(and(eq(table.requestId, requestId), eq(table.state, "running"), lt(table.createdAt, sql`now() - ${`${staleAfterMs} milliseconds`}::interval`), eq(table.requestHash, hash), eq(table.method, method)))
+          .returning({ requestId: table.requestId });
+        if (retaken) return { claimed: true as const };
+      }
+      return { claimed: false as const, row };
+    }
+  };
+
+  // Recording the outcome can fail too (Postgres gone): the record then stays `running` and is
+  // taken over once stale, so the caller's retry is not refused for ever.
+  const finish = async (requestId: string, state: "done" | "failed", response: string) => {
+    await db.update(table).set({ state, response }).where(eq(table.requestId, requestId));
+  };
+
+  const release = async (requestId: string) => {
+    await db.delete(table).where(and(eq(table.requestId, requestId), eq(table.state, "running")));
+  };
+
+  return (next) => async (call) => {
+    const requestId = options.rules(call.method)?.requestId?.(call.request);
+    if (!requestId || call.method.methodKind !== "unary") return next(call);
+    const method = `${call.service.typeName}/${call.method.name}`;
+    const input = call.method.input;
+    const output = call.method.output;
+    const hash = hashRequest(input, call.request as Message);
+
+    const joined = inFlight.get(requestId);
+    if (joined) {
+      if (joined.method !== method || joined.hash !== hash) throw conflict(requestId);
+      return joined.outcome;
+    }
+    // Registered before the first await, so a concurrent retry on this replica joins this call
+    // instead of finding its claim half made.
+    const outcome = (async (): Promise<Message> => {
+      const held = await claim(requestId, method, hash);
+      if (!held.claimed) {
+        const { row } = held;
+        if (row.method !== method || row.requestHash !== hash) throw conflict(requestId);
+        if (row.state === "done") return fromBinary(output, Buffer.from(row.response ?? "", "base64"));
+        if (row.state === "failed") throw restoreError(JSON.parse(row.response ?? "{}") as StoredError, requestId);
+        throw new StratumError(Code.ABORTED, `request ${requestId} is still in progress; retry later`, { reason: "REQUEST_IN_PROGRESS", resources: { requestId } });
+      }
+      let response: Message;
+      try {
+        response = create(output, (await next(call)) as never) as Message;
+      } catch (e) {
+        const err = toStratumError(e);
+        // A failure the transport would answer INTERNAL stays unrecorded: it says nothing stable.
+        if (err instanceof StratumError && !RETRYABLE.has(err.code)) await finish(requestId, "failed", JSON.stringify(storedError(err)));
+        else await release(requestId);
+        throw err;
+      }
+      await finish(requestId, "done", Buffer.from(toBinary(output, response)).toString("base64"));
+      return response;
+    })();
+    const entry: InFlight = { method, hash, outcome };
+    inFlight.set(requestId, entry);
+    try {
+      return await outcome;
+    } finally {
+      inFlight.delete(requestId);
+    }
+  };
+}
+
+/** A fingerprint of the request: its canonical protobuf encoding. */
+function hashRequest(schema: DescMessage, request: Message): string {
+  return createHash("sha256").update(toBinary(schema, request)).digest("base64url");
+}
+
+function storedError(e: StratumError): StoredError {
+  return { code: e.code, message: e.message, reason: e.reason, resources: { ...e.resources }, violations: [...e.violations] };
+}
+
+function restoreError(s: StoredError, requestId: string): StratumError {
+  return new StratumError(s.code, s.message, { reason: s.reason, resources: { ...s.resources, requestId }, violations: s.violations });
+}

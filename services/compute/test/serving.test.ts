@@ -1,0 +1,109 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code } from "@stratum/core";
+import { FORWARDED_BY_KEY } from "@stratum/bus";
+import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import type { ServerInterceptor } from "@stratum/rpc";
+import { GIB, startComputeStack, type ComputeStack } from "./harness";
+
+/** What each replica's interceptor chain received: method and whether it was forwarded to it. */
+const received: Array<Array<{ method: string; forwarded: boolean }>> = [[], []];
+const recorder = (replica: number): ServerInterceptor => (next) => (call) => {
+  received[replica]!.push({ method: call.method.name, forwarded: call.ctx.metadata.get(FORWARDED_BY_KEY).length > 0 });
+  return next(call);
+};
+
+let stack: ComputeStack;
+let hostUuids: string[];
+beforeAll(async () => {
+  stack = await startComputeStack({ replicas: 2, hosts: 2, startOptions: (i) => ({ observers: [recorder(i)] }) });
+  hostUuids = await stack.addSimHosts(16, 64n);
+});
+afterAll(() => stack?.stop());
+
+/** A UUID that replica 1 owns, so a call to replica 0 about it is forwarded. */
+function ownedByReplica1(): string {
+  const view = stack.replicas[0]!.ctx.view;
+  for (;;) {
+    const uuid = randomUUID();
+    if (view.ownerOf("compute", uuid)?.replicaId === "compute-1") return uuid;
+  }
+}
+
+/** vm/start commands the agents ran (not answered from their task-id cache) for one VM. */
+function agentStarts(vmUuid: string): number {
+  return stack.sim.inspect().flatMap((h) => h.log).filter((l) => l.command === "vm/start" && l.taskId?.startsWith(`start-${vmUuid}`) && !l.deduplicated).length;
+}
+
+describe("serving: validation before routing", () => {
+  it("bad input gets INVALID_ARGUMENT on the replica it reached and is never forwarded; good input is", async () => {
+    const uuid = ownedByReplica1();
+    received[1]!.length = 0;
+    const bad = await stack.vms.startVm({ uuid, clientRequestId: "has spaces" }).catch((e) => e);
+    expect(bad).toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "client_request_id" }] });
+    const badCreate = await stack.vms.createVm({ uuid, name: "", cpu: 1, memoryBytes: GIB }).catch((e) => e);
+    expect(badCreate).toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "name", description: "is required" }] });
+    expect(received[1]).toEqual([]);
+
+    // The same call with good input is forwarded to the owner (so the check above can fail).
+    const missing = await stack.vms.startVm({ uuid }).catch((e) => e);
+    expect(missing).toMatchObject({ code: Code.NOT_FOUND });
+    expect(received[1]).toEqual([{ method: "StartVm", forwarded: true }]);
+  });
+
+  it("the request the caller sent is not changed by routing (a create's UUID is chosen on a copy)", async () => {
+    const key = `key-${randomUUID()}`;
+    const request = { name: "copy", cpu: 1, memoryBytes: GIB, clientRequestId: key, uuid: "" };
+    const { vm } = await stack.vms.createVm(request);
+    expect(request.uuid).toBe("");
+    expect(vm!.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+});
+
+describe("serving: request ids (AIP-155) on every mutating call", () => {
+  it("a retried start with the same request id runs once, on any replica, and answers the first outcome", async () => {
+    const { vm } = await stack.vms.createVm({ name: "retry-start", cpu: 1, memoryBytes: GIB });
+    await stack.vms.stopVm({ uuid: vm!.uuid });
+    const key = `start-${randomUUID()}`;
+    const first = (await stack.vms.startVm({ uuid: vm!.uuid, clientRequestId: key })).vm!;
+    const again = (await stack.clientsTo(1).vms.startVm({ uuid: vm!.uuid, clientRequestId: key })).vm!;
+    expect(first.state).toBe(VmState.RUNNING);
+    expect(again).toEqual(first);
+    expect(agentStarts(vm!.uuid)).toBe(1);
+    // The same id for another call is a conflict naming the id, and changes nothing.
+    const reused = await stack.vms.stopVm({ uuid: vm!.uuid, clientRequestId: key }).catch((e) => e);
+    expect(reused).toMatchObject({ code: Code.ALREADY_EXISTS, reason: "REQUEST_ID_IN_USE", resources: { requestId: key } });
+    expect((await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.RUNNING);
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+
+  it("concurrent calls with one request id run the operation once and share its outcome", async () => {
+    const { vm } = await stack.vms.createVm({ name: "concurrent-start", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[0]! });
+    await stack.vms.stopVm({ uuid: vm!.uuid });
+    const hold = stack.sim.hold(0, "vm/start");
+    const key = `start-${randomUUID()}`;
+    const calls = [stack.vms, stack.clientsTo(1).vms, stack.vms].map((c) => c.startVm({ uuid: vm!.uuid, clientRequestId: key }));
+    const held = await hold.next(10_000);
+    held.release();
+    const outcomes = await Promise.all(calls);
+    expect(new Set(outcomes.map((o) => o.vm!.updateTime?.nanos))).toHaveProperty("size", 1);
+    expect(outcomes.every((o) => o.vm!.state === VmState.RUNNING)).toBe(true);
+    expect(agentStarts(vm!.uuid)).toBe(1);
+    hold.cancel();
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+
+  it("a failure that says the operation ran is the one outcome too", async () => {
+    const { vm } = await stack.vms.createVm({ name: "failed-once", cpu: 1, memoryBytes: GIB });
+    const key = `start-${randomUUID()}`;
+    const refused = await stack.vms.startVm({ uuid: vm!.uuid, clientRequestId: key }).catch((e) => e);
+    expect(refused).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID" });
+    // The VM is now startable, but a retry of that request is that request's answer, not a new start.
+    await stack.vms.stopVm({ uuid: vm!.uuid });
+    const retried = await stack.vms.startVm({ uuid: vm!.uuid, clientRequestId: key }).catch((e) => e);
+    expect(retried).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID" });
+    expect((await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.STOPPED);
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+});
