@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, type DescMessage, type DescMethod, type DescService, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { MalformedMessage, deserializer, lenientDeserializer, serializer, unknownFieldViolations } from "./codec";
+import { MalformedMessage, deserializer, lenientDeserializer, nulStringViolations, serializer, unknownFieldViolations } from "./codec";
 import { Code, codeName } from "@stratum/core";
 import { REQUEST_ID_KEY, requestIdFrom, type HandlerContext } from "./context";
 import { StratumError } from "@stratum/core";
@@ -161,10 +161,9 @@ class CallContext implements HandlerContext {
 function checkRequest(request: unknown, env: CallEnv): Message {
   if (request instanceof MalformedMessage) throw request.toError();
   const message = request as Message;
-  if (env.rejectUnknownFields) {
-    const violations = unknownFieldViolations(env.method.input, message);
-    if (violations.length > 0) throw StratumError.invalidArgument(violations);
-  }
+  const violations = env.rejectUnknownFields ? unknownFieldViolations(env.method.input, message) : [];
+  violations.push(...nulStringViolations(env.method.input, message));
+  if (violations.length > 0) throw StratumError.invalidArgument(violations);
   return message;
 }
 
