@@ -1,0 +1,25 @@
+/**
+ * The hypervisor agent's wire protocol, written once: the agent client (`@stratum/agent-client`),
+ * the simulator (`@stratum/agent-sim`) and the compute service's calls are all typed by it.
+ * Dependency-free, so a real agent's test kit or a tool can use it too.
+ */
+export {
+  COMMAND_PATTERN, parseAgentError, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN,
+} from "./wire";
+export type { AgentErrorBody, AgentErrorDetail } from "./wire";
+export { AgentErrorCode } from "./error-codes";
+export type { AgentErrorCodeName } from "./error-codes";
+export { AGENT_COMMAND_NAMES, AGENT_COMMANDS, isAgentCommand, isRetrySafe } from "./commands";
+export type { AgentCommand, AgentCommandMap, AgentCommandSpec, AgentReply, AgentRequest, VmRefCommand } from "./commands";
+export type {
+  HostConnectReply, HostConnectRequest, HostPingReply, HostPingRequest, HostVmsReply, HostVmsRequest, VmPowerState,
+} from "./host";
+export type {
+  VmDestroyReply, VmMigrateReply, VmMigrateRequest, VmNicSpec, VmRebootReply, VmRefRequest, VmStartReply, VmStartRequest, VmStopReply,
+} from "./vm";
+export type {
+  EipApplyReply, EipApplyRequest, EipReleaseReply, EipReleaseRequest, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
+} from "./network";
+export type {
+  VolumeTaskCancelRequest, VolumeTaskInfo, VolumeTaskReply, VolumeTaskStartRequest, VolumeTaskState, VolumeTaskStatusReply, VolumeTaskStatusRequest,
+} from "./volume-task";
