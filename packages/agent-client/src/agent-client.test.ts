@@ -1,19 +1,23 @@
+import { AGENT_COMMAND_NAMES, AGENT_COMMANDS } from "@stratum/agent-protocol";
 import { startAgentSim, type AgentSim } from "@stratum/agent-sim";
-import { Code, StratumError } from "@stratum/core";
+import { Code, createLogger, StratumError } from "@stratum/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AgentFailure, createAgentClient, type AgentClient, type AgentClientOptions } from "./index";
 
 let sim: AgentSim;
 let client: AgentClient;
-const warnings: Array<Record<string, unknown>> = [];
+const lines: Array<Record<string, unknown>> = [];
+/** The retries the client logged. */
+const warnings = (): Array<Record<string, unknown>> => lines.filter((l) => l["msg"] === "agent call retried");
 
 async function setup(simOptions: Parameters<typeof startAgentSim>[0] = {}, clientOptions: AgentClientOptions = {}): Promise<void> {
   sim = await startAgentSim(simOptions);
-  client = createAgentClient({ baseDelayMs: 10, maxDelayMs: 50, logger: { warn: (f) => warnings.push(f) }, ...clientOptions });
+  const logger = createLogger({}, { level: "debug", sink: (line) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  client = createAgentClient({ baseDelayMs: 10, maxDelayMs: 50, logger, ...clientOptions });
 }
 
 beforeEach(() => {
-  warnings.length = 0;
+  lines.length = 0;
 });
 afterEach(async () => {
   await client?.close();
@@ -75,8 +79,8 @@ describe("retries", () => {
     host.injectFault({ command: "host/ping", kind: "reset", times: 2 });
     await expect(client.call(host.url, "host/ping")).resolves.toMatchObject({ hostUuid: host.uuid });
     expect(host.inspect().commands["host/ping"]).toMatchObject({ received: 3, executed: 1, faulted: 2 });
-    expect(warnings.map((w) => w["attempt"])).toEqual([1, 2]);
-    expect(warnings[0]).toMatchObject({ command: "host/ping", reason: AgentFailure.UNREACHABLE });
+    expect(warnings().map((w) => w["attempt"])).toEqual([1, 2]);
+    expect(warnings()[0]).toMatchObject({ level: "warn", command: "host/ping", reason: AgentFailure.UNREACHABLE });
   });
 
   it("gives up after maxAttempts with AGENT_UNREACHABLE naming the host and command", async () => {
@@ -117,7 +121,7 @@ describe("retries", () => {
     expect(err).toMatchObject({ code: Code.UNAVAILABLE, reason: AgentFailure.UNREACHABLE });
     expect(host.inspect().commands["vm/start"]).toMatchObject({ received: 1, executed: 1 });
     expect(host.inspect().vms).toHaveLength(1);
-    expect(warnings).toHaveLength(0);
+    expect(warnings()).toHaveLength(0);
   });
 
   it("treats vm/stop as not idempotent (a late repeat could undo the next operation)", async () => {
@@ -145,7 +149,7 @@ describe("retries", () => {
     const err = await failure(client.call(host.url, "host/ping"));
     expect(err).toMatchObject({ code: Code.UNAVAILABLE, reason: AgentFailure.UNREACHABLE });
     expect(err.resources["errorCode"]).toBe("ECONNREFUSED");
-    expect(warnings).toHaveLength(2);
+    expect(warnings()).toHaveLength(2);
   });
 
   it("does not retry when the backoff would end past the call's deadline: the real failure surfaces at once", async () => {
@@ -250,5 +254,16 @@ describe("close", () => {
     await client.close({ graceMs: 200 });
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(await outcome).toMatchObject({ reason: AgentFailure.CLIENT_CLOSED });
+  });
+});
+
+describe("protocol", () => {
+  it("retries without a task id exactly the commands the protocol calls idempotent, each with a deadline", () => {
+    const c = createAgentClient();
+    for (const command of AGENT_COMMAND_NAMES) {
+      expect(c.policyOf(command), command).toEqual({ idempotent: AGENT_COMMANDS[command].idempotent, timeoutMs: expect.any(Number) });
+    }
+    expect(c.policyOf("toString")).toEqual({ idempotent: false, timeoutMs: 60_000 });
+    void c.close();
   });
 });

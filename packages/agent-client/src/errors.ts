@@ -1,5 +1,5 @@
+import { AgentErrorCode, type AgentErrorDetail } from "@stratum/agent-protocol";
 import { Code, StratumError } from "@stratum/core";
-import type { AgentErrorDetail } from "./protocol";
 
 /** Stable reasons of the `StratumError`s the agent client raises. */
 export const AgentFailure = {
@@ -95,7 +95,7 @@ export function httpError(t: CallTarget, status: number, detail: AgentErrorDetai
   if (status >= 400 && status < 500) {
     let code = Code.FAILED_PRECONDITION;
     if (status === 400 || status === 413 || status === 422) code = Code.INVALID_ARGUMENT;
-    else if (status === 404) code = detail.code === "UNKNOWN_COMMAND" ? Code.UNIMPLEMENTED : Code.NOT_FOUND;
+    else if (status === 404) code = detail.code === AgentErrorCode.UNKNOWN_COMMAND ? Code.UNIMPLEMENTED : Code.NOT_FOUND;
     else if (status === 405 || status === 501) code = Code.UNIMPLEMENTED;
     return new StratumError(code, message, { reason: AgentFailure.REJECTED, resources: resources(t, extra) });
   }
