@@ -13,7 +13,7 @@ describe("control endpoint", () => {
     sim = await startAgentSim({ hosts: 2, controlPort: 0 });
     const control = sim.controlUrl!;
     const hosts = await request(`${control}/hosts`, "GET");
-    expect(hosts.body.hosts).toEqual(sim.hosts.map((h, index) => ({ index, hostUuid: h.uuid, url: h.url, port: h.port, listening: true })));
+    expect(hosts.body.hosts).toEqual(sim.hosts.map((h, index) => ({ index, hostUuid: h.uuid, url: h.url, port: h.port, listening: true, cpuNum: 32, memoryBytes: 128 * 1024 ** 3 })));
     await post(sim.host(1).url, "vm/start", { vmUuid: "v", cpuNum: 1, memoryBytes: 1024 });
     const byUuid = await request(`${control}/hosts/${sim.host(1).uuid}/state`, "GET");
     const byIndex = await request(`${control}/hosts/1/state`, "GET");

@@ -76,7 +76,11 @@ export class ControlServer {
 
   private define(): void {
     this.route("GET", "/hosts", () => ({
-      hosts: this.sim.hosts.map((h, index) => ({ index, hostUuid: h.uuid, url: h.url, port: h.port, listening: h.listening })),
+      hosts: this.sim.hosts.map((h, index) => ({
+        index, hostUuid: h.uuid, url: h.url, port: h.port, listening: h.listening,
+        // What the host will report on host/connect, so a launcher registers no more than that.
+        cpuNum: h.state.facts.cpuNum, memoryBytes: h.state.facts.memoryBytes,
+      })),
     }));
     this.route("GET", "/state", () => ({ hosts: this.sim.inspect() }));
     this.route("GET", "/hosts/:host/state", (p) => this.host(p).inspect());

@@ -55,6 +55,8 @@ export interface CommandLogEntry {
   at: string;
   command: string;
   taskId?: string;
+  /** The `x-request-id` the caller sent: the request this command served. */
+  requestId?: string;
   /** HTTP status answered, or what happened instead. */
   outcome: number | "reset" | "hang" | "closed";
   deduplicated: boolean;

@@ -10,7 +10,10 @@ import { HoldTable, type Hold } from "./holds";
 import { HostState, type HostSnapshot } from "./host-state";
 import { parseJsonObject, readBody, sendError, sendJson } from "./http-json";
 import { mergeLatency, resolveLatency, type LatencyConfig } from "./latency";
-import { AGENT_VERSION, AgentErrorCode, TASK_ID_HEADER, TASK_ID_PATTERN, type HostFacts } from "./protocol";
+import {
+  AGENT_VERSION, AgentErrorCode, DEFAULT_SIM_CPU_NUM, DEFAULT_SIM_MEMORY_BYTES, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN,
+  type HostFacts,
+} from "./protocol";
 import { TaskCache, type CommandOutcome, type TaskCacheOptions, type TaskOwner } from "./task-cache";
 import type { VolumeTask } from "./volume-tasks";
 
@@ -19,7 +22,9 @@ export interface SimHostOptions {
   uuid?: string;
   /** Listen port; 0 or omitted picks a free one (unless the sim has a `basePort`). */
   port?: number;
+  /** CPUs the host reports on `host/connect` (a positive integer). Default {@link DEFAULT_SIM_CPU_NUM}. */
   cpuNum?: number;
+  /** Memory the host reports on `host/connect`, in bytes (a positive integer). Default {@link DEFAULT_SIM_MEMORY_BYTES}. */
   memoryBytes?: number;
   hypervisorType?: string;
   socketTimeoutMs?: number;
@@ -37,8 +42,6 @@ export interface SimHostContext {
   readonly globalLatency: () => LatencyConfig;
   readonly taskCache: TaskCacheOptions;
 }
-
-const GiB = 1024 ** 3;
 
 /** Where a request's pipeline ended, for the command log. */
 type Ending = number | "reset" | "hang" | "closed";
@@ -183,9 +186,9 @@ export class SimHost implements HostView {
       hostUuid: this.uuid,
       hypervisorType: options.hypervisorType ?? "KVM",
       agentVersion: AGENT_VERSION,
-      cpuNum: options.cpuNum ?? 32,
+      cpuNum: capacity("cpuNum", options.cpuNum, DEFAULT_SIM_CPU_NUM),
       cpuSockets: 2,
-      memoryBytes: options.memoryBytes ?? 128 * GiB,
+      memoryBytes: capacity("memoryBytes", options.memoryBytes, DEFAULT_SIM_MEMORY_BYTES),
       osDistribution: "stratum-sim",
       osVersion: "1.0",
       bootId: randomUUID(),
@@ -197,8 +200,12 @@ export class SimHost implements HostView {
     const command = (req.url ?? "/").split("?")[0]!.replace(/^\/+/, "");
     let body: JsonObject;
     let taskId: string | undefined;
+    let requestId: string | undefined;
     let handler: CommandHandler | undefined;
     try {
+      // Known before anything can fail, so even a refused request names the request it came from.
+      const requestIdHeader = req.headers[REQUEST_ID_HEADER];
+      if (typeof requestIdHeader === "string" && REQUEST_ID_PATTERN.test(requestIdHeader)) requestId = requestIdHeader;
       const raw = await readBody(req);
       handler = Object.hasOwn(this.ctx.commands, command) ? this.ctx.commands[command] : undefined;
       if (!handler) throw CommandError.notFound(AgentErrorCode.UNKNOWN_COMMAND, `unknown command: ${command}`);
@@ -211,21 +218,25 @@ export class SimHost implements HostView {
         }
         taskId = header;
       }
+      if (requestIdHeader !== undefined && requestId === undefined) {
+        // The agent logs it: a malformed one must not forge a log line, and is refused like a bad task id.
+        throw CommandError.badRequest(AgentErrorCode.INVALID_REQUEST_ID, `invalid ${REQUEST_ID_HEADER} header`);
+      }
     } catch (err) {
       if (req.socket.destroyed) return;
       sendError(res, err);
-      this.state.record({ command, outcome: err instanceof CommandError ? err.status : 500, deduplicated: false });
+      this.state.record({ command, ...(requestId === undefined ? {} : { requestId }), outcome: err instanceof CommandError ? err.status : 500, deduplicated: false });
       return;
     }
     this.state.statsOf(command).received += 1;
     try {
-      const ending = await this.run(req, res, command, handler, body, taskId);
-      if (ending !== undefined) this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: ending.outcome, deduplicated: ending.deduplicated, ...(ending.fault ? { fault: ending.fault } : {}) });
+      const ending = await this.run(req, res, command, handler, body, taskId, requestId);
+      if (ending !== undefined) this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), ...(requestId === undefined ? {} : { requestId }), outcome: ending.outcome, deduplicated: ending.deduplicated, ...(ending.fault ? { fault: ending.fault } : {}) });
     } catch (err) {
       if (this.closing.signal.aborted) {
         // The sim is closing (an aborted sleep): the connection is already gone.
         req.socket.destroy();
-        this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: "closed", deduplicated: false });
+        this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), ...(requestId === undefined ? {} : { requestId }), outcome: "closed", deduplicated: false });
         return;
       }
       // A bug in a handler (say, an answer JSON cannot encode) is a 500 for this request, as a
@@ -233,7 +244,7 @@ export class SimHost implements HostView {
       process.emitWarning(`agent-sim: ${command} failed: ${err instanceof Error ? err.message : String(err)}`);
       if (!res.headersSent && !req.socket.destroyed) sendError(res, new CommandError(500, AgentErrorCode.INTERNAL, `${command} failed inside the agent`));
       else req.socket.destroy();
-      this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), outcome: 500, deduplicated: false });
+      this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), ...(requestId === undefined ? {} : { requestId }), outcome: 500, deduplicated: false });
     }
   }
 
@@ -244,6 +255,7 @@ export class SimHost implements HostView {
     handler: CommandHandler,
     body: JsonObject,
     taskId: string | undefined,
+    requestId: string | undefined,
   ): Promise<{ outcome: Ending; deduplicated: boolean; fault?: string } | undefined> {
     const stats = this.state.statsOf(command);
     const signal = this.closing.signal;
@@ -319,7 +331,7 @@ export class SimHost implements HostView {
       stats.executed += 1;
       let outcome: CommandOutcome;
       try {
-        const result = await handler({ command, body, taskId, host: this, hosts: this.ctx.hosts });
+        const result = await handler({ command, body, taskId, requestId, host: this, hosts: this.ctx.hosts });
         outcome = { status: 200, body: result ?? {} };
       } catch (err) {
         outcome = err instanceof CommandError
@@ -355,6 +367,14 @@ export class SimHost implements HostView {
 }
 
 const CLOSED = Symbol("closed");
+
+/** A host's capacity fact: what the operator configured, or the default; anything else is refused at once. */
+function capacity(field: "cpuNum" | "memoryBytes", value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`simulated host ${field} must be a positive integer, got ${value}`);
+  return value;
+}
+
 
 /** Sleeps `ms` (rejecting when the host stops); 0 does not wait a timer tick. */
 async function delay(ms: number, signal: AbortSignal): Promise<void> {

@@ -1,20 +1,10 @@
 import { randomUUID } from "node:crypto";
+import type { VolumeTaskInfo, VolumeTaskState } from "@stratum/agent-protocol";
 
-export type VolumeTaskState = "running" | "cancelling" | "succeeded" | "cancelled" | "failed";
+export type { VolumeTaskState };
 
-/** A long-running agent-side task on a volume (a backup, a snapshot, a copy…): a chain task. */
-export interface VolumeTask {
-  taskUuid: string;
-  volumeUuid: string;
-  /** What the task does, e.g. `backup` or `snapshot`; the agent treats all kinds alike. */
-  kind: string;
-  state: VolumeTaskState;
-  durationMs: number;
-  startedAt: string;
-  finishedAt?: string;
-  /** Free-form arguments the caller sent, kept for inspection. */
-  args: Record<string, unknown>;
-}
+/** A long-running agent-side task on a volume (a backup, a snapshot, a copy…): a chain task, as the protocol reports it. */
+export type VolumeTask = VolumeTaskInfo;
 
 export interface VolumeTaskRunnerOptions {
   /** Time a cancelled task takes to exit (stays `cancelling` meanwhile). Default 0: at once. */

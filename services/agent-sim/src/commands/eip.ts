@@ -1,14 +1,14 @@
 import { CommandError } from "../command-error";
 import { optionalString, requireString } from "../fields";
 import type { EipRule } from "../host-state";
-import type { CommandTable } from "./types";
+import type { ProtocolHandlers } from "./types";
 
 /**
  * Elastic-IP rules keyed by eip uuid. Apply replaces the rule of the same eip (so a repeat is
  * harmless) but refuses a vip already used by another eip on the host, like a real NAT table
  * would; release succeeds when the rule is already gone.
  */
-export const eipCommands: CommandTable = {
+export const eipCommands: ProtocolHandlers<"eip/apply" | "eip/release"> = {
   "eip/apply": ({ host, body }) => {
     const eipUuid = requireString(body, "eipUuid");
     const vip = requireString(body, "vip");

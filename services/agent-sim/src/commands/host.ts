@@ -1,8 +1,8 @@
 import { optionalString } from "../fields";
-import type { CommandTable } from "./types";
+import type { ProtocolHandlers } from "./types";
 
 /** Handshake and liveness: what the management plane uses to add and track a host. */
-export const hostCommands: CommandTable = {
+export const hostCommands: ProtocolHandlers<"host/connect" | "host/ping" | "host/vms"> = {
   /** Returns the host's facts; records who connected (the management plane's host uuid, if sent). */
   "host/connect": ({ host, body }) => {
     const hostUuid = optionalString(body, "hostUuid");

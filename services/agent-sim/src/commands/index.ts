@@ -1,15 +1,16 @@
+import type { AgentCommand } from "@stratum/agent-protocol";
 import { eipCommands } from "./eip";
 import { hostCommands } from "./host";
 import { nicCommands } from "./nic";
-import type { CommandTable } from "./types";
+import type { ProtocolHandlers } from "./types";
 import { vmCommands } from "./vm";
 import { volumeTaskCommands } from "./volume-task";
 
-export type { CommandContext, CommandHandler, CommandTable, HostDirectory, HostView } from "./types";
+export type { CommandContext, CommandHandler, CommandTable, HostDirectory, HostView, ProtocolHandlers } from "./types";
 export { eipCommands, hostCommands, nicCommands, vmCommands, volumeTaskCommands };
 
-/** Every command a simulated agent understands out of the box. */
-export const defaultCommands: CommandTable = {
+/** Every command of the protocol, as a simulated agent runs it (the type makes the table complete). */
+export const defaultCommands: ProtocolHandlers<AgentCommand> = {
   ...hostCommands,
   ...vmCommands,
   ...nicCommands,

@@ -1,10 +1,10 @@
 import { CommandError } from "../command-error";
 import { optionalString, requireString } from "../fields";
 import type { NicRule } from "../host-state";
-import type { CommandTable } from "./types";
+import type { ProtocolHandlers } from "./types";
 
 /** vNIC attach/detach. Apply needs the VM on this host (a real agent plugs into the domain). */
-export const nicCommands: CommandTable = {
+export const nicCommands: ProtocolHandlers<"nic/apply" | "nic/release"> = {
   /** Attaches (or re-attaches, replacing) vNIC `nicUuid` to VM `vmUuid`. */
   "nic/apply": ({ host, body }) => {
     const nicUuid = requireString(body, "nicUuid");

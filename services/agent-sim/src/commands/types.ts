@@ -1,3 +1,4 @@
+import type { AgentCommand, AgentReply } from "@stratum/agent-protocol";
 import type { JsonObject } from "../fields";
 import type { HostState } from "../host-state";
 
@@ -20,9 +21,15 @@ export interface HostDirectory {
 
 export interface CommandContext {
   readonly command: string;
-  /** The parsed JSON body; always an object (`{}` when the request had no body). */
+  /**
+   * The parsed JSON body; always an object (`{}` when the request had no body). Untyped on
+   * purpose: it is what a client sent, so a handler validates it (see `fields.ts`) as a real
+   * agent must, answering 400 naming the field.
+   */
   readonly body: JsonObject;
   readonly taskId: string | undefined;
+  /** The caller's `x-request-id`, if it sent one. */
+  readonly requestId: string | undefined;
   readonly host: HostView;
   readonly hosts: HostDirectory;
 }
@@ -33,7 +40,13 @@ export interface CommandContext {
  * holds and task-id dedup are applied around the handler by the host, so a handler is only the
  * command's semantics: adding a command to the sim is adding one entry to a {@link CommandTable}.
  */
-export type CommandHandler = (ctx: CommandContext) => unknown;
+export type CommandHandler<Reply = unknown> = (ctx: CommandContext) => Reply | Promise<Reply>;
 
 /** Command name (the request path without its leading `/`, e.g. `vm/start`) → handler. */
 export type CommandTable = Readonly<Record<string, CommandHandler>>;
+
+/**
+ * Handlers of protocol commands, each bound to answer its command's reply type
+ * (`@stratum/agent-protocol`): a reply field the protocol renames is a type error here.
+ */
+export type ProtocolHandlers<C extends AgentCommand> = { readonly [K in C]: CommandHandler<AgentReply<K>> };

@@ -1,7 +1,7 @@
 import { CommandError } from "../command-error";
 import { isJsonObject, optionalArray, optionalString, requirePositiveInt, requireString } from "../fields";
 import type { NicRule } from "../host-state";
-import type { CommandTable } from "./types";
+import type { ProtocolHandlers } from "./types";
 
 function vmNotFound(vmUuid: string, hostUuid: string): CommandError {
   return CommandError.notFound("VM_NOT_FOUND", `vm ${vmUuid} not found on host ${hostUuid}`);
@@ -30,7 +30,7 @@ function nicsOf(vmUuid: string, nics: unknown[] | undefined): NicRule[] {
  * on a VM that is already stopped or gone (so the management plane can repeat them after a lost
  * reply); reboot and migrate need a running VM.
  */
-export const vmCommands: CommandTable = {
+export const vmCommands: ProtocolHandlers<"vm/start" | "vm/stop" | "vm/reboot" | "vm/destroy" | "vm/migrate"> = {
   "vm/start": ({ host, body }) => {
     const vmUuid = requireString(body, "vmUuid");
     const cpuNum = requirePositiveInt(body, "cpuNum");

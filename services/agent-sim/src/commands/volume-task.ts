@@ -1,6 +1,6 @@
 import { CommandError } from "../command-error";
 import { optionalNonNegativeInt, optionalString, requireString } from "../fields";
-import type { CommandTable } from "./types";
+import type { ProtocolHandlers } from "./types";
 
 /**
  * Volume chain tasks: long-running agent-side tasks on a volume (`kind` is free: `backup`,
@@ -8,7 +8,7 @@ import type { CommandTable } from "./types";
  * (or the host default) unless cancelled. Status lists tasks by task, volume and/or kind, so a
  * caller can wait until, say, the backups on a volume have exited while other kinds keep running.
  */
-export const volumeTaskCommands: CommandTable = {
+export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/task/cancel" | "volume/task/status"> = {
   "volume/task/start": ({ host, body }) => {
     const volumeUuid = requireString(body, "volumeUuid");
     const kind = requireString(body, "kind");
