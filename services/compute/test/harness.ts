@@ -1,5 +1,5 @@
 import { EventBus, connectBus, type DomainEvent } from "@stratum/bus";
-import type { AgentSim } from "@stratum/agent-sim";
+import type { AgentSim, AgentSimOptions } from "@stratum/agent-sim";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
@@ -28,7 +28,7 @@ export interface ComputeStack {
  * of an in-process agent simulator: the same parts as production but the hypervisors.
  */
 export async function startComputeStack(
-  options: { replicas?: number; hosts?: number; compute?: ComputeOptions; startOptions?: (replica: number) => Omit<StartOptions, "settings"> } = {},
+  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: ComputeOptions; startOptions?: (replica: number) => Omit<StartOptions, "settings"> } = {},
 ): Promise<ComputeStack> {
   const service = await startTestService(computeModule({ pingIntervalMs: 60_000, ...options.compute }), {
     replicas: options.replicas ?? 2,

@@ -173,4 +173,15 @@ describe("VM lifecycle", () => {
     await stack.hosts.deleteHost({ uuid: added.uuid });
     await expect(stack.hosts.getHost({ uuid: added.uuid })).rejects.toMatchObject({ code: Code.NOT_FOUND });
   });
+
+  it("refuses a host that offers more CPU or memory than its agent reports, and keeps nothing", async () => {
+    const small = await stack.sim.addHost({ cpuNum: 4, memoryBytes: Number(8n * GIB) });
+    const err = await stack.hosts.addHost({ name: "too-big", agentUrl: small.url, cpuCapacity: 8, memoryCapacityBytes: 8n * GIB }).catch((e) => e);
+    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "HOST_CAPACITY_EXCEEDS_AGENT", resources: { agentCpu: "4" } });
+    expect(err.message).toContain("8 CPU (the agent reports 4)");
+    expect((await stack.hosts.listHosts({})).hosts.some((h) => h.agentUrl === small.url)).toBe(false);
+    // What the agent has is accepted.
+    const ok = (await stack.hosts.addHost({ name: "fits", agentUrl: small.url, cpuCapacity: 4, memoryCapacityBytes: 8n * GIB })).host!;
+    await stack.hosts.deleteHost({ uuid: ok.uuid });
+  });
 });
