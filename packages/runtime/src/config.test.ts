@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Code, StratumError } from "@stratum/core";
-import { configFromEnv } from "./config";
+import { configFromEnv, envInt, envString, loadConfig } from "./config";
 
 describe("configFromEnv", () => {
   it("has working defaults", () => {
@@ -22,5 +22,30 @@ describe("configFromEnv", () => {
     expect(err.reason).toBe("INVALID_CONFIGURATION");
     expect(err.violations.map((v) => v.field).sort()).toEqual(["DATABASE_URL", "NATS_URL", "STRATUM_GRPC_PORT", "STRATUM_HEARTBEAT_MS", "STRATUM_REPLICA_ID"]);
     expect(err.message).toContain("STRATUM_GRPC_PORT must be an integer in [0, 65535]");
+  });
+});
+
+describe("loadConfig", () => {
+  const serviceEnv = { STRATUM_PING_INTERVAL_MS: envInt("ping period", 5_000, 100, 3_600_000), STRATUM_MODE: envString("mode", "fast", /^(fast|slow)$/) };
+
+  it("reads a service's own variables with the runtime's, with their defaults", () => {
+    const { config, settings } = loadConfig("compute", serviceEnv, { STRATUM_PING_INTERVAL_MS: "250" });
+    expect(config.service).toBe("compute");
+    expect(settings).toEqual({ STRATUM_PING_INTERVAL_MS: 250, STRATUM_MODE: "fast" });
+  });
+
+  it("reports bad service and runtime variables together, in one error", () => {
+    let err: unknown;
+    try {
+      loadConfig("compute", serviceEnv, { STRATUM_PING_INTERVAL_MS: "5", STRATUM_MODE: "wild", STRATUM_GRPC_PORT: "-1" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(StratumError);
+    expect((err as StratumError).violations.map((v) => v.field).sort()).toEqual(["STRATUM_GRPC_PORT", "STRATUM_MODE", "STRATUM_PING_INTERVAL_MS"]);
+  });
+
+  it("refuses a service variable that shadows a runtime one", () => {
+    expect(() => loadConfig("compute", { NATS_URL: envString("x", "") }, {})).toThrow(/runtime variable/);
   });
 });

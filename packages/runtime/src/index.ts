@@ -8,4 +8,4 @@ export type { MethodRules, RequestOf, ServiceApi, ServiceRules } from "./serving
 export { servingChain } from "./serving/chain";
 export type { ProtoValidator, ServingChainOptions } from "./serving/chain";
 export { fromQueueError, toStratumError } from "./serving/errors";
-export { idempotency, DEFAULT_STALE_REQUEST_MS } from "./serving/idempotency";
+export { idempotency, sweepRequests, DEFAULT_STALE_REQUEST_MS, DEFAULT_REQUEST_RETENTION_MS } from "./serving/idempotency";

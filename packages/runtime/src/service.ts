@@ -7,6 +7,10 @@ import { StratumError, type FieldViolation } from "@stratum/core";
 import { readEnv, type EnvSpec, type EnvValues, type ServiceConfig } from "./config";
 import type { ServiceApi } from "./serving/api";
 import { servingChain, type ProtoValidator } from "./serving/chain";
+import { sweepRequests } from "./serving/idempotency";
+
+/** How often a replica forgets request outcomes past their retention. */
+const REQUEST_SWEEP_INTERVAL_MS = 3_600_000;
 
 /** What the runtime hands a service's domain: every shared facility, already connected. */
 export interface ServiceContext<TTables extends Record<string, unknown> = Record<string, unknown>, TEnv extends EnvSpec = EnvSpec> {
@@ -121,13 +125,14 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     closers.push(() => queue.close());
 
     // Not in the ring yet: a probe must not send traffic before the replica has joined.
+    const requests = requestsTable(pgSchema(module.name));
     const interceptors = servingChain({
       serviceName: config.service,
       apis: parts.services,
       membership: () => membership,
       routers,
       db: db.db as never,
-      requests: requestsTable(pgSchema(module.name)),
+      requests,
       log,
       ...(options.protoValidator ? { protoValidator: options.protoValidator } : {}),
       ...(options.observers ? { observers: options.observers } : {}),
@@ -146,6 +151,13 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     closers.push(() => joined.leave());
     await parts.start?.();
     setServing(ServingStatus.SERVING);
+    if (parts.services.some((api) => [...api.rules.values()].some((r) => r.requestId))) {
+      const sweep = () => sweepRequests(db.db as never, requests).catch((e) => log.warn("request sweep failed", { error: e instanceof Error ? e.message : String(e) }));
+      void sweep();
+      const timer = setInterval(sweep, REQUEST_SWEEP_INTERVAL_MS);
+      timer.unref();
+      closers.push(() => clearInterval(timer));
+    }
 
     let stopping: Promise<void> | undefined;
     return {

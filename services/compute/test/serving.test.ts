@@ -107,3 +107,19 @@ describe("serving: request ids (AIP-155) on every mutating call", () => {
     await stack.vms.destroyVm({ uuid: vm!.uuid });
   });
 });
+
+describe("serving: request records", () => {
+  it("outcomes past their retention are forgotten, and running ones are kept", async () => {
+    const { sweepRequests } = await import("@stratum/runtime");
+    const { requests } = await import("../src/store/schema");
+    const db = stack.replicas[0]!.ctx.db;
+    const old = `old-${randomUUID()}`;
+    const fresh = `fresh-${randomUUID()}`;
+    const running = `running-${randomUUID()}`;
+    await db.sql`INSERT INTO compute.requests (request_id, method, request_hash, state, created_at) VALUES
+      (${old}, 'm', 'h', 'done', now() - interval '2 days'), (${fresh}, 'm', 'h', 'done', now()), (${running}, 'm', 'h', 'running', now() - interval '2 days')`;
+    expect(await sweepRequests(db.db as never, requests)).toBeGreaterThanOrEqual(1);
+    const left = (await db.sql`SELECT request_id FROM compute.requests WHERE request_id = ANY(${[old, fresh, running]})`).map((r) => r.request_id);
+    expect(left.sort()).toEqual([fresh, running].sort());
+  });
+});

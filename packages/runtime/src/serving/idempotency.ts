@@ -153,3 +153,18 @@ function storedError(e: StratumError): StoredError {
 function restoreError(s: StoredError, requestId: string): StratumError {
   return new StratumError(s.code, s.message, { reason: s.reason, resources: { ...s.resources, requestId }, violations: s.violations });
 }
+
+/** Default of how long a finished request's outcome is kept for its retries: a day (AIP-155 leaves it to the service). */
+export const DEFAULT_REQUEST_RETENTION_MS = 24 * 3_600_000;
+
+/**
+ * Forgets finished requests older than `retentionMs` (a retry after that runs again); returns
+ * how many. `running` ones are left to the stale takeover. Any replica may run it, at any time.
+ */
+export async function sweepRequests(db: PostgresJsDatabase<Record<string, unknown>>, table: RequestsTable, retentionMs = DEFAULT_REQUEST_RETENTION_MS): Promise<number> {
+  const gone = await db
+    .delete(table)
+    .where(and(sql`${table.state} <> 'running'`, lt(table.createdAt, sql`now() - ${`${retentionMs} milliseconds`}::interval`)))
+    .returning({ requestId: table.requestId });
+  return gone.length;
+}
