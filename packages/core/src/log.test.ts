@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Code } from "./code";
 import { StratumError } from "./errors";
 import { createLogger } from "./log";
+import { runWithWork } from "./work-context";
 
 function capture(level?: "debug" | "info" | "warn" | "error") {
   const lines: string[] = [];
@@ -57,5 +58,38 @@ describe("log", () => {
     const line = parsed()[0]!;
     expect(line["resources"]).toEqual({ vmUuid: "v1" });
     expect(line["err"]).toMatchObject({ resources: { vmUuid: "v1" } });
+  });
+
+  it("a line inside a work scope carries the work's requestId and fields; the line's own fields win", () => {
+    const { logger, parsed } = capture();
+    logger.info("outside");
+    runWithWork({ requestId: "req-7", fields: { jobUuid: "j1", vmUuid: "v-work" } }, () => {
+      logger.info("inside", { vmUuid: "v-line" });
+      logger.child({ requestId: "req-forwarded" }).info("child sets its own");
+      runWithWork({ requestId: "req-8" }, () => logger.warn("nested scope replaces the outer one"));
+    });
+    const [outside, inside, child, nested] = parsed();
+    expect(outside).not.toHaveProperty("requestId");
+    expect(inside).toMatchObject({ msg: "inside", requestId: "req-7", jobUuid: "j1", vmUuid: "v-line", service: "compute" });
+    expect(Object.keys(inside!).slice(0, 3)).toEqual(["time", "level", "msg"]);
+    expect(child).toMatchObject({ requestId: "req-forwarded", jobUuid: "j1" });
+    expect(nested).toMatchObject({ requestId: "req-8" });
+    expect(nested).not.toHaveProperty("jobUuid");
+  });
+
+  it("a work scope's fields cannot overwrite the envelope", () => {
+    const { logger, parsed } = capture();
+    runWithWork({ fields: { msg: "x", level: "debug" } }, () => logger.error("real"));
+    expect(parsed()[0]).toMatchObject({ msg: "real", level: "error" });
+    expect(parsed()[0]).not.toHaveProperty("requestId");
+  });
+
+  it("carries the scope across awaits", async () => {
+    const { logger, parsed } = capture();
+    await runWithWork({ requestId: "req-9" }, async () => {
+      await new Promise((r) => setImmediate(r));
+      logger.info("later");
+    });
+    expect(parsed()[0]).toMatchObject({ requestId: "req-9" });
   });
 });

@@ -4,8 +4,11 @@
  * Why not pino or console.log: every Stratum process must emit lines that a log pipeline can
  * index by `requestId`, `jobUuid`, `vmUuid`…, without pulling a dependency into every package.
  * Child loggers carry the ids of the work at hand, so a handler logs `ctx.log.info("vm started")`
- * and the line already names the service, method, request and resources.
+ * and the line already names the service, method, request and resources. A line written inside
+ * a work scope (`runWithWork`) also carries that work's `requestId` and fields, so code far from
+ * the handler (a queued task, an agent client, a bus consumer) names the request it serves.
  */
+import { currentWork } from "./work-context";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -87,9 +90,16 @@ class JsonLogger implements Logger {
 
   private write(level: LogLevel, msg: string, fields: LogFields | undefined): void {
     if (LEVELS[level] < this.threshold) return;
-    const record = { time: new Date().toISOString(), level, msg, ...this.fields, ...fields };
+    const time = new Date().toISOString();
+    // The work's ids come first so that the logger's and the line's own fields win over them:
+    // a line about another request (a forwarded call) may name that one.
+    const work = currentWork();
+    const record =
+      work === undefined
+        ? { time, level, msg, ...this.fields, ...fields }
+        : { time, level, msg, ...work.fields, ...(work.requestId === undefined ? undefined : { requestId: work.requestId }), ...this.fields, ...fields };
     // The three envelope keys always mean what the pipeline expects, whatever the fields say.
-    record.time = new Date().toISOString();
+    record.time = time;
     record.level = level;
     record.msg = msg;
     let line: string;
