@@ -1,5 +1,6 @@
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
+import { currentWork, runWithWork } from "@stratum/core";
 import type { Bus } from "./connect";
 import { assertToken, streamName, subject } from "./names";
 import { ensureStream, nanos } from "./streams";
@@ -16,7 +17,24 @@ export interface DomainEvent<T = unknown> {
   readonly time: Date;
   /** Stream sequence, monotonic per stream: lets consumers skip what they already applied. */
   readonly seq: number;
+  /**
+   * The request that caused the event (header {@link REQUEST_ID_HEADER}), when it was published
+   * inside a work scope or with an explicit `requestId`. The handler also runs in a work scope
+   * with this id, so its log lines, and what it publishes in turn, name the same request.
+   */
+  readonly requestId?: string;
 }
+
+/** Options of {@link EventBus.publish} and {@link EventBus.publishUnconfirmed}. */
+export interface PublishOptions {
+  /** Stable event id for dedup; default a random UUID. */
+  id?: string;
+  /** The request the event belongs to; default the current work's (`runWithWork`). */
+  requestId?: string;
+}
+
+/** The NATS header carrying the id of the request an event belongs to. */
+export const REQUEST_ID_HEADER = "X-Request-Id";
 
 export interface EventStreamOptions {
   /** How long events are kept for late or restarted subscribers. Default 7 days. */
@@ -54,8 +72,8 @@ export class EventBus {
    * Publishes once the server has stored the event. `id` makes retries safe: the same id within
    * the dedup window (2 min) is stored once.
    */
-  async publish<T>(domain: string, event: string, data: T, options: { id?: string } = {}): Promise<{ seq: number; duplicate: boolean }> {
-    const { subject: to, payload, id, h } = this.#message(domain, event, data, options.id);
+  async publish<T>(domain: string, event: string, data: T, options: PublishOptions = {}): Promise<{ seq: number; duplicate: boolean }> {
+    const { subject: to, payload, id, h } = this.#message(domain, event, data, options);
     const ack = await this.bus.js.publish(to, payload, { msgID: id, headers: h });
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
@@ -67,19 +85,24 @@ export class EventBus {
    * event costs a consumer a re-read and waiting for each acknowledgement costs every operation a
    * round trip. Messages published while NATS reconnects are buffered by the client.
    */
-  publishUnconfirmed<T>(domain: string, event: string, data: T, options: { id?: string } = {}): void {
-    const { subject: to, payload, h } = this.#message(domain, event, data, options.id);
+  publishUnconfirmed<T>(domain: string, event: string, data: T, options: PublishOptions = {}): void {
+    const { subject: to, payload, h } = this.#message(domain, event, data, options);
     this.bus.nc.publish(to, payload, { headers: h });
   }
 
-  #message<T>(domain: string, event: string, data: T, eventId: string | undefined) {
+  #message<T>(domain: string, event: string, data: T, options: PublishOptions) {
     assertToken("domain", domain);
     assertToken("event", event);
     if (data === undefined) throw new TypeError(`event ${domain}.${event}: data is required (an object, even empty)`);
-    const id = eventId ?? crypto.randomUUID();
+    const requestId = options.requestId ?? currentWork()?.requestId;
+    if (options.requestId !== undefined) checkHeaderValue(`event ${domain}.${event}: requestId`, options.requestId);
+    const id = options.id ?? crypto.randomUUID();
     const h = headers();
     h.set("Stratum-Event-Time", new Date().toISOString());
     h.set("Nats-Msg-Id", id);
+    // A scope's id that a header cannot carry is left out rather than failing the publish: the
+    // event matters more than the trace.
+    if (requestId !== undefined && requestId !== "" && isHeaderSafe(requestId)) h.set(REQUEST_ID_HEADER, requestId);
     return { subject: subject(this.bus.prefix, ROOT, domain, event), payload: JSON.stringify(data), id, h };
   }
 
@@ -136,7 +159,8 @@ export class EventBus {
       }
       for (let attempt = 1; ; attempt++) {
         try {
-          await handler(event);
+          const requestId = event.requestId;
+          await (requestId === undefined ? handler(event) : runWithWork({ requestId }, () => handler(event)));
           if (durable) msg.ack();
           return;
         } catch {
@@ -167,6 +191,7 @@ function decode<T>(msg: JsMsg, prefixLength: number): DomainEvent<T> {
   const fullSubject = msg.subject.slice(prefixLength);
   const [, domain = "", event = ""] = fullSubject.split(".");
   const time = msg.headers?.get("Stratum-Event-Time");
+  const requestId = msg.headers?.get(REQUEST_ID_HEADER);
   return {
     subject: fullSubject,
     domain,
@@ -175,5 +200,17 @@ function decode<T>(msg: JsMsg, prefixLength: number): DomainEvent<T> {
     id: msg.headers?.get("Nats-Msg-Id") ?? "",
     time: time ? new Date(time) : msg.time,
     seq: msg.seq,
+    ...(requestId ? { requestId } : {}),
   };
+}
+
+/** Header values are one line of printable ASCII: NATS would otherwise corrupt the message. */
+function isHeaderSafe(value: string): boolean {
+  return /^[\x20-\x7e]+$/.test(value);
+}
+
+function checkHeaderValue(what: string, value: unknown): void {
+  if (typeof value !== "string" || value === "" || !isHeaderSafe(value)) {
+    throw new TypeError(`${what} must be a non-empty string of printable ASCII, got ${JSON.stringify(value)}`);
+  }
 }
