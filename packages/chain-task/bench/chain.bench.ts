@@ -1,13 +1,17 @@
 // Benchmark: chain-task queue vs p-queue (one PQueue of concurrency 1 per signature).
 //
 // Run: `pnpm bench:chain` (node --expose-gc --import tsx packages/chain-task/bench/chain.bench.ts).
-// Env: CHAIN_BENCH_TASKS (tasks per scenario, default 200000), CHAIN_BENCH_ROUNDS (default 9).
+// Env: CHAIN_BENCH_TASKS (tasks per scenario, default 200000), CHAIN_BENCH_ROUNDS (default 9),
+// CHAIN_BENCH_WORK=1 to submit from inside an AsyncLocalStorage scope, as a service does (a work
+// scope per call): that turns on Node's promise hooks for both sides, and makes every queued task
+// of ours keep its submitter's context.
 //
 // Fairness: both sides get the same task function (a no-op async function), the same submission
 // pattern (submit every task synchronously, then await all the promises), and fresh state per
 // round (a new ChainTaskQueue; a new Map of PQueues created lazily per signature). p-queue's
 // idle queues are NOT deleted from its Map during a round, which spares it work our queue does
 // (deleting an idle signature's entry), so the comparison leans in p-queue's favour.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import PQueue from "p-queue";
 import { ChainTaskQueue } from "../src/index";
@@ -15,6 +19,8 @@ import { ChainTaskQueue } from "../src/index";
 const TASKS = Number(process.env.CHAIN_BENCH_TASKS ?? 200_000);
 const ROUNDS = Number(process.env.CHAIN_BENCH_ROUNDS ?? 9);
 const WARMUP_ROUNDS = 2;
+const IN_WORK_SCOPE = process.env.CHAIN_BENCH_WORK === "1";
+const workScope = new AsyncLocalStorage<{ requestId: string }>();
 
 const gc: (() => void) | undefined = (globalThis as { gc?: () => void }).gc;
 
@@ -62,7 +68,8 @@ async function runPQueue(signatures: readonly string[], tasks: number): Promise<
 
 function run(impl: Impl, scenario: Scenario): Promise<number> {
   gc?.();
-  return impl === "chain-task" ? runChainTask(scenario.signatures, TASKS) : runPQueue(scenario.signatures, TASKS);
+  const go = () => (impl === "chain-task" ? runChainTask(scenario.signatures, TASKS) : runPQueue(scenario.signatures, TASKS));
+  return IN_WORK_SCOPE ? workScope.run({ requestId: randomUUID() }, go) : go();
 }
 
 function median(values: readonly number[]): number {
@@ -85,7 +92,8 @@ async function main(): Promise<void> {
 
   console.log(
     `chain-task vs p-queue: ${fmt(TASKS)} no-op async tasks per scenario, ${WARMUP_ROUNDS} warmup + ${ROUNDS} rounds, ` +
-      `node ${process.version}, gc between runs: ${gc ? "yes" : "no (run with --expose-gc)"}`,
+      `node ${process.version}, gc between runs: ${gc ? "yes" : "no (run with --expose-gc)"}` +
+      (IN_WORK_SCOPE ? ", submitting inside an AsyncLocalStorage scope" : ""),
   );
   for (let round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
     for (const scenario of scenarios) {

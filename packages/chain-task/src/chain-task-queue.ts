@@ -5,7 +5,8 @@ import {
   DEFAULT_SYNC_LEVEL,
 } from "./defaults";
 import { Engine } from "./engine";
-import type { ChainTask, ChainTaskQueueOptions, SignatureSnapshot, SubmitOptions } from "./types";
+import { checkObserver, fanOut } from "./observer";
+import type { ChainTask, ChainTaskObserver, ChainTaskQueueOptions, SignatureSnapshot, SubmitOptions } from "./types";
 import {
   checkBound,
   checkFunction,
@@ -34,18 +35,45 @@ export class ChainTaskQueue {
   readonly #pendingTimeoutMs: number;
   readonly #executionTimeoutMs: number;
   readonly #maxPending: number;
+  readonly #observers: ChainTaskObserver[] = [];
 
   constructor(options: ChainTaskQueueOptions = {}) {
     if (typeof options !== "object" || options === null) {
       throw new TypeError("chain-task: options must be an object");
     }
-    const { pendingTimeoutMs, executionTimeoutMs, maxPending } = options;
+    const { pendingTimeoutMs, executionTimeoutMs, maxPending, observer } = options;
+    if (observer !== undefined) checkObserver(observer, "options.observer");
     if (pendingTimeoutMs !== undefined) checkTimeout(pendingTimeoutMs, "options.pendingTimeoutMs");
     if (executionTimeoutMs !== undefined) checkTimeout(executionTimeoutMs, "options.executionTimeoutMs");
     if (maxPending !== undefined) checkBound(maxPending, "options.maxPending");
     this.#pendingTimeoutMs = pendingTimeoutMs ?? DEFAULT_PENDING_TIMEOUT_MS;
     this.#executionTimeoutMs = executionTimeoutMs ?? DEFAULT_EXECUTION_TIMEOUT_MS;
     this.#maxPending = maxPending ?? DEFAULT_MAX_PENDING;
+    if (observer !== undefined) this.observe(observer);
+  }
+
+  /**
+   * Adds an observer told of every task's start and end (see {@link ChainTaskObserver}), so a
+   * metrics layer can attach to a queue it did not create. Returns the function that removes it.
+   *
+   * @throws TypeError if `observer` is not an object of hook functions.
+   */
+  observe(observer: ChainTaskObserver): () => void {
+    checkObserver(observer, "observer");
+    this.#observers.push(observer);
+    this.#rewireObservers();
+    return () => {
+      const at = this.#observers.indexOf(observer);
+      if (at < 0) return;
+      this.#observers.splice(at, 1);
+      this.#rewireObservers();
+    };
+  }
+
+  /** One observer is called directly; several go through a fan-out; none costs nothing. */
+  #rewireObservers(): void {
+    const list = this.#observers;
+    this.#engine.observer = list.length === 0 ? null : list.length === 1 ? (list[0] as ChainTaskObserver) : fanOut([...list]);
   }
 
   /**

@@ -5,9 +5,11 @@ import {
   pendingTimeoutError,
   queueFullError,
 } from "./errors";
+import { AsyncResource } from "node:async_hooks";
 import { now } from "./clock";
+import { notifyEnd, notifyStart } from "./observer";
 import { DONE, Entry, Job, JobExtras, PENDING, RUNNING, Sharer, type Waiter } from "./records";
-import type { ChainTask, SignatureSnapshot, TaskSnapshot } from "./types";
+import type { ChainTask, ChainTaskObserver, SignatureSnapshot, TaskOutcome, TaskSnapshot } from "./types";
 
 // The queue's state machine. Internal: ChainTaskQueue validates input and delegates here.
 //
@@ -37,8 +39,25 @@ function executionTimeoutFired(job: Job): void {
   job.entry.owner.executionTimedOut(job);
 }
 
-/** Calls the task's run() and turns whatever happens into a promise (never throws). */
+/**
+ * Calls the task's run() in its submitter's async context: a queued task is started by whichever
+ * task's completion freed the slot, and without this it would run (log, send requests, publish
+ * events) under that other request's id.
+ */
 function invoke(job: Job): Promise<unknown> {
+  const context = job.context;
+  if (context === null) return invokeHere(job);
+  job.context = null;
+  // `this` carries the job: no argument array per call.
+  return context.runInAsyncScope(invokeThis, job);
+}
+
+function invokeThis(this: Job): Promise<unknown> {
+  return invokeHere(this);
+}
+
+/** Calls the task's run() and turns whatever happens into a promise (never throws). */
+function invokeHere(job: Job): Promise<unknown> {
   const task = job.task as ChainTask<unknown>;
   try {
     // Promise.resolve returns a native promise as is and adopts foreign thenables, so the
@@ -110,6 +129,8 @@ export class Engine {
   pendingTotal = 0;
   runningTotal = 0;
   closed = false;
+  /** Metrics hooks; null (the common case) costs one check per transition. */
+  observer: ChainTaskObserver | null = null;
   private drainWaiters: Array<() => void> | null = null;
 
   submit(
@@ -121,8 +142,12 @@ export class Engine {
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
     const signature = task.signature;
-    if (this.closed) return Promise.reject(closedError(signature, task.name));
+    if (this.closed) {
+      this.refused(signature, task.name, "closed");
+      return Promise.reject(closedError(signature, task.name));
+    }
     if (signal !== undefined && signal.aborted) {
+      this.refused(signature, task.name, "cancelled");
       return Promise.reject(cancelledError(signature, task.name, signal.reason));
     }
     let entry = this.entries.get(signature);
@@ -137,6 +162,7 @@ export class Engine {
       }
       // With pending jobs ahead the new one must wait; without, it waits only if no slot is free.
       if (entry.pending >= maxPending && (entry.pending > 0 || !canStart(entry, level))) {
+        this.refused(signature, task.name, "queue_full");
         return Promise.reject(queueFullError(signature, task.name, maxPending));
       }
     }
@@ -166,6 +192,9 @@ export class Engine {
     }
 
     if (entry.head === job) this.pump(entry);
+    // Still waiting: keep the submitter's async context for run(). Only a queued task pays for
+    // it; one that started inside pump() above already ran in this very context.
+    if (job.state === PENDING) job.context = new AsyncResource("stratum.ChainTask");
     if (ext !== null && job.state === PENDING && pendingTimeoutMs !== Number.POSITIVE_INFINITY) {
       ext.timer = setTimeout(pendingTimeoutFired, pendingTimeoutMs, job);
     }
@@ -206,6 +235,7 @@ export class Engine {
     if (job.level < entry.minRunningLevel) entry.minRunningLevel = job.level;
     job.state = RUNNING;
     job.startedAt = now();
+    if (this.observer !== null) notifyStart(this.observer, entry.signature, job.name, job.startedAt - job.submittedAt);
     const ext = job.ext;
     const timed = ext !== null && ext.executionTimeoutMs !== Number.POSITIVE_INFINITY;
     if (timed) ext.timer = setTimeout(executionTimeoutFired, ext.executionTimeoutMs, job);
@@ -300,6 +330,7 @@ export class Engine {
     if (job.state !== RUNNING) return;
     const entry = job.entry;
     this.leaveRunning(entry, job);
+    if (this.observer !== null) this.ended(job, ok ? "ok" : "failed");
     deliver(job, ok, value);
     this.afterChange(entry);
   }
@@ -311,6 +342,7 @@ export class Engine {
     const entry = job.entry;
     this.unlinkPending(entry, job);
     job.state = DONE;
+    if (this.observer !== null) this.ended(job, "pending_timeout");
     deliver(job, false, pendingTimeoutError(job.signature, job.name, ext.pendingTimeoutMs));
     this.afterChange(entry);
   }
@@ -321,6 +353,7 @@ export class Engine {
     ext.timer = undefined;
     const entry = job.entry;
     this.leaveRunning(entry, job);
+    if (this.observer !== null) this.ended(job, "execution_timeout");
     const error = executionTimeoutError(job.signature, job.name, ext.executionTimeoutMs);
     // Tell the task first, so its abort handler runs before the next task of the signature starts.
     job.abort(error);
@@ -341,6 +374,7 @@ export class Engine {
         const entry = job.entry;
         this.unlinkPending(entry, job);
         job.state = DONE;
+        if (this.observer !== null) this.ended(job, "cancelled");
         deliver(job, false, undefined); // nobody is left; just drops references
         this.afterChange(entry);
       }
@@ -353,6 +387,19 @@ export class Engine {
     }
   }
 
+  /** Tells the observer how a job ended; a job that never started waited until now. */
+  private ended(job: Job, outcome: TaskOutcome): void {
+    const t = now();
+    const started = outcome === "ok" || outcome === "failed" || outcome === "execution_timeout";
+    const waitedMs = started ? job.startedAt - job.submittedAt : t - job.submittedAt;
+    notifyEnd(this.observer as ChainTaskObserver, job.entry.signature, job.name, outcome, Math.max(0, waitedMs), started ? Math.max(0, t - job.startedAt) : 0);
+  }
+
+  /** Tells the observer of a submission refused before it was queued. */
+  private refused(signature: string, name: string, outcome: TaskOutcome): void {
+    if (this.observer !== null) notifyEnd(this.observer, signature, name, outcome, 0, 0);
+  }
+
   /** Rejects every pending job with CLOSED; resolves when no task runs any more. */
   close(): Promise<void> {
     if (!this.closed) {
@@ -361,6 +408,7 @@ export class Engine {
         for (let job = entry.head; job !== null; job = entry.head) {
           this.unlinkPending(entry, job);
           job.state = DONE;
+          if (this.observer !== null) this.ended(job, "closed");
           deliver(job, false, closedError(job.signature, job.name));
         }
         if (entry.running === 0) this.entries.delete(entry.signature);

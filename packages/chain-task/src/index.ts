@@ -9,10 +9,14 @@ export {
 } from "./defaults";
 export type {
   ChainTask,
+  ChainTaskObserver,
   ChainTaskQueueOptions,
   SignatureSnapshot,
   SubmitOptions,
   TaskContext,
+  TaskEndInfo,
+  TaskOutcome,
   TaskSnapshot,
+  TaskStartInfo,
   TaskState,
 } from "./types";

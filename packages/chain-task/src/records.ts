@@ -1,3 +1,4 @@
+import type { AsyncResource } from "node:async_hooks";
 import type { Engine } from "./engine";
 import type { ChainTask, TaskContext } from "./types";
 
@@ -91,6 +92,8 @@ export class Job implements TaskContext {
   resolve: ((value: unknown) => void) | null;
   reject: ((reason: unknown) => void) | null;
   ext: JobExtras | null;
+  /** The submitter's async context, kept only while the job waits (see engine's invoke). */
+  context: AsyncResource | null = null;
 
   constructor(
     entry: Entry,

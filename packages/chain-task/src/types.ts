@@ -83,6 +83,48 @@ export interface ChainTaskQueueOptions {
    * A submission that can start at once is never rejected. Default: {@link DEFAULT_MAX_PENDING}.
    */
   readonly maxPending?: number;
+  /**
+   * Told when a task starts and when it ends, for metrics (wait time, run time, outcomes) without
+   * polling. More observers can be added with {@link ChainTaskQueue.observe}.
+   */
+  readonly observer?: ChainTaskObserver;
+}
+
+/**
+ * How a task left the queue. `ok`/`failed` are run()'s outcome; `execution_timeout` freed the slot
+ * while run() may still be going; the others never ran: `pending_timeout`, `cancelled` (every
+ * submitter aborted while it waited), `closed` (the queue shut down), `queue_full` (refused at
+ * submission, never queued).
+ */
+export type TaskOutcome = "ok" | "failed" | "execution_timeout" | "pending_timeout" | "cancelled" | "closed" | "queue_full";
+
+/** What {@link ChainTaskObserver.onTaskStart} is told. */
+export interface TaskStartInfo {
+  readonly signature: string;
+  readonly name: string;
+  /** Whole milliseconds from submission to start (0 when a slot was free). */
+  readonly waitedMs: number;
+}
+
+/** What {@link ChainTaskObserver.onTaskEnd} is told; once per submitted task (not per dedup sharer). */
+export interface TaskEndInfo {
+  readonly signature: string;
+  readonly name: string;
+  readonly outcome: TaskOutcome;
+  /** Whole milliseconds from submission to start, or to the end for a task that never ran. */
+  readonly waitedMs: number;
+  /** Whole milliseconds from start to end; 0 for a task that never ran. */
+  readonly ranMs: number;
+}
+
+/**
+ * Metrics hooks. Called synchronously on the queue's path, so they must be cheap and must not
+ * submit to or close the queue; a hook that throws is reported with `process.emitWarning` and
+ * does not disturb the queue. Without an observer the queue allocates nothing for them.
+ */
+export interface ChainTaskObserver {
+  onTaskStart?(info: TaskStartInfo): void;
+  onTaskEnd?(info: TaskEndInfo): void;
 }
 
 /** State of a task as seen by {@link ChainTaskQueue.inspect}. */
