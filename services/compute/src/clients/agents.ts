@@ -1,5 +1,8 @@
-import type { AgentClient } from "@stratum/agent-client";
+import type {
+  AgentClient, AgentCommand, AgentReply, AgentRequest, HostConnectReply, HostPingReply, HostVmsReply, VmRefCommand, VmStartRequest,
+} from "@stratum/agent-client";
 import type { ChainTaskQueue } from "@stratum/chain-task";
+import { currentWork } from "@stratum/core";
 
 /** What the compute service needs to know of a host to talk to its agent. */
 export interface AgentHost {
@@ -7,32 +10,28 @@ export interface AgentHost {
   readonly agentUrl: string;
 }
 
-/** Facts the agent reports on connect (the subset compute keeps). */
-export interface ConnectReply {
-  hostUuid: string;
-  bootId: string;
-  cpuNum: number;
-  memoryBytes: number;
-}
-
-export interface PingReply {
-  bootId: string;
-}
-
+/**
+ * Facts the agent reports on connect, as the protocol defines them; `cpuNum` and `memoryBytes`
+ * are what the host really has, the bound of any capacity registered for it.
+ */
+export type ConnectReply = HostConnectReply;
+export type PingReply = HostPingReply;
 /** What the hypervisor runs, as its agent reports it. */
-export interface VmsReply {
-  vms: Array<{ vmUuid: string; state: "running" | "stopped" }>;
-}
+export type VmsReply = HostVmsReply;
+
+/** The VM lifecycle commands compute sends, and the body each takes. */
+export type VmCommand = "vm/start" | VmRefCommand;
+export type VmCommandBody<C extends VmCommand> = C extends "vm/start" ? VmStartRequest : AgentRequest<C>;
 
 /** Default of how many agent commands one replica sends one host at once. */
 export const DEFAULT_HOST_SYNC_LEVEL = 16;
 
 /**
- * The compute service's calls to host agents. Every command to a host runs in the replica's
- * chain-task queue under `host-agent-<uuid>` with the host's sync level, so a burst of VM
- * operations cannot open hundreds of requests against one hypervisor (ZStack bounds per-host
- * concurrency the same way). VM commands carry a task id, which makes them safe for the agent
- * client to retry and for the agent to deduplicate.
+ * The compute service's calls to host agents, typed by the agent protocol. Every command to a
+ * host runs in the replica's chain-task queue under `host-agent-<uuid>` with the host's sync
+ * level, so a burst of VM operations cannot open hundreds of requests against one hypervisor
+ * (ZStack bounds per-host concurrency the same way). VM commands carry a task id, which makes
+ * them safe for the agent client to retry and for the agent to deduplicate.
  */
 export class HostAgents {
   constructor(
@@ -42,30 +41,40 @@ export class HostAgents {
   ) {}
 
   connect(host: AgentHost, signal?: AbortSignal): Promise<ConnectReply> {
-    return this.#send<ConnectReply>(host, "host/connect", { hostUuid: host.uuid }, undefined, signal);
+    return this.#send(host, "host/connect", { hostUuid: host.uuid }, undefined, signal);
   }
 
   ping(host: AgentHost, signal?: AbortSignal): Promise<PingReply> {
-    return this.#send<PingReply>(host, "host/ping", { hostUuid: host.uuid }, undefined, signal);
+    return this.#send(host, "host/ping", { hostUuid: host.uuid }, undefined, signal);
   }
 
   /** The VMs the host runs, for the VM state sync after a reconnect. */
   vms(host: AgentHost, signal?: AbortSignal): Promise<VmsReply> {
-    return this.#send<VmsReply>(host, "host/vms", {}, undefined, signal);
+    return this.#send(host, "host/vms", {}, undefined, signal);
   }
 
   /** A VM lifecycle command; `taskId` names this one operation so a retry runs once on the agent. */
-  vm(host: AgentHost, command: "vm/start" | "vm/stop" | "vm/reboot" | "vm/destroy", body: Record<string, unknown>, taskId: string, signal?: AbortSignal): Promise<unknown> {
-    return this.#send(host, command, body, taskId, signal);
+  vm<C extends VmCommand>(host: AgentHost, command: C, body: VmCommandBody<C>, taskId: string, signal?: AbortSignal): Promise<AgentReply<C>>;
+  /**
+   * @deprecated An untyped body, for callers that build it as a plain record (the domain's
+   * `startBody`): type it as `VmStartRequest` / `VmRefRequest` and this overload can go.
+   */
+  vm(host: AgentHost, command: VmCommand, body: Record<string, unknown>, taskId: string, signal?: AbortSignal): Promise<unknown>;
+  vm(host: AgentHost, command: VmCommand, body: VmCommandBody<VmCommand> | Record<string, unknown>, taskId: string, signal?: AbortSignal): Promise<unknown> {
+    return this.#send(host, command, body as AgentRequest<VmCommand>, taskId, signal);
   }
 
-  #send<T>(host: AgentHost, command: string, body: unknown, taskId: string | undefined, signal: AbortSignal | undefined): Promise<T> {
+  #send<C extends AgentCommand>(host: AgentHost, command: C, body: AgentRequest<C>, taskId: string | undefined, signal: AbortSignal | undefined): Promise<AgentReply<C>> {
+    // Taken now, at submission: the queue may run the call later, under another caller's turn.
+    const requestId = currentWork()?.requestId;
     return this.queue.submit(
       {
         signature: `host-agent-${host.uuid}`,
         syncLevel: this.hostSyncLevel,
         name: command,
-        run: () => this.client.call<T>(host.agentUrl, command, body, { hostUuid: host.uuid, ...(taskId ? { taskId } : {}), ...(signal ? { signal } : {}) }),
+        run: () => this.client.call(host.agentUrl, command, body, {
+          hostUuid: host.uuid, ...(taskId ? { taskId } : {}), ...(requestId ? { requestId } : {}), ...(signal ? { signal } : {}),
+        }),
       },
       signal ? { signal } : undefined,
     );
