@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     endpoints[service] = addresses;
   }
 
-  if (endpoints.compute) await registerHosts((endpoints.compute as string[])[0]!, agentUrls, options);
+  if (endpoints.compute) await registerHosts((endpoints.compute as string[])[0]!, simReady, agentUrls, options);
   writeFileSync(join(options.dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
   print("logs", logDir);
   console.log("Stratum is ready (Ctrl-C stops it)");
@@ -149,12 +149,22 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
   return url.toString();
 }
 
-/** Registers the simulated hosts; the request id makes it a no-op on a restart that kept the data. */
-async function registerHosts(computeAddress: string, agentUrls: string[], options: DevstackOptions): Promise<void> {
+/**
+ * Registers the simulated hosts; the request id makes it a no-op on a restart that kept the data.
+ * A host's capacity is what its agent reports (compute refuses more than that), capped by
+ * `--host-cpu` / `--host-memory` when those ask for less.
+ */
+async function registerHosts(computeAddress: string, simControlUrl: string, agentUrls: string[], options: DevstackOptions): Promise<void> {
+  const listed = (await (await fetch(`${simControlUrl}/hosts`)).json()) as { hosts: Array<{ url: string; cpuNum: number; memoryBytes: number }> };
+  const facts = new Map(listed.hosts.map((h) => [h.url, h]));
   const hosts = createClient(HostService, computeAddress);
   try {
     for (const [i, agentUrl] of agentUrls.entries()) {
-      const { host } = await hosts.addHost({ name: `sim-host-${i}`, agentUrl, cpuCapacity: options.hostCpu, memoryCapacityBytes: BigInt(options.hostMemoryGiB) * 1024n ** 3n, clientRequestId: `devstack-host-${agentUrl}` });
+      const reported = facts.get(agentUrl);
+      if (!reported) throw new Error(`agent-sim does not list ${agentUrl}`);
+      const cpuCapacity = Math.min(options.hostCpu, reported.cpuNum);
+      const memoryCapacityBytes = [BigInt(options.hostMemoryGiB) * 1024n ** 3n, BigInt(reported.memoryBytes)].reduce((a, b) => (a < b ? a : b));
+      const { host } = await hosts.addHost({ name: `sim-host-${i}`, agentUrl, cpuCapacity, memoryCapacityBytes, clientRequestId: `devstack-host-${agentUrl}` });
       console.log(`${"host".padEnd(14)} ${host!.name} ${host!.uuid} ${agentUrl}`);
     }
   } finally {
