@@ -4,6 +4,8 @@
  */
 // The sim's real flag parser (not exported from its index): flags the manifests pass must parse.
 import { parseCliArgs } from "../../../services/agent-sim/src/cli-args";
+import { shutdownBudget } from "@stratum/runtime";
+import { COMPUTE_TASK_TIMEOUT_MS } from "../../../services/compute/src/module";
 import type { Deploy, StratumProcess } from "./model";
 
 type AgentSimOptions = Exclude<ReturnType<typeof parseCliArgs>, "help">;
@@ -12,8 +14,12 @@ type AgentSimOptions = Exclude<ReturnType<typeof parseCliArgs>, "help">;
 export const SERVICE_VAR = "SERVICE";
 /** The runtime's variables with no usable default in a container (its defaults are loopback/devstack ones). */
 export const RUNTIME_REQUIRED = ["NATS_URL", "DATABASE_URL", "STRATUM_REPLICA_ID", "STRATUM_GRPC_PORT"] as const;
-/** The runtime force-exits this long after SIGTERM (packages/runtime/src/main.ts). */
-export const RUNTIME_SHUTDOWN_SECONDS = 15;
+/**
+ * The runtime force-exits this long after SIGTERM: its call drain, compute's longest operation
+ * and the close margin (`shutdownBudget` in packages/runtime/src/shutdown.ts). Compute is the
+ * one runtime service deployed today; a service with longer operations gets its own figure.
+ */
+export const RUNTIME_SHUTDOWN_SECONDS = shutdownBudget(COMPUTE_TASK_TIMEOUT_MS).forceExitMs / 1000;
 
 export interface EnvContract {
   /** main.ts runs through @stratum/runtime's runMain. */
@@ -25,8 +31,9 @@ export interface EnvContract {
 /** Variables a main.ts reads itself: `process.env.X`, `process.env["X"]`, or a `"STRATUM_…"` name it passes around. */
 export function variablesReadBy(source: string): string[] {
   const names = new Set<string>();
-  for (const m of source.matchAll(/process\.env\.([A-Z_][A-Z0-9_]*)|process\.env\[\s*["'`]([A-Z_][A-Z0-9_]*)["'`]\s*\]|["'`](STRATUM_[A-Z0-9_]+)["'`]/g)) {
-    names.add((m[1] ?? m[2] ?? m[3])!);
+  // process.env.X, process.env["X"], a quoted "STRATUM_X", or an entry of a kit env table (`STRATUM_X: envInt(`).
+  for (const m of source.matchAll(/process\.env\.([A-Z_][A-Z0-9_]*)|process\.env\[\s*["'`]([A-Z_][A-Z0-9_]*)["'`]\s*\]|["'`](STRATUM_[A-Z0-9_]+)["'`]|\b(STRATUM_[A-Z0-9_]+):\s*env(?:Int|String|Url)\(/g)) {
+    names.add((m[1] ?? m[2] ?? m[3] ?? m[4])!);
   }
   return [...names];
 }

@@ -9,3 +9,5 @@ export { servingChain } from "./serving/chain";
 export type { ProtoValidator, ServingChainOptions } from "./serving/chain";
 export { fromQueueError, toStratumError } from "./serving/errors";
 export { idempotency, sweepRequests, DEFAULT_STALE_REQUEST_MS, DEFAULT_REQUEST_RETENTION_MS } from "./serving/idempotency";
+export { shutdownBudget, DEFAULT_TASK_TIMEOUT_MS } from "./shutdown";
+export type { ShutdownBudget } from "./shutdown";

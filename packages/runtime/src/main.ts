@@ -1,5 +1,6 @@
 import { log, StratumError } from "@stratum/core";
 import { loadConfig } from "./config";
+import { shutdownBudget } from "./shutdown";
 import { startService, type ServiceModule, type StartOptions } from "./service";
 
 /**
@@ -15,7 +16,8 @@ export function runMain(module: ServiceModule<any, any>, startOptions: Omit<Star
       if (stopping) return;
       stopping = true;
       log.info("stopping", { service: module.name, signal });
-      const force = setTimeout(() => process.exit(1), 15_000);
+      // Past the budget a stop is stuck, not draining: exit rather than hang the rollout.
+      const force = setTimeout(() => process.exit(1), shutdownBudget(module.taskTimeoutMs).forceExitMs);
       force.unref();
       await running?.stop();
       process.exit(0);

@@ -8,6 +8,7 @@ import { readEnv, type EnvSpec, type EnvValues, type ServiceConfig } from "./con
 import type { ServiceApi } from "./serving/api";
 import { servingChain, type ProtoValidator } from "./serving/chain";
 import { sweepRequests } from "./serving/idempotency";
+import { DEFAULT_TASK_TIMEOUT_MS } from "./shutdown";
 
 /** How often a replica forgets request outcomes past their retention. */
 const REQUEST_SWEEP_INTERVAL_MS = 3_600_000;
@@ -43,7 +44,10 @@ export interface ServiceModule<TTables extends Record<string, unknown> = Record<
   /** drizzle-kit output folder of the service, applied at start. */
   readonly migrationsFolder: string;
   readonly tables?: TTables;
-  /** Default execution timeout of chain tasks: a task that never ends must not block its resource forever. */
+  /**
+   * Execution timeout of chain tasks: a task that never ends must not block its resource for
+   * ever. Also how long a stop waits for running operations (see `shutdownBudget`). Default 2 min.
+   */
   readonly taskTimeoutMs?: number;
   setup(ctx: ServiceContext<TTables, TEnv>): Promise<ServiceParts> | ServiceParts;
 }
@@ -111,7 +115,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     const events = await EventBus.open(bus);
     const replies = await ReplyInbox.open(bus, { service: config.service, replicaId: config.replicaId });
     closers.push(() => replies.close());
-    const queue = new ChainTaskQueue({ executionTimeoutMs: module.taskTimeoutMs ?? 120_000 });
+    const queue = new ChainTaskQueue({ executionTimeoutMs: module.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS });
 
     let membership: Membership | undefined;
     const settings = options.settings ?? (readModuleEnv(module) as EnvValues<TEnv>);

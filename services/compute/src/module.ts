@@ -17,6 +17,13 @@ export const COMPUTE_ENV = {
   STRATUM_HOST_SYNC_LEVEL: envInt(`agent commands one replica sends one host at once (default ${DEFAULT_HOST_SYNC_LEVEL})`, DEFAULT_HOST_SYNC_LEVEL, 1, 10_000),
 };
 
+/**
+ * A VM operation's longest run: its longest agent command (vm/start, vm/reboot: 2 min, retries
+ * included) plus the cleanup of a failed start (10 s) and its database steps, so the agent's own,
+ * precise error reaches the caller first. Also what a graceful stop waits for (shutdownBudget).
+ */
+export const COMPUTE_TASK_TIMEOUT_MS = 150_000;
+
 export interface ComputeOptions {
   /** Period of the owner's pings to each host. Default: `STRATUM_PING_INTERVAL_MS`. */
   pingIntervalMs?: number;
@@ -35,9 +42,7 @@ export function computeModule(options: ComputeOptions = {}): ServiceModule<typeo
   return {
     name: "compute",
     env: COMPUTE_ENV,
-    // Above the longest agent command (vm/start, vm/reboot: 2 min) plus its queueing and the
-    // cleanup of a failed start, so the agent's own, precise error reaches the caller first.
-    taskTimeoutMs: 5 * 60_000,
+    taskTimeoutMs: COMPUTE_TASK_TIMEOUT_MS,
     migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
     tables,
     setup(ctx) {
