@@ -6,9 +6,8 @@
 import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { deserializer, serializer } from "./codec";
-import { Code } from "@stratum/core";
+import { Code, currentWork, StratumError } from "@stratum/core";
 import { REQUEST_ID_KEY, earliest, type CallParent } from "./context";
-import { StratumError } from "@stratum/core";
 import { createRetryInterceptor, type RetryInterceptorOptions } from "./retry";
 import { errorFromServiceError } from "./status";
 
@@ -66,7 +65,10 @@ function prepare(opts: CallOptions, defaultTimeoutMs: number | undefined): Prepa
     for (const [key, value] of Object.entries(opts.metadata)) metadata.set(key, value);
   }
   const parent = opts.parent;
-  if (parent?.requestId && metadata.get(REQUEST_ID_KEY).length === 0) metadata.set(REQUEST_ID_KEY, parent.requestId);
+  // The request this call serves: its parent's, else the current work's (a call made from a
+  // queued task or a job carries the id of the request that caused it).
+  const requestId = parent?.requestId ?? currentWork()?.requestId;
+  if (requestId && metadata.get(REQUEST_ID_KEY).length === 0) metadata.set(REQUEST_ID_KEY, requestId);
   const now = Date.now();
   // NaN would silently mean "no deadline" (it loses every comparison): refuse it instead.
   if (opts.timeoutMs !== undefined && !(opts.timeoutMs >= 0)) throw new RangeError(`timeoutMs must be a number >= 0, got ${opts.timeoutMs}`);
