@@ -5,7 +5,7 @@
 // The sim's real flag parser (not exported from its index): flags the manifests pass must parse.
 import { parseCliArgs } from "../../../services/agent-sim/src/cli-args";
 import { shutdownBudget } from "@stratum/runtime";
-import { COMPUTE_TASK_TIMEOUT_MS } from "../../../services/compute/src/module";
+import { COMPUTE_TASK_TIMEOUT_MS } from "../../../services/compute/src/config";
 import type { Deploy, StratumProcess } from "./model";
 
 type AgentSimOptions = Exclude<ReturnType<typeof parseCliArgs>, "help">;

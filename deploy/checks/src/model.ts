@@ -64,12 +64,12 @@ export function readRepoFacts(root = REPO_ROOT): RepoFacts {
     rootDevDependencies: pkg.devDependencies ?? {},
     // POD_IP: config's fallback for the advertised host; STRATUM_LOG_LEVEL: read by @stratum/rpc's logger.
     runtimeEnv: [...Object.keys(ENV), "POD_IP", "STRATUM_LOG_LEVEL"],
-    // main.ts and, beside it, module.ts: a kit service declares its variables in its module's env table.
+    // main.ts and, beside it, config.ts: a kit service declares its variables in an env table there.
     serviceMain: (name) => {
       const path = join(root, "services", name, "src", "main.ts");
       if (!/^[a-z0-9-]+$/.test(name) || !existsSync(path)) return undefined;
-      const module = join(root, "services", name, "src", "module.ts");
-      return readFileSync(path, "utf8") + (existsSync(module) ? `\n${readFileSync(module, "utf8")}` : "");
+      const config = join(root, "services", name, "src", "config.ts");
+      return readFileSync(path, "utf8") + (existsSync(config) ? `\n${readFileSync(config, "utf8")}` : "");
     },
     exists: (path) => existsSync(join(root, path)),
   };

@@ -1,3 +1,3 @@
-export { computeModule, COMPUTE_ENV, COMPUTE_TASK_TIMEOUT_MS } from "./module";
-export type { ComputeOptions } from "./module";
+export { computeModule } from "./module";
+export { COMPUTE_ENV, COMPUTE_TASK_TIMEOUT_MS } from "./config";
 export { uuidForRequest } from "./domain/ids";

@@ -5,7 +5,8 @@ import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
 import type { RunningService, StartOptions } from "@stratum/runtime";
 import { startTestService } from "@stratum/runtime/testing";
-import { computeModule, type ComputeOptions } from "../src/module";
+import type { AgentClientOptions } from "@stratum/agent-client";
+import { computeModule } from "../src/module";
 
 export const GIB = 1024n ** 3n;
 
@@ -28,10 +29,11 @@ export interface ComputeStack {
  * of an in-process agent simulator: the same parts as production but the hypervisors.
  */
 export async function startComputeStack(
-  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: ComputeOptions; startOptions?: (replica: number) => Omit<StartOptions, "settings"> } = {},
+  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings"> } = {},
 ): Promise<ComputeStack> {
-  const service = await startTestService(computeModule({ pingIntervalMs: 60_000, ...options.compute }), {
+  const service = await startTestService(computeModule(options.compute?.agent), {
     replicas: options.replicas ?? 2,
+    settings: { STRATUM_PING_INTERVAL_MS: options.compute?.pingIntervalMs ?? 60_000 },
     agentSim: { hosts: options.hosts ?? 3 },
     ...(options.startOptions ? { startOptions: options.startOptions } : {}),
   });

@@ -1,0 +1,16 @@
+import { envInt } from "@stratum/runtime";
+import { DEFAULT_HOST_SYNC_LEVEL } from "./clients/agents";
+import { DEFAULT_PING_INTERVAL_MS } from "./domain/host-manager";
+
+/** Compute's own environment variables, read and checked with the runtime's. */
+export const COMPUTE_ENV = {
+  STRATUM_PING_INTERVAL_MS: envInt(`period of the owner's pings to each host (default ${DEFAULT_PING_INTERVAL_MS})`, DEFAULT_PING_INTERVAL_MS, 100, 3_600_000),
+  STRATUM_HOST_SYNC_LEVEL: envInt(`agent commands one replica sends one host at once (default ${DEFAULT_HOST_SYNC_LEVEL})`, DEFAULT_HOST_SYNC_LEVEL, 1, 10_000),
+};
+
+/**
+ * A VM operation's longest run: its longest agent command (vm/start, vm/reboot: 2 min, retries
+ * included) plus the cleanup of a failed start (10 s) and its database steps, so the agent's own,
+ * precise error reaches the caller first. Also what a graceful stop waits for (shutdownBudget).
+ */
+export const COMPUTE_TASK_TIMEOUT_MS = 150_000;
