@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
-import { closeClient, createClient } from "@stratum/rpc";
+import { closeClient, Code, createClient, StratumError } from "@stratum/rpc";
 import { startNats, startPostgres, type NatsServer, type PostgresServer } from "@stratum/testing";
 import { parseDevstackArgs, USAGE, type DevstackOptions } from "./args";
 import { Child } from "./child";
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
   for (const service of presentServices(repoRoot)) {
     const k = SERVICE_ORDER.indexOf(service as (typeof SERVICE_ORDER)[number]);
     const addresses: string[] = [];
+    const metricsUrls: string[] = [];
     for (let i = 0; i < options.replicas; i++) {
       const replicaId = `${service}-${i}`;
       const port = options.basePort ? options.basePort + 100 * k + i + 1 : 0;
@@ -108,17 +109,20 @@ async function main(): Promise<void> {
         STRATUM_REPLICA_ID: replicaId,
         STRATUM_GRPC_HOST: "127.0.0.1",
         STRATUM_GRPC_PORT: String(port),
+        STRATUM_METRICS_PORT: String(port ? port + 50 : 0),
         STRATUM_ADVERTISE_HOST: "127.0.0.1",
         NATS_URL: natsUrl,
         DATABASE_URL: databaseUrl,
       }, join(logDir, `${replicaId}.log`));
       stoppers.push(() => child.stop());
-      const address = await child.waitFor((j) => (j.msg === "ready" ? (j.address as string) : undefined), 60_000);
+      const ready = await child.waitFor((j) => (j.msg === "ready" ? { address: j.address as string, metrics: j.metrics as string } : undefined), 60_000);
       watch(child);
-      addresses.push(address);
-      print(replicaId, `grpc ${address}`);
+      addresses.push(ready.address);
+      metricsUrls.push(ready.metrics);
+      print(replicaId, `grpc ${ready.address}  metrics ${ready.metrics}`);
     }
     endpoints[service] = addresses;
+    endpoints[`${service}Metrics`] = metricsUrls;
   }
 
   if (endpoints.compute) await registerHosts((endpoints.compute as string[])[0]!, simReady, agentUrls, options);
@@ -164,7 +168,14 @@ async function registerHosts(computeAddress: string, simControlUrl: string, agen
       if (!reported) throw new Error(`agent-sim does not list ${agentUrl}`);
       const cpuCapacity = Math.min(options.hostCpu, reported.cpuNum);
       const memoryCapacityBytes = [BigInt(options.hostMemoryGiB) * 1024n ** 3n, BigInt(reported.memoryBytes)].reduce((a, b) => (a < b ? a : b));
-      const { host } = await hosts.addHost({ name: `sim-host-${i}`, agentUrl, cpuCapacity, memoryCapacityBytes, clientRequestId: `devstack-host-${agentUrl}` });
+      // A kept data dir already has the host once its request id's outcome has expired: keep it.
+      const host = await hosts
+        .addHost({ name: `sim-host-${i}`, agentUrl, cpuCapacity, memoryCapacityBytes, clientRequestId: `devstack-host-${agentUrl}` })
+        .then((r) => r.host, async (e: unknown) => {
+          const known = e instanceof StratumError && e.code === Code.ALREADY_EXISTS ? e.resources.hostUuid : undefined;
+          if (!known) throw e;
+          return (await hosts.getHost({ uuid: known })).host;
+        });
       console.log(`${"host".padEnd(14)} ${host!.name} ${host!.uuid} ${agentUrl}`);
     }
   } finally {

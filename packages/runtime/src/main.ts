@@ -27,7 +27,7 @@ export function runMain(module: ServiceModule<any, any>, startOptions: Omit<Star
     try {
       const { config, settings } = loadConfig(module.name, module.env ?? {});
       running = await startService(module, config, { settings, ...startOptions });
-      process.stdout.write(`${JSON.stringify({ msg: "ready", service: module.name, replicaId: config.replicaId, address: running.address })}\n`);
+      process.stdout.write(`${JSON.stringify({ msg: "ready", service: module.name, replicaId: config.replicaId, address: running.address, metrics: running.metricsUrl })}\n`);
     } catch (e) {
       const err = StratumError.from(e);
       const message = e instanceof StratumError ? e.message : e instanceof Error ? e.message : String(e);

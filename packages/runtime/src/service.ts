@@ -5,6 +5,7 @@ import { connect, migrate, requestsTable, type DbHandle } from "@stratum/db";
 import { createLogger, createServer, ServingStatus, type Logger, type ServerInterceptor, type StratumServer } from "@stratum/rpc";
 import { StratumError, type FieldViolation } from "@stratum/core";
 import { readEnv, type EnvSpec, type EnvValues, type ServiceConfig } from "./config";
+import { createReplicaMetrics, pgBackendsInUse, startMetricsServer, type ReplicaMetrics } from "@stratum/metrics";
 import type { ServiceApi } from "./serving/api";
 import { servingChain, type ProtoValidator } from "./serving/chain";
 import { sweepRequests } from "./serving/idempotency";
@@ -30,6 +31,8 @@ export interface ServiceContext<TTables extends Record<string, unknown> = Record
   /** The replica's chain-task queue: every mutation of a resource runs in it, under the resource's signature. */
   readonly queue: ChainTaskQueue;
   readonly log: Logger;
+  /** The replica's metrics; `metrics.onAgentCall` is the agent client's `onCall`. */
+  readonly metrics: ReplicaMetrics;
 }
 
 /** One domain service, as the runtime sees it. */
@@ -67,6 +70,8 @@ export interface RunningService<TTables extends Record<string, unknown> = Record
   readonly server: StratumServer;
   /** `host:port` others reach this replica on. */
   readonly address: string;
+  /** Its Prometheus endpoint, `http://host:port/metrics`. */
+  readonly metricsUrl: string;
   /** Leaves the ring, drains calls, closes NATS and Postgres. Idempotent. */
   stop(): Promise<void>;
 }
@@ -104,7 +109,8 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     }
   };
   try {
-    const db = await connect<TTables>({ url: config.databaseUrl, schema: module.name, ...(module.tables ? { tables: module.tables } : {}), applicationName: `${config.service}/${config.replicaId}`, connectTimeoutMs: config.connectTimeoutMs, max: config.dbPoolSize });
+    const applicationName = `${config.service}/${config.replicaId}`;
+    const db = await connect<TTables>({ url: config.databaseUrl, schema: module.name, ...(module.tables ? { tables: module.tables } : {}), applicationName, connectTimeoutMs: config.connectTimeoutMs, max: config.dbPoolSize });
     closers.push(() => db.close());
     await migrate(db, { migrationsFolder: module.migrationsFolder });
 
@@ -116,10 +122,14 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     const replies = await ReplyInbox.open(bus, { service: config.service, replicaId: config.replicaId });
     closers.push(() => replies.close());
     const queue = new ChainTaskQueue({ executionTimeoutMs: module.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS });
+    const metrics = createReplicaMetrics({ service: config.service, replicaId: config.replicaId, queue, view, dbInUse: pgBackendsInUse(db.sql, applicationName), dbPoolMax: config.dbPoolSize });
+    closers.push(() => metrics.close());
+    const metricsServer = await startMetricsServer({ host: config.host, port: config.metricsPort ?? 0, registry: metrics.registry });
+    closers.push(() => metricsServer.close());
 
     let membership: Membership | undefined;
     const settings = options.settings ?? (readModuleEnv(module) as EnvValues<TEnv>);
-    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, queue, log };
+    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, queue, log, metrics };
     const parts = await module.setup(ctx);
     const routers = new ServiceRouters(view, config.service);
     closers.push(() => routers.close());
@@ -139,7 +149,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       requests,
       log,
       ...(options.protoValidator ? { protoValidator: options.protoValidator } : {}),
-      ...(options.observers ? { observers: options.observers } : {}),
+      observers: [metrics.rpcInterceptor, ...(options.observers ?? [])],
       ...(module.taskTimeoutMs !== undefined ? { staleRequestMs: 2 * module.taskTimeoutMs } : {}),
     });
     const registrations = parts.services.map((api) => api.registration);
@@ -168,6 +178,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       ctx,
       server,
       address,
+      metricsUrl: metricsServer.url.replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, `//${config.advertiseHost}`),
       // NOT_SERVING, leave the ring (callers re-route at once), drain the calls in flight, close
       // the queue (running operations finish), the domain's resources, NATS, Postgres.
       stop: () => (stopping ??= (async () => {

@@ -25,7 +25,7 @@ export function computeModule(agent: AgentClientOptions = {}): ServiceModule<typ
     migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
     tables,
     setup(ctx) {
-      const agentClient = createAgentClient({ logger: ctx.log, ...agent });
+      const agentClient = createAgentClient({ logger: ctx.log, onCall: ctx.metrics.onAgentCall, ...agent });
       const events = new ComputeEvents(ctx.events, ctx.log);
       const agents = new HostAgents(agentClient, ctx.queue, ctx.settings.STRATUM_HOST_SYNC_LEVEL);
       const [vmStore, hostStore] = [new VmStore(ctx.db), new HostStore(ctx.db)];

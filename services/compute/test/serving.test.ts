@@ -123,3 +123,47 @@ describe("serving: request records", () => {
     expect(left.sort()).toEqual([fresh, running].sort());
   });
 });
+
+describe("serving: metrics", () => {
+  /** `name{labels} value` lines of the Prometheus text format, as label maps and values. */
+  async function scrape(url: string): Promise<Array<{ name: string; labels: Record<string, string>; value: number }>> {
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/plain");
+    const samples = [];
+    for (const line of (await res.text()).split("\n")) {
+      const m = /^([a-z_:][a-z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!m) continue;
+      const labels: Record<string, string> = {};
+      for (const l of (m[2] ?? "").matchAll(/([a-z_]+)="([^"]*)"/g)) labels[l[1]!] = l[2]!;
+      samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+    }
+    return samples;
+  }
+  const value = (samples: Awaited<ReturnType<typeof scrape>>, name: string, labels: Record<string, string>) =>
+    samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((sum, s) => sum + s.value, 0);
+
+  it("every replica serves /metrics: its RPCs by method and code, agent calls, queue, DB pool and ring", async () => {
+    const owner = stack.replicas[0]!;
+    const before = await scrape(owner.metricsUrl);
+    const uuid = (() => {
+      for (;;) {
+        const u = randomUUID();
+        if (owner.ctx.view.ownerOf("compute", u)?.replicaId === "compute-0") return u;
+      }
+    })();
+    const { vm } = await stack.vms.createVm({ uuid, name: "metered", cpu: 1, memoryBytes: GIB });
+    await stack.vms.getVm({ uuid: "not-a-uuid" }).catch(() => undefined);
+    const after = await scrape(owner.metricsUrl);
+    const delta = (name: string, labels: Record<string, string>) => value(after, name, labels) - value(before, name, labels);
+    expect(delta("stratum_rpc_server_handled_total", { grpc_method: "CreateVm", grpc_code: "OK" })).toBe(1);
+    expect(delta("stratum_rpc_server_handled_total", { grpc_method: "GetVm", grpc_code: "INVALID_ARGUMENT" })).toBe(1);
+    expect(delta("stratum_rpc_server_handling_seconds_count", { grpc_method: "CreateVm" })).toBe(1);
+    expect(delta("stratum_agent_calls_total", { command: "vm/start", outcome: "ok" })).toBe(1);
+    expect(delta("stratum_chain_task_wait_seconds_count", {})).toBeGreaterThanOrEqual(1);
+    expect(value(after, "stratum_membership_live_replicas", { ring: "compute" })).toBe(2);
+    expect(value(after, "stratum_db_pool_max", {})).toBe(8);
+    expect(value(after, "stratum_db_pool_in_use", {})).toBeGreaterThanOrEqual(0);
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+});

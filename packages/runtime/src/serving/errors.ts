@@ -1,6 +1,6 @@
 import { ChainTaskError, type ChainTaskErrorCode } from "@stratum/chain-task";
 import { Code, StratumError } from "@stratum/core";
-import { findPgError, isConnectionError, mapPgError } from "@stratum/db";
+import { postgresErrorToStratum } from "@stratum/db";
 import { FlowError } from "@stratum/flow";
 
 const QUEUE_CODES: Record<ChainTaskErrorCode, { code: Code; reason: string }> = {
@@ -40,6 +40,5 @@ export function toStratumError(e: unknown): unknown {
     const inner = toStratumError(e.cause);
     return inner instanceof StratumError ? inner : e;
   }
-  if (findPgError(e) || isConnectionError(e)) return mapPgError(e);
-  return e;
+  return postgresErrorToStratum(e) ?? e;
 }
