@@ -10,14 +10,17 @@
  * refuses to run against a Postgres that acknowledges commits before they are on disk, since
  * such a figure would not be one a real deployment can have.
  *
- * Options: --vms N (2000) --concurrency C (200) --replicas R (1) --hosts H (10). N creates are
- * made first as a warm-up and not counted.
+ * Options: --vms N (2000) --concurrency C (200) --replicas R (1) --hosts H (enough for 2N VMs).
+ * N creates are made first as a warm-up and not counted. The devstack registers each simulated
+ * host with the capacity its agent reports (agent-sim: 32 CPUs, 128 GiB), so the default host
+ * count is what the 2N one-CPU VMs need; with fewer the bench says so before it starts.
  */
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import postgres from "postgres";
 import { Health } from "@stratum/proto/grpc/health/v1/health_pb";
+import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmService, VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
 import { DURABLE_SETTINGS } from "@stratum/testing";
@@ -28,14 +31,17 @@ const { values } = parseArgs({
     vms: { type: "string", default: "2000" },
     concurrency: { type: "string", default: "200" },
     replicas: { type: "string", default: "1" },
-    hosts: { type: "string", default: "10" },
+    hosts: { type: "string" },
   },
   strict: true,
 });
 const N = positive("vms", values.vms);
 const C = positive("concurrency", values.concurrency);
 const REPLICAS = positive("replicas", values.replicas);
-const HOSTS = positive("hosts", values.hosts);
+/** CPUs of one agent-sim host (its default), the capacity the devstack registers it with. */
+const SIM_HOST_CPUS = 32;
+const VM_SPEC = { cpu: 1, memoryBytes: 256n * 1024n * 1024n };
+const HOSTS = values.hosts === undefined ? Math.ceil((2 * N * VM_SPEC.cpu) / SIM_HOST_CPUS) : positive("hosts", values.hosts);
 
 function positive(name: string, raw: string | undefined): number {
   const n = Number(raw);
@@ -86,13 +92,14 @@ async function main(): Promise<void> {
   const health = Array.from({ length: C }, () => ownChannel(Health, addresses[0]!));
   const sql = postgres(stack.endpoints.postgres, { max: Math.min(C, 100), onnotice: () => {} });
   try {
+    await assertCapacity(addresses[0]!, 2 * N);
     const settings = await postgresSettings(sql);
     const header = `postgres: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(" ")}`;
     console.log(header);
     if (settings.fsync !== "on" || settings.synchronous_commit !== "on") {
       throw new Error(`refusing to benchmark a Postgres that does not flush commits (${header})`);
     }
-    const spec = { cpu: 1, memoryBytes: 256n * 1024n * 1024n };
+    const spec = VM_SPEC;
     // Warm-up, not counted, as many creates as are measured: connections, prepared statements,
     // the JIT of every process. A control plane runs for days; its steady state is what counts.
     const warmup = N;
@@ -123,6 +130,25 @@ async function main(): Promise<void> {
     await sql.end();
     for (const c of [...clients, ...health]) closeClient(c);
     await stack.stop();
+  }
+}
+
+/** Fails before measuring when the registered hosts cannot hold `vms` VMs: every create would fail. */
+async function assertCapacity(address: string, vms: number): Promise<void> {
+  const hosts = createClient(HostService, address);
+  try {
+    const { hosts: list } = await hosts.listHosts({ pageSize: 1000 });
+    let fit = 0;
+    for (const h of list) {
+      const free = h.cpuCapacity - h.cpuUsed;
+      const freeMemory = h.memoryCapacityBytes - h.memoryUsedBytes;
+      fit += Math.max(0, Math.min(Math.floor(free / VM_SPEC.cpu), Number(freeMemory / VM_SPEC.memoryBytes)));
+    }
+    if (fit < vms) {
+      throw new Error(`the ${list.length} registered hosts hold ${fit} VMs of ${VM_SPEC.cpu} CPU, but the bench creates ${vms} (warm-up + measured): pass a larger --hosts`);
+    }
+  } finally {
+    closeClient(hosts);
   }
 }
 
