@@ -79,19 +79,7 @@ export function requestValidator(options: RequestValidatorOptions = {}): Request
 }
 
 
-export interface RequestValidatorOptions {
-  /**
-   * Files or extensions with further predefined rules (`extend buf.validate.StringRules ...`).
-   * Stratum's own (`stratum.validate.v1`) are always included.
-   */
-  predefinedRules?: readonly (DescFile | DescExtension)[];
-}
-
-/**
- * A validator of request messages. protovalidate compiles a schema's rules (and their CEL
- * expressions) the first time it sees the schema and keeps the plan, so create one validator per
- * process and reuse it: `validateMessage` uses a shared one.
- */
+/** Created on first use: loading the CEL runtime is not free, and a process may never validate. */
 let shared: RequestValidator | undefined;
 
 /** Field violations of `message` by the rules its schema declares; empty when valid. */
