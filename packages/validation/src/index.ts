@@ -1,9 +1,9 @@
 /**
  * @stratum/validation: what every Stratum service validates its requests with.
  *
- * - The limits of a request are declared once, in its proto, as protovalidate rules
- *   (`buf.validate` annotations and Stratum's predefined rules in `stratum/validate/v1/rules.proto`);
- *   `validateMessage` / `validationInterceptor` enforce them and report `FieldViolation`s.
+ * - The limits of a request are declared once, in its proto, as standard protovalidate rules
+ *   (`buf.validate` annotations); `validateMessage` / `validationInterceptor` enforce them and
+ *   report `FieldViolation`s worded like the hand-written checks.
  * - Hand-written checks for what a rule cannot say well (see README), worded the same way.
  * - Idempotency UUIDs derived from client request ids, and page tokens bound to their filters.
  */
