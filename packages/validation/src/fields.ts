@@ -1,7 +1,7 @@
 /**
  * Hand-written field checks, for what a handler must check itself: values computed from several
  * fields, requests of services whose protos carry no rules yet, and tests. Their wording is the
- * wording of the proto rules in `stratum/validate/v1/rules.proto`, so a caller reads the same
+ * wording `validateMessage` gives the proto rules (`PATTERN_DESCRIPTIONS`), so a caller reads the same
  * sentence whichever path caught the mistake.
  */
 import type { Violations } from "@stratum/core";

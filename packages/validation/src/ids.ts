@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from "node:crypto";
 
 /**
- * A lowercase RFC 9562 UUID, the one spelling ids are stored and compared in (the proto rule
- * `stratum.validate.v1.lowercase_uuid` says the same).
+ * A lowercase RFC 9562 UUID, the one spelling ids are stored and compared in (the protos'
+ * `string.pattern` on UUID fields is this pattern's source, and `PATTERN_DESCRIPTIONS` names it).
  */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
