@@ -6,6 +6,7 @@ import { createLogger, createServer, ServingStatus, type Logger, type ServerInte
 import { StratumError, type FieldViolation } from "@stratum/core";
 import { readEnv, type EnvSpec, type EnvValues, type ServiceConfig } from "./config";
 import { createReplicaMetrics, pgBackendsInUse, startMetricsServer, type ReplicaMetrics } from "@stratum/metrics";
+import { precompileRules, sharedValidator } from "@stratum/validation";
 import type { ServiceApi } from "./serving/api";
 import { servingChain, type ProtoValidator } from "./serving/chain";
 import { sweepRequests } from "./serving/idempotency";
@@ -86,7 +87,7 @@ export interface RunningService<TTables extends Record<string, unknown> = Record
 export interface StartOptions<TEnv extends EnvSpec = EnvSpec> {
   /** The service's settings; default: read from the process environment with the module's `env`. */
   settings?: EnvValues<TEnv>;
-  /** Checks of the limits declared in the proto (protovalidate). */
+  /** Checks of the limits declared in the proto. Default: protovalidate (`@stratum/validation`). */
   protoValidator?: ProtoValidator;
   /** Interceptors that observe every call (metrics), outside the kit's own. */
   observers?: readonly ServerInterceptor[];
@@ -140,6 +141,9 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
 
     // Not in the ring yet: a probe must not send traffic before the replica has joined.
     const requests = requestsTable(pgSchema(module.name));
+    // Compiling a message type's rules takes tens of ms: done now, not on a caller's first request.
+    const protoValidator = options.protoValidator ?? sharedValidator();
+    precompileRules(parts.services.map((api) => api.registration.service), protoValidator);
     const interceptors = servingChain({
       serviceName: config.service,
       apis: parts.services,
@@ -148,7 +152,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       db: db.db as never,
       requests,
       log,
-      ...(options.protoValidator ? { protoValidator: options.protoValidator } : {}),
+      protoValidator,
       observers: [metrics.rpcInterceptor, ...(options.observers ?? [])],
       ...(module.taskTimeoutMs !== undefined ? { staleRequestMs: 2 * module.taskTimeoutMs } : {}),
     });

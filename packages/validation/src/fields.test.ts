@@ -1,7 +1,7 @@
 import { Violations } from "@stratum/core";
 import { describe, expect, it } from "vitest";
 import { enumField, nameField, pageSizeField, requestIdField, uuidField } from "./fields";
-import { UUID_PATTERN, assignUuid, uuidForRequest } from "./ids";
+import { UUID_PATTERN, resourceUuid, uuidForRequest } from "./ids";
 
 function run(rules: (v: Violations) => void): Record<string, string> {
   const v = new Violations();
@@ -47,13 +47,13 @@ describe("uuidForRequest", () => {
     expect(uuidForRequest("vm", "req-1")).toMatch(UUID_PATTERN);
   });
 
-  it("assignUuid keeps an explicit uuid, derives one from the request id, else picks a random one", () => {
-    expect(assignUuid("vm", { uuid: UUID, clientRequestId: "req-1" })).toBe(UUID);
+  it("resourceUuid keeps an explicit uuid, derives one from the request id, else picks a random one, changing nothing", () => {
+    expect(resourceUuid("vm", { uuid: UUID, clientRequestId: "req-1" })).toBe(UUID);
     const req = { uuid: "", clientRequestId: "req-1" };
-    expect(assignUuid("vm", req)).toBe("238f9719-36c8-5790-a417-2d77c3de94fe");
-    expect(req.uuid).toBe("238f9719-36c8-5790-a417-2d77c3de94fe");
-    const a = assignUuid("vm", { uuid: "", clientRequestId: "" });
+    expect(resourceUuid("vm", req)).toBe("238f9719-36c8-5790-a417-2d77c3de94fe");
+    expect(req.uuid).toBe("");
+    const a = resourceUuid("vm", { uuid: "", clientRequestId: "" });
     expect(a).toMatch(UUID_PATTERN);
-    expect(assignUuid("vm", { uuid: "", clientRequestId: "" })).not.toBe(a);
+    expect(resourceUuid("vm", { uuid: "", clientRequestId: "" })).not.toBe(a);
   });
 });

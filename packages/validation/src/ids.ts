@@ -24,10 +24,10 @@ export function uuidForRequest(kind: string, clientRequestId: string): string {
 
 /**
  * The UUID a create request is about, chosen before routing so the request can go to the UUID's
- * owner: the caller's explicit UUID, else one derived from its request id, else a random one.
- * It is written back into the request so a forwarded request carries it.
+ * owner: the caller's explicit UUID, else one derived from its request id (a retry lands on the
+ * same owner and the same row), else a random one. The request is not changed: a serving rule's
+ * `normalize` puts the UUID into a copy.
  */
-export function assignUuid(kind: string, req: { uuid: string; clientRequestId: string }): string {
-  if (!req.uuid) req.uuid = req.clientRequestId ? uuidForRequest(kind, req.clientRequestId) : randomUUID();
-  return req.uuid;
+export function resourceUuid(kind: string, req: { readonly uuid: string; readonly clientRequestId: string }): string {
+  return req.uuid || (req.clientRequestId ? uuidForRequest(kind, req.clientRequestId) : randomUUID());
 }

@@ -11,6 +11,6 @@ export { PATTERN_DESCRIPTIONS, assertValid, formatPath, precompileRules, request
 export type { RequestValidator, RequestValidatorOptions } from "./protovalidate";
 export { validationInterceptor } from "./interceptor";
 export { MAX_NAME, MAX_REQUEST_ID, MIB, REQUEST_ID_PATTERN, enumField, nameField, pageSizeField, requestIdField, uuidField } from "./fields";
-export { UUID_PATTERN, assignUuid, uuidForRequest } from "./ids";
-export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, canonicalJson, decodePageToken, encodePageToken, pageSize } from "./page-token";
+export { UUID_PATTERN, resourceUuid, uuidForRequest } from "./ids";
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, canonicalJson, decodePageToken, encodePageToken, pageSize, pageTokenField } from "./page-token";
 export type { FilterValue, PageFilters } from "./page-token";

@@ -7,7 +7,7 @@
  * set from the middle; with the hash it is refused, naming the field.
  */
 import { createHash } from "node:crypto";
-import { StratumError } from "@stratum/core";
+import { StratumError, type Violations } from "@stratum/core";
 
 /** Default and largest page sizes of List calls. */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -68,4 +68,17 @@ export function decodePageToken(token: string, filters: PageFilters, field = "pa
 /** The number of rows to return for a requested page_size (0 means the default). */
 export function pageSize(requested: number): number {
   return requested === 0 ? DEFAULT_PAGE_SIZE : Math.min(requested, MAX_PAGE_SIZE);
+}
+
+/**
+ * The same check as {@link decodePageToken}, recorded as a violation instead of thrown, so a
+ * method's `validate` rule refuses a bad or misbound token together with every other bad field.
+ */
+export function pageTokenField(v: Violations, field: string, token: string, filters: PageFilters): void {
+  try {
+    decodePageToken(token, filters, field);
+  } catch (e) {
+    if (!(e instanceof StratumError)) throw e;
+    for (const violation of e.violations) v.add(violation.field, violation.description);
+  }
 }

@@ -1,3 +1,2 @@
 export { computeModule } from "./module";
 export { COMPUTE_ENV, COMPUTE_TASK_TIMEOUT_MS } from "./config";
-export { uuidForRequest } from "./domain/ids";

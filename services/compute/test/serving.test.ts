@@ -61,6 +61,26 @@ describe("serving: validation before routing", () => {
   });
 });
 
+describe("serving: proto-declared limits and page tokens", () => {
+  it("limits declared in the proto are enforced, every bad field named at once", async () => {
+    const err = await stack.vms.createVm({ name: "x".repeat(129), cpu: 0, memoryBytes: 1n, hostUuid: "NOT-A-UUID" }).catch((e) => e);
+    expect(err).toMatchObject({ code: Code.INVALID_ARGUMENT });
+    expect(err.violations.map((v: { field: string }) => v.field).sort()).toEqual(["cpu", "host_uuid", "memory_bytes", "name"]);
+  });
+
+  it("a page token is bound to the filters it was issued for", async () => {
+    const made = await Promise.all([0, 1, 2].map((i) => stack.vms.createVm({ name: `paged-${i}`, cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[0]! })));
+    const first = await stack.vms.listVms({ hostUuid: hostUuids[0]!, pageSize: 1 });
+    expect(first.nextPageToken).not.toBe("");
+    const next = await stack.vms.listVms({ hostUuid: hostUuids[0]!, pageSize: 1, pageToken: first.nextPageToken });
+    expect(next.vms[0]!.uuid).not.toBe(first.vms[0]!.uuid);
+    const other = await stack.vms.listVms({ hostUuid: hostUuids[1]!, pageSize: 1, pageToken: first.nextPageToken }).catch((e) => e);
+    expect(other).toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "page_token" }] });
+    expect(other.violations[0].description).toContain("issued for other filters");
+    for (const { vm } of made) await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+});
+
 describe("serving: request ids (AIP-155) on every mutating call", () => {
   it("a retried start with the same request id runs once, on any replica, and answers the first outcome", async () => {
     const { vm } = await stack.vms.createVm({ name: "retry-start", cpu: 1, memoryBytes: GIB });

@@ -1,6 +1,7 @@
-import { type DescMessage, type DescMethod } from "@bufbuild/protobuf";
+import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { runWithWork, Violations, type FieldViolation, type Logger } from "@stratum/core";
+import { runWithWork, Violations, type Logger } from "@stratum/core";
+import type { RequestValidator } from "@stratum/validation";
 import { ownerRouting, type Membership, type ServiceRouters } from "@stratum/bus";
 import type { RequestsTable } from "@stratum/db";
 import { observeOutcome, type ServerInterceptor, type ServerNext } from "@stratum/rpc";
@@ -9,8 +10,8 @@ import type { MethodRules, ServiceApi } from "./api";
 import { toStratumError } from "./errors";
 import { idempotency } from "./idempotency";
 
-/** Checks of the limits a request's proto declares; empty when it keeps them. */
-export type ProtoValidator = (schema: DescMessage, message: unknown) => readonly FieldViolation[];
+/** Checks of the limits a request's proto declares (protovalidate); empty when it keeps them. */
+export type ProtoValidator = RequestValidator;
 
 export interface ServingChainOptions {
   /** Membership name of the service (`compute`). */
@@ -115,7 +116,7 @@ function validation(rulesOf: (m: DescMethod) => MethodRules<unknown> | undefined
     // Streams of requests are checked by their handlers, message by message.
     if (call.method.methodKind === "client_streaming" || call.method.methodKind === "bidi_streaming") return next(call);
     const v = new Violations();
-    for (const violation of protoValidator?.(call.method.input, call.request) ?? []) v.add(violation.field, violation.description);
+    for (const violation of protoValidator?.(call.method.input, call.request as Message) ?? []) v.add(violation.field, violation.description);
     rulesOf(call.method)?.validate?.(call.request, v);
     v.throwIfAny();
     return next(call);

@@ -1,19 +1,15 @@
-import { randomUUID } from "node:crypto";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { serviceApi, type ServiceApi } from "@stratum/runtime";
+import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
 import type { HostManager } from "../domain/host-manager";
-import { uuidForRequest } from "../domain/ids";
 import type { HostStore } from "../store/host-store";
-import { decodePageToken, encodePageToken, MAX_PAGE_SIZE, pageSize } from "../store/page";
 import { HOST_STATE_FROM_PROTO, HOST_STATUS_FROM_PROTO, hostToProto } from "./convert";
 import { mutationOf } from "./rules";
-import { enumField, MIB, nameField, requestIdField, uuidField } from "./validate";
-
-const MAX_HOST_MEMORY = 1024n * 1024n * 1024n * MIB; // 1 PiB
 
 /**
- * HostService: the handlers only call the domain; the kit validates each request, routes it to
- * the owner of its host and answers retried request ids, by the rules below.
+ * HostService: the handlers only call the domain. The kit validates each request (the limits
+ * are declared in host.proto), routes it to the owner of its host and answers retried request
+ * ids, by the rules below.
  */
 export function hostApi(manager: HostManager, store: HostStore): ServiceApi {
   return serviceApi(
@@ -31,11 +27,11 @@ export function hostApi(manager: HostManager, store: HostStore): ServiceApi {
       },
       async listHosts(req) {
         const status = HOST_STATUS_FROM_PROTO.get(req.status);
-        const afterSeq = decodePageToken(req.pageToken);
+        const afterSeq = decodePageToken(req.pageToken, { status: req.status });
         const limit = pageSize(req.pageSize);
         const rows = await store.list({ ...(status ? { status } : {}), afterSeq, limit: limit + 1 });
         const page = rows.slice(0, limit);
-        return { hosts: page.map(hostToProto), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.seq) : "" };
+        return { hosts: page.map(hostToProto), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.seq, { status: req.status }) : "" };
       },
       async reconnectHost(req, ctx) {
         return { host: hostToProto(await manager.reconnect(req.uuid, ctx.signal)) };
@@ -50,34 +46,23 @@ export function hostApi(manager: HostManager, store: HostStore): ServiceApi {
     },
     {
       addHost: {
+        // What a proto rule cannot say: the URL must be an agent's origin, the one form it is kept in.
         validate(r, v) {
-          nameField(v, "name", r.name);
-          v.required("agent_url", r.agentUrl);
           if (r.agentUrl) v.check(agentOrigin(r.agentUrl) !== undefined, "agent_url", "must be an http(s) URL of the agent with no path, query or credentials, such as http://10.0.0.5:7070");
-          v.range("cpu_capacity", r.cpuCapacity, 1, 100_000);
-          v.range("memory_capacity_bytes", r.memoryCapacityBytes, 64n * MIB, MAX_HOST_MEMORY);
-          requestIdField(v, "client_request_id", r.clientRequestId);
-          uuidField(v, "uuid", r.uuid, false);
         },
         // The agent URL in the one form it is stored and compared in; the host's UUID chosen before
         // routing (derived from the request id when there is one, so a retry reaches the same owner).
         normalize: (r) => ({
           ...r,
           agentUrl: agentOrigin(r.agentUrl)!,
-          uuid: r.uuid || (r.clientRequestId ? uuidForRequest("host", r.clientRequestId) : randomUUID()),
+          uuid: resourceUuid("host", r),
         }),
         owner: (r) => r.uuid,
         requestId: (r) => r.clientRequestId,
       },
-      getHost: { validate: (r, v) => uuidField(v, "uuid", r.uuid, true) },
-      listHosts: {
-        validate(r, v) {
-          enumField(v, "status", r.status, HOST_STATUS_FROM_PROTO, true);
-          v.range("page_size", r.pageSize, 0, MAX_PAGE_SIZE);
-        },
-      },
+      listHosts: { validate: (r, v) => pageTokenField(v, "page_token", r.pageToken, { status: r.status }) },
       reconnectHost: mutationOf(),
-      changeHostState: mutationOf((r, v) => enumField(v, "state", r.state, HOST_STATE_FROM_PROTO, false)),
+      changeHostState: mutationOf(),
       deleteHost: mutationOf(),
     },
   );
