@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostService, HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmService, VmState, type Vm } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, Code, createClient, type Client } from "@stratum/rpc";
+import postgres from "postgres";
 import { startDevstack, type Devstack } from "../support/devstack";
 
 /**
@@ -115,4 +116,24 @@ describe("devstack end to end", () => {
       expect(host.memoryUsedBytes).toBe(placed.reduce((sum, v) => sum + v.memoryBytes, 0n));
     }
   }, 120_000);
+
+  it("keeps committed data: its Postgres flushes every commit (read back with SHOW)", async () => {
+    const sql = postgres(stack.endpoints.postgres, { max: 1 });
+    try {
+      const [fsync] = await sql`SHOW fsync`;
+      const [sync] = await sql`SHOW synchronous_commit`;
+      const [fpw] = await sql`SHOW full_page_writes`;
+      expect({ fsync: fsync!.fsync, synchronous_commit: sync!.synchronous_commit, full_page_writes: fpw!.full_page_writes }).toEqual({ fsync: "on", synchronous_commit: "on", full_page_writes: "on" });
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it("every replica serves its Prometheus metrics at the URL the devstack lists", async () => {
+    expect(stack.endpoints.computeMetrics).toHaveLength(2);
+    for (const url of stack.endpoints.computeMetrics) {
+      const text = await (await fetch(url)).text();
+      expect(text).toMatch(/^stratum_membership_live_replicas\{ring="compute",service="compute",replica="compute-\d"\} 2$/m);
+    }
+  });
 });

@@ -13,6 +13,8 @@ export interface Endpoints {
   postgres: string;
   agentSim: string;
   compute: string[];
+  /** Each compute replica's `/metrics` URL. */
+  computeMetrics: string[];
 }
 
 export interface Devstack {

@@ -18,6 +18,8 @@ export interface TestServiceOptions<TEnv extends EnvSpec> {
   settings?: Partial<EnvValues<TEnv>>;
   /** Per replica, e.g. observers that count what a replica received. */
   startOptions?: (replica: number) => Omit<StartOptions<TEnv>, "settings">;
+  /** A database of one's own (e.g. on a cluster the test halts); default: a fresh one on the run's Postgres. */
+  databaseUrl?: string;
   /** Changes to each replica's config (heartbeat 200 ms, pool of 8 by default). */
   config?: (replica: number) => Partial<ServiceConfig>;
 }
@@ -38,7 +40,7 @@ export async function startTestService<TTables extends Record<string, unknown>, 
   module: ServiceModule<TTables, TEnv>,
   options: TestServiceOptions<TEnv> = {},
 ): Promise<TestService<TTables>> {
-  const databaseUrl = await testDatabase(module.name);
+  const databaseUrl = options.databaseUrl ?? (await testDatabase(module.name));
   const natsUrl = await testNatsUrl();
   const busPrefix = uniquePrefix(module.name.slice(0, 1));
   const sim = options.agentSim ? await startAgentSim(options.agentSim) : undefined;

@@ -29,13 +29,14 @@ export interface ComputeStack {
  * of an in-process agent simulator: the same parts as production but the hypervisors.
  */
 export async function startComputeStack(
-  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings"> } = {},
+  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings">; databaseUrl?: string } = {},
 ): Promise<ComputeStack> {
   const service = await startTestService(computeModule(options.compute?.agent), {
     replicas: options.replicas ?? 2,
     settings: { STRATUM_PING_INTERVAL_MS: options.compute?.pingIntervalMs ?? 60_000 },
     agentSim: { hosts: options.hosts ?? 3 },
     ...(options.startOptions ? { startOptions: options.startOptions } : {}),
+    ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
   });
   const { replicas, natsUrl, busPrefix } = service;
   const sim = service.sim!;

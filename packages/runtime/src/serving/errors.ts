@@ -34,11 +34,14 @@ export function fromQueueError(e: unknown): unknown {
  * - anything else is left for the transport, which answers INTERNAL and logs the cause.
  */
 export function toStratumError(e: unknown): unknown {
+  // First: a Postgres error may hide inside an INTERNAL StratumError a domain wrapped it in.
+  const pg = postgresErrorToStratum(e);
+  if (pg) return pg;
   if (e instanceof StratumError) return e;
   if (e instanceof ChainTaskError) return fromQueueError(e);
   if (e instanceof FlowError) {
     const inner = toStratumError(e.cause);
     return inner instanceof StratumError ? inner : e;
   }
-  return postgresErrorToStratum(e) ?? e;
+  return e;
 }
