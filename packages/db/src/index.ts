@@ -26,3 +26,4 @@ export type { RequestsTable } from "./requests-table";
 export { rowMapper, qualifiedName } from "./row-mapper";
 export { TransitionBatcher } from "./transition-batcher";
 export type { TransitionBatcherOptions, WriteGuard } from "./transition-batcher";
+export { TurnBatcher } from "./turn-batcher";

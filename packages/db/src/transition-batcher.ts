@@ -2,6 +2,7 @@ import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type postgres from "postgres";
 import { mapPgError } from "./pg-errors";
 import { qualifiedName, rowMapper } from "./row-mapper";
+import { TurnBatcher } from "./turn-batcher";
 
 /**
  * A condition every write of the batcher must also meet, as a postgres-js fragment over the
@@ -46,22 +47,21 @@ interface Pending<TRow> {
  *
  * Two updates of the same resource never share a statement (a join with two matches would apply
  * only one), and the second waits until the statement carrying the first has returned, so they
- * apply in submission order. One statement is in flight at a time: while it runs, the next batch
- * fills up (fewer, larger statements).
+ * apply in submission order. Scheduling is a {@link TurnBatcher}'s: one statement in flight at a
+ * time, while the next batch fills up.
  */
 export class TransitionBatcher<TTable extends PgTable, TState extends string = string> {
-  #pending: Pending<TTable["$inferSelect"]>[] = [];
-  #scheduled = false;
-  readonly #inFlight = new Set<string>();
-  #running = false;
+  readonly #batcher: TurnBatcher<Pending<TTable["$inferSelect"]>>;
   readonly #toRow: (raw: Record<string, unknown>) => TTable["$inferSelect"];
   readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
   readonly #maxBatch: number;
   readonly #what: string;
+  readonly #keyProp: string;
 
-  constructor(private readonly o: TransitionBatcherOptions<TTable>) {
+  constructor(o: TransitionBatcherOptions<TTable>) {
     this.#toRow = rowMapper(o.table);
     this.#maxBatch = o.maxBatch ?? 512;
+    this.#keyProp = propertyOf(o.table, o.key);
     const { sql } = o;
     const table = sql.unsafe(`${qualifiedName(o.table)} AS t`);
     const key = sql.unsafe(`"${o.key.name}"`);
@@ -81,39 +81,26 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
         WHERE t.${key} = x.key AND t.${state} = x.from_state::${stateType} ${guard ? sql`AND ${guard}` : sql``}
         RETURNING t.*`;
     };
+    this.#batcher = new TurnBatcher((pending) => this.#flush(pending), (p, e) => p.reject(e));
   }
 
   /** Moves `key` from `from` to `to` if it is still in `from`: its new row, or undefined. */
   transition(key: string, from: TState, to: TState, message?: string): Promise<TTable["$inferSelect"] | undefined> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ key, from, to, message: message ?? null, resolve, reject });
-      this.#schedule();
-    });
+    return new Promise((resolve, reject) => this.#batcher.submit({ key, from, to, message: message ?? null, resolve, reject }));
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#running) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      void this.#flush();
-    });
-  }
-
-  async #flush(): Promise<void> {
+  async #flush(pending: Pending<TTable["$inferSelect"]>[]): Promise<Pending<TTable["$inferSelect"]>[]> {
     const batch: Pending<TTable["$inferSelect"]>[] = [];
     const later: Pending<TTable["$inferSelect"]>[] = [];
     const seen = new Set<string>();
-    for (const p of this.#pending) {
-      if (batch.length < this.#maxBatch && !seen.has(p.key) && !this.#inFlight.has(p.key)) {
+    for (const p of pending) {
+      // A second update of a key waits for the statement carrying the first: one statement with
+      // two matches for a row would apply only one of them.
+      if (batch.length < this.#maxBatch && !seen.has(p.key)) {
         seen.add(p.key);
         batch.push(p);
       } else later.push(p);
     }
-    this.#pending = later;
-    if (batch.length === 0) return; // what is left waits for the statement in flight, which reschedules
-    for (const p of batch) this.#inFlight.add(p.key);
-    this.#running = true;
     try {
       const rows = await this.#statement(
         batch.map((p) => p.key),
@@ -122,20 +109,16 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
         batch.map((p) => p.message),
       );
       const byKey = new Map<string, TTable["$inferSelect"]>();
-      const keyProp = propertyOf(this.o.table, this.o.key);
       for (const raw of rows) {
         const row = this.#toRow(raw as Record<string, unknown>);
-        byKey.set(String((row as Record<string, unknown>)[keyProp]), row);
+        byKey.set(String((row as Record<string, unknown>)[this.#keyProp]), row);
       }
       for (const p of batch) p.resolve(byKey.get(p.key));
     } catch (e) {
       const error = mapPgError(e, { operation: this.#what });
       for (const p of batch) p.reject(error);
-    } finally {
-      this.#running = false;
-      for (const p of batch) this.#inFlight.delete(p.key);
-      if (this.#pending.length > 0) this.#schedule();
     }
+    return later;
   }
 }
 

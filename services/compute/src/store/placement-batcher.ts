@@ -1,3 +1,4 @@
+import { TurnBatcher } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import type { VmRow } from "./schema";
 import type { NewVm } from "./vm-store";
@@ -30,11 +31,8 @@ const MAX_BATCH = 256;
  * one-statement placement — per VM, so each caller gets its own outcome.
  */
 export class PlacementBatcher {
-  #pending: Pending[] = [];
-  #scheduled = false;
-  /** One batch at a time: batches lock the same host rows, so a second would only wait; meanwhile
-   * the next one fills up. */
-  #running = false;
+  /** One batch at a time: batches lock the same host rows, so a second would only wait. */
+  readonly #batcher = new TurnBatcher<Pending>((pending) => this.#flush(pending), (p, e) => p.reject(e));
 
   constructor(
     private readonly sql: ComputeDb["sql"],
@@ -43,40 +41,26 @@ export class PlacementBatcher {
   ) {}
 
   place(vm: PlacementRequest): Promise<VmRow | undefined> {
-    return new Promise((resolve, reject) => {
-      this.#pending.push({ vm, resolve, reject });
-      this.#schedule();
-    });
+    return new Promise((resolve, reject) => this.#batcher.submit({ vm, resolve, reject }));
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#running) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      void this.#flush();
-    });
-  }
-
-  async #flush(): Promise<void> {
-    const batch = this.#pending.splice(0, MAX_BATCH);
-    if (batch.length === 0) return;
-    this.#running = true;
-    try {
-      if (batch.length === 1) return await this.#one(batch[0]!);
-      let rows: Map<string, VmRow>;
-      try {
-        rows = await this.#placeAll(batch.map((p) => p.vm));
-      } catch {
-        // One bad row (a duplicate id) fails the whole statement: sort it out VM by VM.
-        await Promise.all(batch.map((p) => this.#one(p)));
-        return;
-      }
-      for (const p of batch) p.resolve(rows.get(p.vm.uuid));
-    } finally {
-      this.#running = false;
-      if (this.#pending.length > 0) this.#schedule();
+  async #flush(pending: Pending[]): Promise<Pending[]> {
+    const batch = pending.slice(0, MAX_BATCH);
+    const later = pending.slice(MAX_BATCH);
+    if (batch.length === 1) {
+      await this.#one(batch[0]!);
+      return later;
     }
+    let rows: Map<string, VmRow>;
+    try {
+      rows = await this.#placeAll(batch.map((p) => p.vm));
+    } catch {
+      // One bad row (a duplicate id) fails the whole statement: sort it out VM by VM.
+      await Promise.all(batch.map((p) => this.#one(p)));
+      return later;
+    }
+    for (const p of batch) p.resolve(rows.get(p.vm.uuid));
+    return later;
   }
 
   #one(p: Pending): Promise<void> {
