@@ -10,7 +10,7 @@
  * refuses to run against a Postgres that acknowledges commits before they are on disk, since
  * such a figure would not be one a real deployment can have.
  *
- * Options: --vms N (2000) --concurrency C (200) --replicas R (1) --hosts H (enough for 2N VMs).
+ * Options: --vms N (2000) --concurrency C (200) --replicas R (1) --hosts H (10, more if 2N VMs need them).
  * N creates are made first as a warm-up and not counted. The devstack registers each simulated
  * host with the capacity its agent reports (agent-sim: 32 CPUs, 128 GiB), so the default host
  * count is what the 2N one-CPU VMs need; with fewer the bench says so before it starts.
@@ -38,10 +38,10 @@ const { values } = parseArgs({
 const N = positive("vms", values.vms);
 const C = positive("concurrency", values.concurrency);
 const REPLICAS = positive("replicas", values.replicas);
-/** CPUs of one agent-sim host (its default), the capacity the devstack registers it with. */
-const SIM_HOST_CPUS = 32;
+/** CPUs of one simulated host: big ones, so placement is measured, not running out of hosts. */
+const SIM_HOST_CPUS = 100_000;
 const VM_SPEC = { cpu: 1, memoryBytes: 256n * 1024n * 1024n };
-const HOSTS = values.hosts === undefined ? Math.ceil((2 * N * VM_SPEC.cpu) / SIM_HOST_CPUS) : positive("hosts", values.hosts);
+const HOSTS = values.hosts === undefined ? Math.max(10, Math.ceil((2 * N * VM_SPEC.cpu) / SIM_HOST_CPUS)) : positive("hosts", values.hosts);
 
 function positive(name: string, raw: string | undefined): number {
   const n = Number(raw);
@@ -86,7 +86,7 @@ async function drive(total: number, concurrency: number, call: (worker: number, 
 
 async function main(): Promise<void> {
   console.log(`starting a fresh devstack: ${REPLICAS} compute replica(s), ${HOSTS} simulated hosts, zero agent latency…`);
-  const stack = await startDevstack(["--replicas", String(REPLICAS), "--hosts", String(HOSTS), "--host-cpu", "100000", "--host-memory", "1000000", "--agent-latency", "0"]);
+  const stack = await startDevstack(["--replicas", String(REPLICAS), "--hosts", String(HOSTS), "--host-cpu", String(SIM_HOST_CPUS), "--host-memory", "1000000", "--agent-latency", "0"]);
   const addresses = stack.endpoints.compute;
   const clients: Client<typeof VmService>[] = Array.from({ length: C }, (_, i) => ownChannel(VmService, addresses[i % addresses.length]!));
   const health = Array.from({ length: C }, () => ownChannel(Health, addresses[0]!));

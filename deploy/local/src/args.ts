@@ -33,8 +33,8 @@ export const USAGE = `usage: pnpm start [-- options]
   --postgres-port P   embedded PostgreSQL port (default 5433; ignored with DATABASE_URL)
   --agent-port P      simulated host i on P+i (default 7200)
   --agent-latency MS  latency of every agent command (default 0)
-  --host-cpu N        CPUs each simulated host offers (default 64)
-  --host-memory GIB   memory each simulated host offers, GiB (default 256)
+  --host-cpu N        CPUs each simulated host has, as its agent reports them (default 32)
+  --host-memory GIB   memory each simulated host has, GiB (default 128)
 A port of 0 means any free port (each replica and host then gets its own).
 environment: NATS_URL, DATABASE_URL point at external servers instead of the embedded ones.`;
 
@@ -75,7 +75,7 @@ export function parseDevstackArgs(argv: readonly string[], cwd = process.cwd()):
     postgresPort: int("postgres-port", values["postgres-port"], 5433, 0, 65535),
     agentBasePort: int("agent-port", values["agent-port"], 7200, 0, 64000),
     agentLatencyMs: int("agent-latency", values["agent-latency"], 0, 0, 600_000),
-    hostCpu: int("host-cpu", values["host-cpu"], 64, 1, 100_000),
-    hostMemoryGiB: int("host-memory", values["host-memory"], 256, 1, 1_000_000),
+    hostCpu: int("host-cpu", values["host-cpu"], 32, 1, 100_000),
+    hostMemoryGiB: int("host-memory", values["host-memory"], 128, 1, 1_000_000),
   };
 }

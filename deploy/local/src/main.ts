@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   // The agent simulator: the hypervisors.
   const simPorts = options.agentBasePort ? ["--base-port", String(options.agentBasePort), "--control-port", String(options.agentBasePort - 1)] : ["--control-port", "0"];
   const sim = new Child("agent-sim", join(repoRoot, "services/agent-sim/src/main.ts"), [
-    "--hosts", String(options.hosts), ...simPorts, "--latency-ms", String(options.agentLatencyMs),
+    "--hosts", String(options.hosts), "--cpu", String(options.hostCpu), "--memory-gib", String(options.hostMemoryGiB), ...simPorts, "--latency-ms", String(options.agentLatencyMs),
   ], {}, join(logDir, "agent-sim.log"));
   stoppers.push(() => sim.stop());
   const agentUrls: string[] = [];
@@ -166,8 +166,9 @@ async function registerHosts(computeAddress: string, simControlUrl: string, agen
     for (const [i, agentUrl] of agentUrls.entries()) {
       const reported = facts.get(agentUrl);
       if (!reported) throw new Error(`agent-sim does not list ${agentUrl}`);
-      const cpuCapacity = Math.min(options.hostCpu, reported.cpuNum);
-      const memoryCapacityBytes = [BigInt(options.hostMemoryGiB) * 1024n ** 3n, BigInt(reported.memoryBytes)].reduce((a, b) => (a < b ? a : b));
+      // A host offers what its agent reports (compute refuses more).
+      const cpuCapacity = reported.cpuNum;
+      const memoryCapacityBytes = BigInt(reported.memoryBytes);
       // A kept data dir already has the host once its request id's outcome has expired: keep it.
       const host = await hosts
         .addHost({ name: `sim-host-${i}`, agentUrl, cpuCapacity, memoryCapacityBytes, clientRequestId: `devstack-host-${agentUrl}` })

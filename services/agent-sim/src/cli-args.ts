@@ -3,6 +3,8 @@ import type { AgentSimOptions } from "./agent-sim";
 
 export const USAGE = `usage: stratum-agent-sim [options]
   --hosts N                 simulated hosts (default 3)
+  --cpu N                   CPUs each host reports (default 32)
+  --memory-gib N            memory each host reports, GiB (default 128)
   --control-port P          control endpoint port (default 7070; 0 = any free port)
   --base-port P             host i listens on P+i (default: free ports)
   --socket-timeout-ms MS    idle keep-alive close, like CherryPy socket_timeout (default 10000)
@@ -25,6 +27,8 @@ export function parseCliArgs(argv: readonly string[]): AgentSimOptions | "help" 
     strict: true,
     options: {
       hosts: { type: "string" },
+      cpu: { type: "string" },
+      "memory-gib": { type: "string" },
       "control-port": { type: "string" },
       "base-port": { type: "string" },
       "socket-timeout-ms": { type: "string" },
@@ -35,8 +39,12 @@ export function parseCliArgs(argv: readonly string[]): AgentSimOptions | "help" 
     },
   });
   if (values.help) return "help";
+  const count = int("hosts", values.hosts, 1) ?? 3;
+  const cpuNum = int("cpu", values.cpu, 1);
+  const memoryGiB = int("memory-gib", values["memory-gib"], 1);
+  const facts = { ...(cpuNum !== undefined ? { cpuNum } : {}), ...(memoryGiB !== undefined ? { memoryBytes: memoryGiB * 1024 ** 3 } : {}) };
   const options: AgentSimOptions = {
-    hosts: int("hosts", values.hosts, 1) ?? 3,
+    hosts: cpuNum === undefined && memoryGiB === undefined ? count : Array.from({ length: count }, () => ({ ...facts })),
     controlPort: int("control-port", values["control-port"], 0) ?? 7070,
     socketTimeoutMs: int("socket-timeout-ms", values["socket-timeout-ms"], 1) ?? 10_000,
   };

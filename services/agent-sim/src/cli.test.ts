@@ -18,6 +18,11 @@ describe("CLI", () => {
     expect(() => parseCliArgs(["--nope"])).toThrow();
   });
 
+  it("gives every host the CPUs and memory --cpu and --memory-gib say, and refuses a bad value", () => {
+    expect(parseCliArgs(["--hosts", "2", "--cpu", "64", "--memory-gib", "256"])).toMatchObject({ hosts: [{ cpuNum: 64, memoryBytes: 256 * 1024 ** 3 }, { cpuNum: 64, memoryBytes: 256 * 1024 ** 3 }] });
+    expect(() => parseCliArgs(["--cpu", "0"])).toThrow(/--cpu must be an integer >= 1/);
+  });
+
   it("prints one JSON line per host, then a ready line, and stops on SIGTERM", async () => {
     const main = fileURLToPath(new URL("./main.ts", import.meta.url));
     const child = spawn(process.execPath, ["--import", "tsx", main, "--hosts", "2", "--control-port", "0", "--socket-timeout-ms", "1500"], { stdio: ["ignore", "pipe", "inherit"] });
