@@ -139,7 +139,6 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     // Refuses what is still waiting and lets running operations finish, before their clients close.
     closers.push(() => queue.close());
 
-    // Not in the ring yet: a probe must not send traffic before the replica has joined.
     const requests = requestsTable(pgSchema(module.name));
     // Compiling a message type's rules takes tens of ms: done now, not on a caller's first request.
     const protoValidator = options.protoValidator ?? sharedValidator();
@@ -151,12 +150,12 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       routers,
       db: db.db as never,
       requests,
-      log,
       protoValidator,
       observers: [metrics.rpcInterceptor, ...(options.observers ?? [])],
       ...(module.taskTimeoutMs !== undefined ? { staleRequestMs: 2 * module.taskTimeoutMs } : {}),
     });
     const registrations = parts.services.map((api) => api.registration);
+    // Not in the ring yet: a probe must not send traffic before the replica has joined.
     const server = await createServer({ host: config.host, port: config.port, services: registrations, interceptors, logger: log, initialHealth: ServingStatus.NOT_SERVING });
     closers.push(() => server.shutdown());
     const setServing = (status: ServingStatus) => {

@@ -1,16 +1,17 @@
-import type { DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import type { Violations } from "@stratum/core";
 import { implement, type ServiceImpl, type ServiceRegistration } from "@stratum/rpc";
 
 /** The request message type of method `K` of service `S`. */
-export type RequestOf<S extends DescService, K extends keyof S["method"]> = S["method"][K] extends { input: infer I extends import("@bufbuild/protobuf").DescMessage } ? MessageShape<I> : never;
+export type RequestOf<S extends DescService, K extends keyof S["method"]> = S["method"][K] extends { input: infer I extends DescMessage } ? MessageShape<I> : never;
 
 /**
  * How the kit serves one method, declared next to the handlers and applied by the interceptors
  * in this order, on the replica that receives the call, before anything is routed or run:
  *
  * 1. the limits declared in the proto (protovalidate), then `validate` for what a proto rule
- *    cannot say: bad input is INVALID_ARGUMENT on the first replica, never forwarded;
+ *    cannot say: bad input is INVALID_ARGUMENT on the first replica, never forwarded (the
+ *    rules run again, unchanged, on the owner a call is forwarded to);
  * 2. `normalize`: the request the rest of the chain sees (e.g. the UUID a create is about,
  *    derived from its request id), a new message — the caller's is never mutated;
  * 3. `owner`: the resource the call is about; the call runs on the replica that owns it on the

@@ -1,6 +1,6 @@
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { runWithWork, Violations, type Logger } from "@stratum/core";
+import { runWithWork, Violations } from "@stratum/core";
 import type { RequestValidator } from "@stratum/validation";
 import { ownerRouting, type Membership, type ServiceRouters } from "@stratum/bus";
 import type { RequestsTable } from "@stratum/db";
@@ -21,7 +21,6 @@ export interface ServingChainOptions {
   routers: ServiceRouters;
   db: PostgresJsDatabase<Record<string, unknown>>;
   requests: RequestsTable;
-  log: Logger;
   /** The proto-declared limits (protovalidate). */
   protoValidator?: ProtoValidator;
   /** Observers outside everything but the work scope (metrics), outermost first. */
