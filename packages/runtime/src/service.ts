@@ -11,6 +11,7 @@ import type { ServiceApi } from "./serving/api";
 import { servingChain, type ProtoValidator } from "./serving/chain";
 import { sweepRequests } from "./serving/idempotency";
 import { DEFAULT_TASK_TIMEOUT_MS } from "./shutdown";
+import { LIVENESS_SERVICE, natsCheck, postgresCheck, ReadinessWatcher } from "./readiness";
 
 /** How often a replica forgets request outcomes past their retention. */
 const REQUEST_SWEEP_INTERVAL_MS = 3_600_000;
@@ -158,6 +159,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     // Not in the ring yet: a probe must not send traffic before the replica has joined.
     const server = await createServer({ host: config.host, port: config.port, services: registrations, interceptors, logger: log, initialHealth: ServingStatus.NOT_SERVING });
     closers.push(() => server.shutdown());
+    server.health.set(LIVENESS_SERVICE, ServingStatus.SERVING); // liveness: listening, whatever Postgres and NATS do
     const setServing = (status: ServingStatus) => {
       server.health.set("", status);
       for (const { service } of registrations) server.health.set(service.typeName, status);
@@ -168,6 +170,9 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     closers.push(() => joined.leave());
     await parts.start?.();
     setServing(ServingStatus.SERVING);
+    const readiness = new ReadinessWatcher({ checks: [postgresCheck(db.sql), natsCheck(bus.nc)], setServing: (ok) => setServing(ok ? ServingStatus.SERVING : ServingStatus.NOT_SERVING), log });
+    readiness.start();
+    closers.push(() => readiness.stop());
     if (parts.services.some((api) => [...api.rules.values()].some((r) => r.requestId))) {
       const sweep = () => sweepRequests(db.db as never, requests).catch((e) => log.warn("request sweep failed", { error: e instanceof Error ? e.message : String(e) }));
       void sweep();
@@ -185,6 +190,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       // NOT_SERVING, leave the ring (callers re-route at once), drain the calls in flight, close
       // the queue (running operations finish), the domain's resources, NATS, Postgres.
       stop: () => (stopping ??= (async () => {
+        void readiness.stop(); // synchronously: no round turns it SERVING again; closeAll awaits the round
         setServing(ServingStatus.NOT_SERVING);
         await closeAll();
       })()),
