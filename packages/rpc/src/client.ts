@@ -1,14 +1,20 @@
 /**
  * Typed grpc-js clients for protobuf-es services: promises for unary calls, async iterables for
  * streams, StratumError for every failure, deadline and cancellation inherited from a parent
- * call, and retries of UNAVAILABLE on idempotent methods.
+ * call, and retries of UNAVAILABLE on idempotent methods — and, with `retry: { mutating: true }`,
+ * on methods whose request has a `client_request_id`, every attempt with the same id.
+ *
+ * A call on a closed client (or one whose retry finds it closed) fails with UNAVAILABLE
+ * `CHANNEL_CLOSED`, never a thrown grpc-js error.
  */
+import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape, type Message } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { deserializer, serializer } from "./codec";
 import { Code, currentWork, StratumError } from "@stratum/core";
 import { REQUEST_ID_KEY, earliest, type CallParent } from "./context";
-import { createRetryInterceptor, type RetryInterceptorOptions } from "./retry";
+import { channelClosedError, isChannelShutDown } from "./channel-closed";
+import { clientRequestIdField, createRetryInterceptor, type RetryInterceptorOptions } from "./retry";
 import { errorFromServiceError } from "./status";
 
 export interface CallOptions {
@@ -32,7 +38,14 @@ export interface ClientOptions {
   credentials?: grpc.ChannelCredentials;
   /** grpc-js channel options (`grpc.max_receive_message_length`, keepalive…). Ignored when a Channel is given. */
   channelOptions?: grpc.ChannelOptions;
-  /** Retry policy for UNAVAILABLE on idempotent methods, or `false` for none. Default: `DEFAULT_RETRY_POLICY`. */
+  /**
+   * Retry policy for UNAVAILABLE on idempotent methods, or `false` for none. Default:
+   * `DEFAULT_RETRY_POLICY`. With `mutating: true`, methods whose request has a
+   * `client_request_id` are retried too, and a request that leaves it empty gets a fresh UUID
+   * once, before its first attempt, so every attempt (and the server's deduplication) sees the
+   * same id. Meant for clients outside the service (the CLI, SDKs) that call compute's mutating
+   * RPCs and must survive a replica dying under them.
+   */
   retry?: RetryInterceptorOptions | false;
   /** More grpc-js interceptors, run outside the retry interceptor (once per logical call). */
   interceptors?: grpc.Interceptor[];
@@ -139,7 +152,14 @@ async function* responses<T>(call: grpc.ClientReadableStream<unknown> | grpc.Cli
   }
 }
 
-const owners = new WeakMap<object, { client: grpc.Client; ownsChannel: boolean }>();
+/** Per stub: its grpc-js client, whether it made its channel, and whether `closeClient` closed it. */
+interface Owner {
+  client: grpc.Client;
+  ownsChannel: boolean;
+  closed: boolean;
+}
+
+const owners = new WeakMap<object, Owner>();
 
 /**
  * A typed client for `service` at `target` (`host:port`, or any grpc-js target such as
@@ -154,20 +174,50 @@ export function createClient<S extends DescService>(service: S, target: string |
       ? new grpc.Client(target, credentials, { ...options.channelOptions, interceptors })
       : new grpc.Client("unused", credentials, { channelOverride: target, interceptors });
 
+  const owner: Owner = { client, ownsChannel: typeof target === "string", closed: false };
+  const fillRequestId = options.retry !== false && options.retry?.mutating === true;
   const methods: Record<string, unknown> = {};
-  for (const method of service.methods) methods[method.localName] = clientMethod(client, service, method, options.defaultTimeoutMs);
+  for (const method of service.methods) methods[method.localName] = clientMethod(owner, service, method, options.defaultTimeoutMs, fillRequestId);
   const stub = Object.freeze(methods) as Client<S>;
-  owners.set(stub, { client, ownsChannel: typeof target === "string" });
+  owners.set(stub, owner);
   return stub;
 }
 
 /** Closes the channel a client created for itself (a Channel passed in stays open: its owner closes it). */
 export function closeClient(client: object): void {
   const owner = owners.get(client);
-  if (owner?.ownsChannel) owner.client.close();
+  if (!owner?.ownsChannel) return;
+  owner.closed = true;
+  owner.client.close();
 }
 
-function clientMethod(client: grpc.Client, service: DescService, method: DescMethod, defaultTimeoutMs: number | undefined): unknown {
+/**
+ * Starts a grpc-js call, or the CHANNEL_CLOSED error if its channel is closed (by `closeClient`,
+ * or by the owner of a shared Channel). Other errors are thrown as they are.
+ */
+function startCall<T>(owner: Owner, path: string, start: () => T): T {
+  if (owner.closed) throw channelClosedError(path);
+  try {
+    return start();
+  } catch (err) {
+    if (isChannelShutDown(err)) throw channelClosedError(path, err);
+    throw err;
+  }
+}
+
+/**
+ * The request message to send: with mutating retries, an empty `client_request_id` is filled
+ * with a fresh UUID here, once, so that every attempt of this call carries the same id.
+ */
+function requestMessage(method: DescMethod, request: unknown, fillRequestId: boolean): Message {
+  const message = create(method.input, request as never) as Message & Record<string, unknown>;
+  const field = fillRequestId ? clientRequestIdField(method) : undefined;
+  if (field && message[field.localName] === "") message[field.localName] = randomUUID();
+  return message;
+}
+
+function clientMethod(owner: Owner, service: DescService, method: DescMethod, defaultTimeoutMs: number | undefined, fillRequestId: boolean): unknown {
+  const { client } = owner;
   const path = `/${service.typeName}/${method.name}`;
   const serialize = serializer(method.input) as (value: unknown) => Buffer;
   const deserialize = deserializer(method.output);
@@ -175,27 +225,29 @@ function clientMethod(client: grpc.Client, service: DescService, method: DescMet
     case "unary":
       // async: a bad request or option rejects the promise rather than throwing at the call site.
       return async (request: unknown, opts: CallOptions = {}): Promise<Message> => {
-        const message = create(method.input, request as never);
+        const message = requestMessage(method, request, fillRequestId);
         const { metadata, options, signals } = prepare(opts, defaultTimeoutMs);
         const early = abortedBeforeStart(signals);
         if (early) return Promise.reject(early);
         return new Promise((resolve, reject) => {
-          const call = client.makeUnaryRequest(path, serialize, deserialize, message, metadata, options, (err, response) => {
-            detach();
-            if (err) reject(errorFromServiceError(err));
-            else resolve(response as Message);
-          });
+          const call = startCall(owner, path, () =>
+            client.makeUnaryRequest(path, serialize, deserialize, message, metadata, options, (err, response) => {
+              detach();
+              if (err) reject(errorFromServiceError(err));
+              else resolve(response as Message);
+            }),
+          );
           const detach = onAbort(signals, () => call.cancel());
         });
       };
     case "server_streaming":
       return (request: unknown, opts: CallOptions = {}): AsyncIterable<Message> =>
         (async function* () {
-          const message = create(method.input, request as never);
+          const message = requestMessage(method, request, fillRequestId);
           const { metadata, options, signals } = prepare(opts, undefined);
           const early = abortedBeforeStart(signals);
           if (early) throw early;
-          const call = client.makeServerStreamRequest(path, serialize, deserialize, message, metadata, options);
+          const call = startCall(owner, path, () => client.makeServerStreamRequest(path, serialize, deserialize, message, metadata, options));
           yield* responses<Message>(call, onAbort(signals, () => call.cancel()));
         })();
     case "client_streaming":
@@ -204,11 +256,13 @@ function clientMethod(client: grpc.Client, service: DescService, method: DescMet
         const early = abortedBeforeStart(signals);
         if (early) return Promise.reject(early);
         return new Promise((resolve, reject) => {
-          const call = client.makeClientStreamRequest(path, serialize, deserialize, metadata, options, (err, response) => {
-            detach();
-            if (err) reject(errorFromServiceError(err));
-            else resolve(response as Message);
-          });
+          const call = startCall(owner, path, () =>
+            client.makeClientStreamRequest(path, serialize, deserialize, metadata, options, (err, response) => {
+              detach();
+              if (err) reject(errorFromServiceError(err));
+              else resolve(response as Message);
+            }),
+          );
           const detach = onAbort(signals, () => call.cancel());
           pump(call, method.input, requests).catch((err: unknown) => {
             detach();
@@ -222,7 +276,7 @@ function clientMethod(client: grpc.Client, service: DescService, method: DescMet
           const { metadata, options, signals } = prepare(opts, undefined);
           const early = abortedBeforeStart(signals);
           if (early) throw early;
-          const call = client.makeBidiStreamRequest(path, serialize, deserialize, metadata, options);
+          const call = startCall(owner, path, () => client.makeBidiStreamRequest(path, serialize, deserialize, metadata, options));
           // A failing request source cancels the call; the response iterator then reports CANCELLED.
           pump(call, method.input, requests).catch(() => {});
           yield* responses<Message>(call, onAbort(signals, () => call.cancel()));

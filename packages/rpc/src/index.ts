@@ -27,7 +27,8 @@ export type { ServerOptions, StratumServer } from "./server";
 export { closeClient, createClient } from "./client";
 export type { CallOptions, Client, ClientMethod, ClientOptions } from "./client";
 
-export { DEFAULT_RETRY_POLICY, RETRYABLE_CODES, backoffDelay, createRetryInterceptor, isIdempotent } from "./retry";
+export { CLIENT_REQUEST_ID_FIELD, DEFAULT_RETRY_POLICY, RETRYABLE_CODES, backoffDelay, clientRequestIdField, createRetryInterceptor, isIdempotent } from "./retry";
+export { CHANNEL_CLOSED, channelClosedError, isChannelShutDown } from "./channel-closed";
 export type { RetryInterceptorOptions, RetryPolicy } from "./retry";
 
 export { HealthRegistry, ServingStatus, healthService } from "./health";

@@ -16,12 +16,23 @@
  *   `grpc-retry-pushback-ms` trailer (a delay, or a negative value to stop retrying).
  *
  * Client-streaming and bidi calls are never retried (their requests are not buffered).
+ *
+ * Opt-in (`mutating: true`), a method with side effects is retried too when its request has a
+ * `client_request_id` field (AIP-155): the server answers a repeat of that id with the first
+ * outcome, so running it twice is safe — provided every attempt carries the same id, which the
+ * client guarantees (it fills an empty id once, before the first attempt; see `createClient`).
+ * UNAVAILABLE covers the routing reasons a replica answers (`NOT_OWNER`, `OWNER_UNREACHABLE`).
+ *
+ * A retry that finds its channel closed (the router dropped the replica while the call waited
+ * out its backoff) ends that call with UNAVAILABLE `CHANNEL_CLOSED`; it never throws.
  */
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { ScalarType, type DescField, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { Code } from "@stratum/core";
+import { Code, StratumError } from "@stratum/core";
 import type { Logger } from "@stratum/core";
+import { channelClosedError, isChannelShutDown } from "./channel-closed";
+import { toGrpcStatus } from "./status";
 
 /** The only status codes ever retried. */
 export const RETRYABLE_CODES: ReadonlySet<Code> = new Set([Code.UNAVAILABLE]);
@@ -53,6 +64,18 @@ export function isIdempotent(method: DescMethod): boolean {
   return method.idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENT || method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
 }
 
+/** Name of the request field that makes a mutating method safe to retry (AIP-155). */
+export const CLIENT_REQUEST_ID_FIELD = "client_request_id";
+
+/**
+ * The request's `client_request_id` field, if its input declares one as a string: the field the
+ * server keys a retry's first outcome on. Methods are told apart by this alone, not by name.
+ */
+export function clientRequestIdField(method: DescMethod): DescField | undefined {
+  const field = method.input.fields.find((f) => f.name === CLIENT_REQUEST_ID_FIELD);
+  return field?.fieldKind === "scalar" && field.scalar === ScalarType.STRING ? field : undefined;
+}
+
 /** Full-jitter backoff before retry number `retry` (1 = the first retry). */
 export function backoffDelay(retry: number, policy: RetryPolicy, random: () => number = Math.random): number {
   const bound = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * policy.backoffMultiplier ** (retry - 1));
@@ -62,6 +85,11 @@ export function backoffDelay(retry: number, policy: RetryPolicy, random: () => n
 export interface RetryInterceptorOptions extends Partial<RetryPolicy> {
   /** Logs each retry at debug level. */
   logger?: Logger;
+  /**
+   * Also retry methods with side effects whose request has a `client_request_id` field (the
+   * server deduplicates on it). Default false: only idempotent methods are retried.
+   */
+  mutating?: boolean;
 }
 
 /** grpc-js does not export these two types from its entry point; derive them from what it does export. */
@@ -109,7 +137,19 @@ class RetryingCall implements InterceptingCallInterface {
 
   private startAttempt(): void {
     this.attempts++;
-    const call = this.nextCall(this.options);
+    let call: InterceptingCallInterface;
+    try {
+      call = this.nextCall(this.options);
+    } catch (err) {
+      // Thrown from a retry timer, this would be an uncaught exception: end this call instead.
+      // Later, so that a first attempt does not report before grpc-js has finished starting it.
+      const error = isChannelShutDown(err) ? channelClosedError(this.options.method_definition.path, err) : StratumError.from(err);
+      this.call = undefined;
+      process.nextTick(() => {
+        if (!this.finished) this.finish(toGrpcStatus(error));
+      });
+      return;
+    }
     this.call = call;
     call.start(this.metadata.clone(), {
       onReceiveMetadata: (metadata) => {
@@ -179,8 +219,9 @@ class RetryingCall implements InterceptingCallInterface {
   cancelWithStatus(status: grpc.status, details: string): void {
     if (this.finished) return;
     this.cancelled = true;
-    if (this.timer !== undefined) {
-      // Between attempts there is no call to cancel: end the logical call here.
+    if (this.timer !== undefined || this.call === undefined) {
+      // Between attempts (or after one failed to start) there is no call to cancel: end the
+      // logical call here.
       clearTimeout(this.timer);
       this.timer = undefined;
       this.finish({ code: status, details, metadata: new grpc.Metadata() });
@@ -218,17 +259,19 @@ class RetryingCall implements InterceptingCallInterface {
 }
 
 /**
- * A grpc-js interceptor that retries UNAVAILABLE calls to the idempotent methods of `services`
- * (see the module comment for the exact rules). Methods it does not know are never retried.
+ * A grpc-js interceptor that retries UNAVAILABLE calls to the idempotent methods of `services`,
+ * and with `mutating` to those whose request has a `client_request_id` (see the module comment
+ * for the exact rules). Methods it does not know are never retried. It does not fill in the id:
+ * `createClient` does, and a caller of this interceptor alone must send the id itself.
  */
 export function createRetryInterceptor(services: DescService | readonly DescService[], options: RetryInterceptorOptions = {}): grpc.Interceptor {
-  const { logger, ...overrides } = options;
+  const { logger, mutating = false, ...overrides } = options;
   const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...overrides };
   if (!(policy.maxAttempts >= 1)) throw new RangeError("maxAttempts must be >= 1");
   const retryable = new Set<string>();
   for (const service of Array.isArray(services) ? services : [services as DescService]) {
     for (const method of service.methods) {
-      if (isIdempotent(method)) retryable.add(`/${service.typeName}/${method.name}`);
+      if (isIdempotent(method) || (mutating && clientRequestIdField(method))) retryable.add(`/${service.typeName}/${method.name}`);
     }
   }
   return (interceptorOptions, nextCall) => {
