@@ -24,6 +24,12 @@ export interface TransitionBatcherOptions<TTable extends PgTable> {
   updatedAt?: PgColumn;
   /** Extra condition of every write (see {@link WriteGuard}). */
   guard?: WriteGuard;
+  /**
+   * A text column every transition sets to `value()` (read once per statement): who moved the
+   * row last, e.g. the replica (and its incarnation) that did, so a takeover can tell a row that
+   * a live replica is working on from one left behind by a dead one.
+   */
+  stamp?: { column: PgColumn; value: () => string };
   /** Largest batch: keeps one statement's arrays and its lock set small. Default 512. */
   maxBatch?: number;
 }
@@ -54,6 +60,7 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
   readonly #batcher: TurnBatcher<Pending<TTable["$inferSelect"]>>;
   readonly #toRow: (raw: Record<string, unknown>) => TTable["$inferSelect"];
   readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
+  readonly #stamp: TransitionBatcherOptions<TTable>["stamp"];
   readonly #maxBatch: number;
   readonly #what: string;
   readonly #keyProp: string;
@@ -72,11 +79,14 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
     if (o.message) set.push(`"${o.message.name}" = COALESCE(x.message, t."${o.message.name}")`);
     if (o.updatedAt) set.push(`"${o.updatedAt.name}" = now()`);
     const assignments = sql.unsafe(set.join(", "));
+    this.#stamp = o.stamp;
+    const stampColumn = o.stamp ? sql.unsafe(`"${o.stamp.column.name}"`) : undefined;
     this.#what = `update ${qualifiedName(o.table)} ${o.state.name}`;
     this.#statement = (keys, from, to, messages) => {
       const guard = o.guard?.(sql);
+      const stamp = stampColumn ? sql`, ${stampColumn} = ${this.#stamp!.value()}` : sql``;
       return sql`
-        UPDATE ${table} SET ${assignments}
+        UPDATE ${table} SET ${assignments}${stamp}
         FROM unnest(${keys}::${keyType}, ${from}::text[], ${to}::text[], ${messages}::text[]) AS x(key, from_state, to_state, message)
         WHERE t.${key} = x.key AND t.${state} = x.from_state::${stateType} ${guard ? sql`AND ${guard}` : sql``}
         RETURNING t.*`;

@@ -9,7 +9,7 @@ beforeAll(async () => {
   // One big host, as its agent reports it: the capacity offered may not exceed it.
   stack = await startComputeStack({ replicas: 1, hosts: [{ cpuNum: 1000, memoryBytes: 1000 * 1024 ** 3 }] });
   await stack.addSimHosts(1000, 1000n);
-  store = new VmStore(stack.replicas[0]!.ctx.db as never);
+  store = new VmStore(stack.replicas[0]!.ctx.db as never, () => "test@0");
 });
 afterAll(() => stack?.stop());
 

@@ -59,6 +59,11 @@ export const vms = compute.table(
     memory: bigint({ mode: "number" }).notNull(),
     lastError: text("last_error").notNull().default(""),
     clientRequestId: text("client_request_id"),
+    /**
+     * The replica incarnation (`<replicaId>@<startedAt>`) that moved the VM last. A VM in a
+     * transient state whose actor is no live replica was left mid-operation: its owner reconciles it.
+     */
+    lastActor: text("last_actor").notNull().default(""),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     seq: bigserial({ mode: "number" }).notNull(),

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, ne, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, ne, sql, type SQL } from "drizzle-orm";
 import { mapPgError, rowMapper, TransitionBatcher } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { PlacementBatcher } from "./placement-batcher";
@@ -19,14 +19,24 @@ export interface NewVm {
   clientRequestId: string | null;
 }
 
+/** States a VM is in only while an operation works on it. */
+export const TRANSIENT_STATES: readonly VmStateValue[] = ["Created", "Starting", "Stopping", "Rebooting", "Destroying"];
+
 /** Queries on `compute.vms`. State changes are conditional updates whose row count is checked by the caller. */
 export class VmStore {
   readonly #transitions: TransitionBatcher<typeof vms, VmStateValue>;
   readonly #placements: PlacementBatcher;
 
-  constructor(private readonly handle: ComputeDb) {
-    this.#transitions = new TransitionBatcher({ sql: handle.sql, table: vms, key: vms.uuid, state: vms.state, message: vms.lastError, updatedAt: vms.updatedAt });
-    this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm));
+  /**
+   * @param actor the replica incarnation writing (`<replicaId>@<startedAt>`), recorded with every
+   *   change of a VM (see `vms.last_actor`).
+   */
+  constructor(
+    private readonly handle: ComputeDb,
+    private readonly actor: () => string,
+  ) {
+    this.#transitions = new TransitionBatcher({ sql: handle.sql, table: vms, key: vms.uuid, state: vms.state, message: vms.lastError, updatedAt: vms.updatedAt, stamp: { column: vms.lastActor, value: actor } });
+    this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm), actor);
   }
 
   /**
@@ -75,8 +85,8 @@ export class VmStore {
           WHERE uuid = (${candidate}) AND ${canTake(vm)}
           RETURNING uuid
         )
-        INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id)
-        SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId} FROM reserved
+        INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor)
+        SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()} FROM reserved
         RETURNING *`);
       const [raw] = rows as unknown as Record<string, unknown>[];
       return raw ? vmFromRaw(raw) : undefined;
@@ -88,6 +98,11 @@ export class VmStore {
   async get(uuid: string): Promise<VmRow | undefined> {
     const [row] = await this.handle.db.select().from(vms).where(eq(vms.uuid, uuid));
     return row;
+  }
+
+  /** Every VM in the middle of an operation (a transient state), for the takeover scan. */
+  async transient(): Promise<VmRow[]> {
+    return this.handle.db.select().from(vms).where(inArray(vms.state, [...TRANSIENT_STATES]));
   }
 
   /** The VMs holding capacity on a host, whatever their state. */
@@ -114,7 +129,7 @@ export class VmStore {
       if (!before) return undefined;
       const [row] = await tx
         .update(vms)
-        .set({ state: to, hostUuid: null, updatedAt: sql`now()`, ...(lastError !== undefined ? { lastError } : {}) })
+        .set({ state: to, hostUuid: null, updatedAt: sql`now()`, lastActor: this.actor(), ...(lastError !== undefined ? { lastError } : {}) })
         .where(eq(vms.uuid, uuid))
         .returning();
       if (before.hostUuid) {

@@ -1,0 +1,1 @@
+ALTER TABLE "compute"."vms" ADD COLUMN "last_actor" text DEFAULT '' NOT NULL;

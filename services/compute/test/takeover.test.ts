@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { GIB, startComputeStack, type ComputeStack } from "./harness";
+import { until } from "./until";
+
+/**
+ * A replica that dies mid-operation (kill -9 of a real process, while the agent holds its
+ * command) leaves the VM in a transient state; its new owner asks the agent and finishes or rolls
+ * back. Replica 0 runs in-process; replica 1 is a child process, so it can really be killed.
+ */
+const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+
+let stack: ComputeStack;
+let hostUuid: string;
+beforeAll(async () => {
+  stack = await startComputeStack({ replicas: 1, hosts: 1 });
+  hostUuid = (await stack.addSimHosts(8, 16n))[0]!;
+});
+afterAll(() => stack?.stop());
+
+/** Starts compute-1 as a process of its own on the stack's database and NATS namespace. */
+async function startChildReplica(): Promise<ChildProcess> {
+  const { config } = stack.replicas[0]!.ctx;
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
+    env: {
+      ...process.env,
+      DATABASE_URL: config.databaseUrl,
+      NATS_URL: config.natsUrl,
+      STRATUM_BUS_PREFIX: config.busPrefix,
+      STRATUM_REPLICA_ID: "compute-1",
+      STRATUM_GRPC_HOST: "127.0.0.1",
+      STRATUM_GRPC_PORT: "0",
+      STRATUM_HEARTBEAT_MS: String(config.heartbeatMs),
+      STRATUM_PING_INTERVAL_MS: "60000",
+      STRATUM_DB_POOL_SIZE: "4",
+    },
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`compute-1 exited with ${code} before it was ready`)));
+    lines.on("line", (line) => line.includes('"msg":"ready"') && resolve());
+  });
+  await stack.replicas[0]!.ctx.view.until((v) => v.members("compute").length === 2);
+  return child;
+}
+
+async function kill9(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGKILL");
+  await exited;
+}
+
+/** A VM UUID that compute-1 owns, so operations on it run there. */
+function ownedByChild(): string {
+  for (;;) {
+    const uuid = randomUUID();
+    if (stack.replicas[0]!.ctx.view.ownerOf("compute", uuid)?.replicaId === "compute-1") return uuid;
+  }
+}
+
+async function vmOf(uuid: string) {
+  return (await stack.vms.getVm({ uuid })).vm!;
+}
+
+async function hostCpuUsed(): Promise<number> {
+  return (await stack.hosts.getHost({ uuid: hostUuid })).host!.cpuUsed;
+}
+
+describe("takeover of VMs a dead replica left mid-operation", () => {
+  it("a create killed while the agent starts the VM ends Running, as the agent says, with its capacity held", async () => {
+    const child = await startChildReplica();
+    const uuid = ownedByChild();
+    const before = await hostCpuUsed();
+    const hold = stack.sim.hold(0, "vm/start");
+    const create = stack.vms.createVm({ uuid, name: "orphan-start", cpu: 1, memoryBytes: GIB, hostUuid }).catch((e) => e);
+    const held = await hold.next(10_000);
+    await kill9(child);
+    held.release(); // the agent finishes the start nobody waits for any more
+    await create;
+    await until(async () => (await vmOf(uuid)).state === VmState.RUNNING, "the new owner to finish the start");
+    const vm = await vmOf(uuid);
+    expect(vm.lastError).toContain("replica compute-1 stopped while the VM was Starting");
+    expect(vm.lastError).toContain("reports it running");
+    expect(await hostCpuUsed()).toBe(before + 1);
+    expect(stack.sim.hosts[0]!.inspect().vms.find((v) => v.vmUuid === uuid)?.state).toBe("running");
+    await stack.vms.destroyVm({ uuid });
+  });
+
+  it("a stop killed before the agent acted ends Running again, as the agent says", async () => {
+    let child = await startChildReplica();
+    const uuid = ownedByChild();
+    await stack.vms.createVm({ uuid, name: "orphan-stop", cpu: 1, memoryBytes: GIB, hostUuid });
+    const hold = stack.sim.hold(0, "vm/stop");
+    const stop = stack.vms.stopVm({ uuid }).catch((e) => e);
+    const held = await hold.next(10_000);
+    await kill9(child);
+    held.release({ kind: "http500", message: "never reached the hypervisor" });
+    await stop;
+    await until(async () => (await vmOf(uuid)).state === VmState.RUNNING, "the new owner to roll the stop back");
+    expect((await vmOf(uuid)).lastError).toContain("stopped while the VM was Stopping");
+    child = await startChildReplica(); // a new incarnation: its own VMs are not taken from it
+    await stack.vms.destroyVm({ uuid });
+    await kill9(child);
+  });
+
+  it("a destroy killed halfway is completed by the new owner and the capacity released", async () => {
+    const child = await startChildReplica();
+    const uuid = ownedByChild();
+    const before = await hostCpuUsed();
+    await stack.vms.createVm({ uuid, name: "orphan-destroy", cpu: 1, memoryBytes: GIB, hostUuid });
+    const hold = stack.sim.hold(0, "vm/destroy");
+    const destroy = stack.vms.destroyVm({ uuid }).catch((e) => e);
+    const held = await hold.next(10_000);
+    await kill9(child);
+    held.release({ kind: "reset", phase: "before" }); // the agent never destroyed it
+    await destroy;
+    await until(async () => (await vmOf(uuid)).state === VmState.DESTROYED, "the new owner to complete the destroy");
+    expect(await hostCpuUsed()).toBe(before);
+    expect(stack.sim.hosts[0]!.inspect().vms.find((v) => v.vmUuid === uuid)).toBeUndefined();
+  });
+});
