@@ -15,12 +15,26 @@ export interface Endpoints {
   compute: string[];
   /** Each compute replica's `/metrics` URL. */
   computeMetrics: string[];
+  /** The pid file: `{ "nats": pid, "compute-0": pid, … }`, rewritten on every restart. */
+  pids: string;
 }
 
 export interface Devstack {
   readonly endpoints: Endpoints;
   /** Everything the launcher printed, for failure messages. */
   readonly output: string[];
+  /** The launcher's own pid. */
+  readonly pid: number;
+  /** Whether the launcher is still running. */
+  running(): boolean;
+  /** The current pid of a child (`compute-1`, `nats`, `postgres`, `agent-sim`), as the launcher last wrote it. */
+  pidOf(name: string): number;
+  /**
+   * Resolves with the first output line matching `pattern`, looking back at `since` (an index
+   * into `output`) first, so a line printed before the call is not missed; rejects when the
+   * launcher exits or after `timeoutMs`, the failure bound.
+   */
+  waitForLine(pattern: RegExp, since?: number, timeoutMs?: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -37,12 +51,14 @@ export async function startDevstack(args: readonly string[] = [], timeoutMs = 12
     { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NATS_URL: "", DATABASE_URL: "" } },
   );
   const output: string[] = [];
+  const lineListeners = new Set<(line: string) => void>();
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const ready = new Promise<void>((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`devstack not ready after ${timeoutMs} ms:\n${output.join("\n")}`)), timeoutMs);
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on("line", (line) => {
         output.push(line);
+        for (const listener of lineListeners) listener(line);
         if (line.startsWith("Stratum is ready")) {
           clearTimeout(timer);
           resolveReady();
@@ -55,7 +71,7 @@ export async function startDevstack(args: readonly string[] = [], timeoutMs = 12
     });
   });
   const stop = async () => {
-    if (child.exitCode === null) child.kill("SIGINT");
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
     await exited;
     rmSync(dataDir, { recursive: true, force: true });
   };
@@ -66,5 +82,34 @@ export async function startDevstack(args: readonly string[] = [], timeoutMs = 12
     throw e;
   }
   const endpoints = JSON.parse(readFileSync(join(dataDir, "endpoints.json"), "utf8")) as Endpoints;
-  return { endpoints, output, stop };
+  const pidOf = (name: string): number => {
+    const pids = JSON.parse(readFileSync(endpoints.pids, "utf8")) as Record<string, number>;
+    const pid = pids[name];
+    if (pid === undefined) throw new Error(`the devstack runs no child named ${JSON.stringify(name)}; it runs ${Object.keys(pids).join(", ")}`);
+    return pid;
+  };
+  const waitForLine = (pattern: RegExp, since = 0, timeoutMs = 60_000): Promise<string> =>
+    new Promise((resolveLine, reject) => {
+      const seen = output.slice(since).find((l) => pattern.test(l));
+      if (seen !== undefined) return resolveLine(seen);
+      const done = () => {
+        clearTimeout(timer);
+        lineListeners.delete(check);
+      };
+      const check = (line: string) => {
+        if (!pattern.test(line)) return;
+        done();
+        resolveLine(line);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`the devstack printed no line matching ${pattern} within ${timeoutMs} ms:\n${output.join("\n")}`));
+      }, timeoutMs);
+      lineListeners.add(check);
+      void exited.then((code) => {
+        done();
+        reject(new Error(`the devstack exited with ${code} before printing a line matching ${pattern}:\n${output.join("\n")}`));
+      });
+    });
+  return { endpoints, output, pid: child.pid!, running: () => child.exitCode === null && child.signalCode === null, pidOf, waitForLine, stop };
 }

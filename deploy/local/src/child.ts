@@ -1,15 +1,17 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
+import type { ExitStatus } from "./supervisor";
 
 /** A service or simulator process of the devstack, its output teed to a log file. */
 export class Child {
-  readonly exited: Promise<number | null>;
+  readonly exited: Promise<ExitStatus>;
   readonly #proc: ChildProcess;
   readonly #log: WriteStream;
   readonly #tail: string[] = [];
   readonly #listeners = new Set<(line: string) => void>();
   #stopping = false;
+  #stopped: Promise<void> | undefined;
 
   constructor(
     readonly name: string,
@@ -33,7 +35,13 @@ export class Child {
         for (const listener of this.#listeners) listener(line);
       });
     }
-    this.exited = new Promise((resolve) => this.#proc.once("exit", (code) => resolve(code)));
+    this.exited = new Promise((resolve) => this.#proc.once("exit", (code, signal) => resolve({ code, signal })));
+    // Once its pipes are closed every line is written: a restarted child gets a new stream.
+    this.#proc.once("close", () => this.#log.end());
+  }
+
+  get pid(): number {
+    return this.#proc.pid ?? -1;
   }
 
   get stopping(): boolean {
@@ -66,22 +74,23 @@ export class Child {
         }
       };
       this.#listeners.add(check);
-      void this.exited.then((code) => {
+      void this.exited.then(({ code, signal }) => {
         clearTimeout(timer);
-        reject(new Error(`${this.name} exited with code ${code} before it was ready:\n  ${this.tail().join("\n  ")}`));
+        reject(new Error(`${this.name} exited with ${signal ?? `code ${code}`} before it was ready:\n  ${this.tail().join("\n  ")}`));
       });
     });
   }
 
-  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
-  async stop(graceMs = 10_000): Promise<void> {
-    this.#stopping = true;
-    if (this.#proc.exitCode === null && this.#proc.signalCode === null) {
-      this.#proc.kill("SIGTERM");
-      const killer = setTimeout(() => this.#proc.kill("SIGKILL"), graceMs);
-      await this.exited;
-      clearTimeout(killer);
-    }
-    this.#log.end();
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. Idempotent. */
+  stop(graceMs = 10_000): Promise<void> {
+    return (this.#stopped ??= (async () => {
+      this.#stopping = true;
+      if (this.#proc.exitCode === null && this.#proc.signalCode === null) {
+        this.#proc.kill("SIGTERM");
+        const killer = setTimeout(() => this.#proc.kill("SIGKILL"), graceMs);
+        await this.exited;
+        clearTimeout(killer);
+      }
+    })());
   }
 }

@@ -7,12 +7,17 @@ import { closeClient, Code, createClient, StratumError } from "@stratum/rpc";
 import { startNats, startPostgres, type NatsServer, type PostgresServer } from "@stratum/testing";
 import { parseDevstackArgs, USAGE, type DevstackOptions } from "./args";
 import { Child } from "./child";
+import { goneAt } from "./liveness";
+import { PidFile } from "./pid-file";
+import { Supervisor, type Launch, type Run } from "./supervisor";
 import { presentServices, SERVICE_ORDER } from "./services-present";
 
 const repoRoot = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 
 /** Everything the devstack started, stopped in reverse by `shutdown`. */
 const stoppers: Array<() => Promise<unknown>> = [];
+/** Every child's supervisor, halted all at once when shutdown begins. */
+const supervisors: Supervisor[] = [];
 let shuttingDown = false;
 let stopped: Promise<void> | undefined;
 let exitCode: number | undefined;
@@ -23,6 +28,7 @@ let exitCode: number | undefined;
  */
 async function shutdown(code: number): Promise<never> {
   shuttingDown = true;
+  for (const supervisor of supervisors) supervisor.halt();
   exitCode ??= code;
   stopped ??= (async () => {
     for (const stop of stoppers.reverse()) await stop().catch((e) => console.error(`stop failed: ${e instanceof Error ? e.message : e}`));
@@ -54,90 +60,161 @@ async function main(): Promise<void> {
   const endpoints: Record<string, string | string[]> = {};
   const print = (name: string, value: string) => console.log(`${name.padEnd(14)} ${value}`);
 
-  // NATS with JetStream, embedded unless NATS_URL points elsewhere.
+  const pids = new PidFile(join(options.dataDir, "pids.json"));
+  /** Every child runs under a Supervisor, stopped with the rest on shutdown (also mid-start). */
+  const supervise = (name: string, launch: Launch, noRestart?: string): Promise<Run> => {
+    const supervisor = new Supervisor(name, launch, {
+      log: (line) => console.error(line),
+      onPid: (pid) => pids.set(name, pid),
+      ...(noRestart ? { noRestart } : {}),
+    });
+    supervisors.push(supervisor);
+    stoppers.push(() => supervisor.stop());
+    return supervisor.start();
+  };
+
+  // NATS with JetStream, embedded unless NATS_URL points elsewhere. A restart reuses its ports
+  // and store dir (NatsServer.restart), and the replicas' clients reconnect on their own.
   let natsUrl = process.env.NATS_URL;
   if (!natsUrl) {
-    const nats: NatsServer = await startNats({ ...(options.natsPort ? { port: options.natsPort } : {}), storeDir: join(options.dataDir, "nats") });
-    stoppers.push(() => nats.stop());
-    natsUrl = nats.url;
+    let nats: NatsServer | undefined;
+    await supervise("nats", async () => {
+      if (!nats) nats = await startNats({ ...(options.natsPort ? { port: options.natsPort } : {}), storeDir: join(options.dataDir, "nats") });
+      else await nats.restart();
+      return serverRun(nats, nats.url);
+    });
+    natsUrl = nats!.url;
   }
   endpoints.nats = natsUrl;
   print("nats", natsUrl);
 
-  // PostgreSQL, embedded unless DATABASE_URL points elsewhere; data kept in the data dir.
+  // PostgreSQL, embedded unless DATABASE_URL points elsewhere; data kept in the data dir. A
+  // restart (PostgresServer.resume) reuses its port and data dir and recovers from the WAL.
   let databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) {
-    // The data outlives the devstack and compute acts on agents once a commit returns, so every
-    // commit must be on disk: fast: false is @stratum/testing's DURABLE_SETTINGS (group commit, no
-    // synchronous_commit=off), the settings bench:vm measures too.
-    const pg: PostgresServer = await startPostgres({
-      ...(options.postgresPort ? { port: options.postgresPort } : {}),
-      dataDir: join(options.dataDir, "postgres"),
-      fast: false,
+    let pg: PostgresServer | undefined;
+    await supervise("postgres", async () => {
+      // The data outlives the devstack and compute acts on agents once a commit returns, so every
+      // commit must be on disk: fast: false is @stratum/testing's DURABLE_SETTINGS (group commit, no
+      // synchronous_commit=off), the settings bench:vm measures too.
+      if (!pg) pg = await startPostgres({ ...(options.postgresPort ? { port: options.postgresPort } : {}), dataDir: join(options.dataDir, "postgres"), fast: false });
+      else await pg.resume();
+      return serverRun(pg, pg.url.replace(/\/\/[^@/]*@/, "//"));
     });
-    stoppers.push(() => pg.stop());
-    databaseUrl = await ensureDatabase(pg.url, "stratum");
+    databaseUrl = await ensureDatabase(pg!.url, "stratum");
   }
   // The file keeps the full URL (tools and benchmarks connect with it); the screen does not show credentials.
   endpoints.postgres = databaseUrl;
   print("postgres", databaseUrl.replace(/\/\/[^@/]*@/, "//"));
 
-  // The agent simulator: the hypervisors.
+  // The agent simulator: the hypervisors. Restarted it comes back with no VMs, like rebooted
+  // hosts, which compute's reconnect handshake reconciles. Only on fixed ports, though: on free
+  // ones (--agent-port 0) its hosts' ports are not consecutive, a new agent-sim cannot be given
+  // them back, and compute would keep calling the old addresses.
   const simPorts = options.agentBasePort ? ["--base-port", String(options.agentBasePort), "--control-port", String(options.agentBasePort - 1)] : ["--control-port", "0"];
-  const sim = new Child("agent-sim", join(repoRoot, "services/agent-sim/src/main.ts"), [
-    "--hosts", String(options.hosts), "--cpu", String(options.hostCpu), "--memory-gib", String(options.hostMemoryGiB), ...simPorts, "--latency-ms", String(options.agentLatencyMs),
-  ], {}, join(logDir, "agent-sim.log"));
-  stoppers.push(() => sim.stop());
   const agentUrls: string[] = [];
-  const simReady = await sim.waitFor((j) => {
-    if (typeof j.url === "string") agentUrls.push(j.url);
-    return j.ready === true ? (j.controlUrl as string) : undefined;
-  }, 30_000);
-  watch(sim);
+  let simReady = "";
+  await supervise(
+    "agent-sim",
+    async (signal) => {
+      const urls: string[] = [];
+      const { child, ready } = await launchChild(signal, "agent-sim", "services/agent-sim/src/main.ts", [
+        "--hosts", String(options.hosts), "--cpu", String(options.hostCpu), "--memory-gib", String(options.hostMemoryGiB), ...simPorts, "--latency-ms", String(options.agentLatencyMs),
+      ], {}, join(logDir, "agent-sim.log"), (j) => {
+        if (typeof j.url === "string") urls.push(j.url);
+        return j.ready === true ? (j.controlUrl as string) : undefined;
+      }, 30_000);
+      if (agentUrls.length === 0) agentUrls.push(...urls);
+      simReady = ready;
+      return childRun(child, ready);
+    },
+    options.agentBasePort ? undefined : "its hosts were on free ports (--agent-port 0), which a new agent-sim cannot be given back; its hosts stay disconnected",
+  );
   endpoints.agentSim = simReady;
   print("agent-sim", `${simReady} (control), ${agentUrls.length} hosts from ${agentUrls[0] ?? "-"}`);
 
-  // Every service that exists, N replicas each.
+  // Every service that exists, N replicas each. A replica comes back like a StatefulSet pod: same
+  // id, environment and ports (the ones it first bound, also when they were chosen free).
   for (const service of presentServices(repoRoot)) {
     const k = SERVICE_ORDER.indexOf(service as (typeof SERVICE_ORDER)[number]);
     const addresses: string[] = [];
     const metricsUrls: string[] = [];
     for (let i = 0; i < options.replicas; i++) {
       const replicaId = `${service}-${i}`;
-      const port = options.basePort ? options.basePort + 100 * k + i + 1 : 0;
-      const child = new Child(replicaId, join(repoRoot, "services", service, "src/main.ts"), [], {
-        STRATUM_REPLICA_ID: replicaId,
-        STRATUM_GRPC_HOST: "127.0.0.1",
-        STRATUM_GRPC_PORT: String(port),
-        STRATUM_METRICS_PORT: String(port ? port + 50 : 0),
-        STRATUM_ADVERTISE_HOST: "127.0.0.1",
-        NATS_URL: natsUrl,
-        DATABASE_URL: databaseUrl,
-      }, join(logDir, `${replicaId}.log`));
-      stoppers.push(() => child.stop());
-      const ready = await child.waitFor((j) => (j.msg === "ready" ? { address: j.address as string, metrics: j.metrics as string } : undefined), 60_000);
-      watch(child);
-      addresses.push(ready.address);
-      metricsUrls.push(ready.metrics);
-      print(replicaId, `grpc ${ready.address}  metrics ${ready.metrics}`);
+      let grpcPort = options.basePort ? options.basePort + 100 * k + i + 1 : 0;
+      let metricsPort = grpcPort ? grpcPort + 50 : 0;
+      let first: { address: string; metrics: string } | undefined;
+      await supervise(replicaId, async (signal) => {
+        const { child, ready } = await launchChild(signal, replicaId, join("services", service, "src/main.ts"), [], {
+          STRATUM_REPLICA_ID: replicaId,
+          STRATUM_GRPC_HOST: "127.0.0.1",
+          STRATUM_GRPC_PORT: String(grpcPort),
+          STRATUM_METRICS_PORT: String(metricsPort),
+          STRATUM_ADVERTISE_HOST: "127.0.0.1",
+          NATS_URL: natsUrl,
+          DATABASE_URL: databaseUrl,
+        }, join(logDir, `${replicaId}.log`), (j) => (j.msg === "ready" ? { address: j.address as string, metrics: j.metrics as string } : undefined), 60_000);
+        if (!first) {
+          first = ready;
+          grpcPort = portOf(`http://${ready.address}`);
+          metricsPort = portOf(ready.metrics);
+        }
+        return childRun(child, `grpc ${ready.address}  metrics ${ready.metrics}`);
+      });
+      addresses.push(first!.address);
+      metricsUrls.push(first!.metrics);
+      print(replicaId, `grpc ${first!.address}  metrics ${first!.metrics}`);
     }
     endpoints[service] = addresses;
     endpoints[`${service}Metrics`] = metricsUrls;
   }
 
   if (endpoints.compute) await registerHosts((endpoints.compute as string[])[0]!, simReady, agentUrls, options);
+  endpoints.pids = pids.path;
   writeFileSync(join(options.dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
   print("logs", logDir);
   console.log("Stratum is ready (Ctrl-C stops it)");
 }
 
-/** A service that dies on its own takes the devstack down with its last words on screen, instead of leaving a half-stack. */
-function watch(child: Child): void {
-  void child.exited.then((code) => {
-    if (child.stopping || shuttingDown) return;
-    console.error(`${child.name} exited unexpectedly (code ${code}); last output:\n  ${child.tail().join("\n  ")}`);
-    void shutdown(1);
-  });
+/**
+ * Spawns a child and resolves once it printed the line `ready` picks; a child that exits, does
+ * not get ready in time or is aborted by a shutdown meanwhile is stopped and the launch fails.
+ */
+async function launchChild<T>(
+  signal: AbortSignal,
+  name: string,
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  logFile: string,
+  ready: (json: Record<string, unknown>) => T | undefined,
+  timeoutMs: number,
+): Promise<{ child: Child; ready: T }> {
+  const child = new Child(name, join(repoRoot, script), args, env, logFile);
+  const abort = () => void child.stop();
+  signal.addEventListener("abort", abort, { once: true });
+  try {
+    return { child, ready: await child.waitFor(ready, timeoutMs) };
+  } catch (e) {
+    await child.stop();
+    throw e;
+  } finally {
+    signal.removeEventListener("abort", abort);
+  }
+}
+
+function childRun(child: Child, describe: string): Run {
+  return { pid: child.pid, exited: child.exited, stop: () => child.stop(), describe, lastWords: () => child.tail() };
+}
+
+/** A server of @stratum/testing: only its pid is known, so its death is seen by a liveness probe. */
+function serverRun(server: { pid: number; stop(): Promise<void>; output(): string }, describe: string): Run {
+  const pid = server.pid;
+  return { pid, exited: goneAt(pid), stop: () => server.stop(), describe, lastWords: () => server.output().trim().split("\n").slice(-10) };
+}
+
+function portOf(url: string): number {
+  return Number(new URL(url).port);
 }
 
 async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
