@@ -9,7 +9,9 @@ let stack: ComputeStack;
 let hostUuids: string[];
 
 beforeAll(async () => {
-  stack = await startComputeStack({ replicas: 2, hosts: 2, compute: { pingIntervalMs: 100, agent: { commands: { "host/ping": { timeoutMs: 300 }, "host/connect": { timeoutMs: 300 } } } } });
+  // The pinger bounds its pings and handshakes by the interval (the policies bound the
+  // explicit calls): 250 ms leaves a loaded test machine room, so a host does not flap.
+  stack = await startComputeStack({ replicas: 2, hosts: 2, compute: { pingIntervalMs: 250, agent: { commands: { "host/ping": { timeoutMs: 300 }, "host/connect": { timeoutMs: 1_000 } } } } });
   hostUuids = await stack.addSimHosts(8, 8n);
 });
 afterAll(() => stack?.stop());
@@ -45,6 +47,19 @@ it("an explicit reconnect to a dead agent fails with the agent's error and leave
   expect(await status(hostUuids[1]!)).toBe(HostStatus.DISCONNECTED);
   await sim.start();
   expect((await stack.hosts.reconnectHost({ uuid: hostUuids[1]! })).host!.status).toBe(HostStatus.CONNECTED);
+});
+
+it("an explicit reconnect to a hung agent fails at host/connect's own deadline with the agent's error and leaves the host Disconnected", async () => {
+  const sim = stack.sim.hosts[1]!;
+  const uuid = hostUuids[1]!;
+  const hung = sim.injectFault({ command: "host/connect", kind: "hang" });
+  const err = await stack.hosts.reconnectHost({ uuid }).catch((e) => e);
+  // The operator's handshake keeps the policy's deadline (1 s here), not the pinger's interval.
+  expect(err).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+  expect(err.message).toContain("host/connect: no answer within 1000 ms");
+  expect(await status(uuid)).toBe(HostStatus.DISCONNECTED);
+  hung.clear();
+  await until(async () => (await status(uuid)) === HostStatus.CONNECTED, "the pinger to reconnect the host");
 });
 
 it("after its agent restarts, a host's VMs are synced with what it really runs", async () => {

@@ -23,6 +23,15 @@ export type VmsReply = HostVmsReply;
 export type VmCommand = "vm/start" | VmRefCommand;
 export type VmCommandBody<C extends VmCommand> = C extends "vm/start" ? VmStartRequest : AgentRequest<C>;
 
+/**
+ * Per-call bound tighter than the command's policy: the call's deadline is the smaller of the two.
+ * The pinger uses it so that its probes and handshakes fit in one ping interval whatever the
+ * policy says (see `HostManager`), while explicit calls keep the policy's deadline.
+ */
+export interface HostCallBound {
+  atMostMs?: number;
+}
+
 /** Default of how many agent commands one replica sends one host at once. */
 export const DEFAULT_HOST_SYNC_LEVEL = 16;
 
@@ -40,12 +49,12 @@ export class HostAgents {
     private readonly hostSyncLevel = DEFAULT_HOST_SYNC_LEVEL,
   ) {}
 
-  connect(host: AgentHost, signal?: AbortSignal): Promise<ConnectReply> {
-    return this.#send(host, "host/connect", { hostUuid: host.uuid }, undefined, signal);
+  connect(host: AgentHost, signal?: AbortSignal, bound?: HostCallBound): Promise<ConnectReply> {
+    return this.#send(host, "host/connect", { hostUuid: host.uuid }, undefined, signal, bound);
   }
 
-  ping(host: AgentHost, signal?: AbortSignal): Promise<PingReply> {
-    return this.#send(host, "host/ping", { hostUuid: host.uuid }, undefined, signal);
+  ping(host: AgentHost, signal?: AbortSignal, bound?: HostCallBound): Promise<PingReply> {
+    return this.#send(host, "host/ping", { hostUuid: host.uuid }, undefined, signal, bound);
   }
 
   /** The VMs the host runs, for the VM state sync after a reconnect. */
@@ -64,9 +73,12 @@ export class HostAgents {
     return this.#send(host, command, body as AgentRequest<VmCommand>, taskId, signal);
   }
 
-  #send<C extends AgentCommand>(host: AgentHost, command: C, body: AgentRequest<C>, taskId: string | undefined, signal: AbortSignal | undefined): Promise<AgentReply<C>> {
+  #send<C extends AgentCommand>(
+    host: AgentHost, command: C, body: AgentRequest<C>, taskId: string | undefined, signal: AbortSignal | undefined, bound?: HostCallBound,
+  ): Promise<AgentReply<C>> {
     // Taken now, at submission: the queue may run the call later, under another caller's turn.
     const requestId = currentWork()?.requestId;
+    const timeoutMs = bound?.atMostMs === undefined ? undefined : Math.min(this.client.policyOf(command).timeoutMs, bound.atMostMs);
     return this.queue.submit(
       {
         signature: `host-agent-${host.uuid}`,
@@ -74,6 +86,7 @@ export class HostAgents {
         name: command,
         run: () => this.client.call(host.agentUrl, command, body, {
           hostUuid: host.uuid, ...(taskId ? { taskId } : {}), ...(requestId ? { requestId } : {}), ...(signal ? { signal } : {}),
+          ...(timeoutMs === undefined ? {} : { timeoutMs }),
         }),
       },
       signal ? { signal } : undefined,

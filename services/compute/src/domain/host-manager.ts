@@ -1,6 +1,6 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { Code, StratumError, type Logger } from "@stratum/core";
-import type { HostAgents } from "../clients/agents";
+import type { HostAgents, HostCallBound } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmStore } from "../store/vm-store";
 import type { HostRow, HostStateValue } from "../store/schema";
@@ -33,10 +33,29 @@ export const DEFAULT_PING_INTERVAL_MS = 5_000;
  * automatic reconnect (handshake) when it answers again or when the agent restarted. Host
  * mutations run under `host-<uuid>`, and pings are coalesced there: a ping that finds another one
  * still pending shares it instead of piling up behind a slow agent.
+ *
+ * The pinger's agent calls (ping and handshake) are bounded by one ping interval (or their
+ * command's policy when that is shorter), not by the policy alone (`host/connect`: 30 s):
+ * - A ping that has not answered when the next one is due has missed its round: the host is
+ *   marked Disconnected after one hung ping, i.e. within one interval + one interval, and the
+ *   next round's verdict is never stale by more than that.
+ * - The pinger's handshake runs inside `host-<uuid>` (so its Connected/Disconnected write and the
+ *   VM state sync are ordered with delete, state changes and explicit reconnects, as every host
+ *   mutation is), but a hung one then holds that queue only until its one-interval deadline: an
+ *   operator call or the next round waits at most that long, and the next round shakes hands
+ *   again. The other design — the handshake outside the queue with a single-flight guard — would
+ *   free the queue but not the guard: an agent that recovers while the first handshake still
+ *   hangs (a hang is not undone by the agent recovering) would be reconnected only when that
+ *   handshake's full 30 s ran out, and its result would need re-ordering against the mutations
+ *   that ran meanwhile.
+ * An explicit ReconnectHost keeps the policy's deadline (and the caller's): the operator asked
+ * for this handshake and waits for its real outcome.
  */
 export class HostManager {
   #timer: NodeJS.Timeout | undefined;
   #listing = false;
+  /** The pinger's period, and the bound of each of its agent calls (see the class comment). */
+  #pingIntervalMs = DEFAULT_PING_INTERVAL_MS;
 
   constructor(private readonly d: HostManagerDeps) {}
 
@@ -112,6 +131,7 @@ export class HostManager {
 
   /** Starts pinging, every `intervalMs`, the hosts that `owns` says this replica owns. */
   startPinging(owns: (hostUuid: string) => boolean, intervalMs = DEFAULT_PING_INTERVAL_MS): void {
+    this.#pingIntervalMs = intervalMs;
     this.#timer = setInterval(() => void this.pingOwned(owns), intervalMs);
     this.#timer.unref();
   }
@@ -140,7 +160,10 @@ export class HostManager {
     }
   }
 
-  /** Pings one host, coalesced with a ping already pending for it. */
+  /**
+   * Pings one host (or, when it is not Connected, shakes hands with it), coalesced with a ping
+   * already pending for it; each agent call is bounded by one ping interval.
+   */
   ping(uuid: string): Promise<HostRow | undefined> {
     return this.d.queue.submit({
       signature: `host-${uuid}`,
@@ -151,7 +174,7 @@ export class HostManager {
         if (!host) return undefined; // deleted meanwhile
         if (host.status !== "Connected") return this.#connect(host);
         try {
-          const reply = await this.d.agents.ping(host);
+          const reply = await this.d.agents.ping(host, undefined, { atMostMs: this.#pingIntervalMs });
           // A new boot id means the agent restarted and lost its session: shake hands again.
           if (host.agentBootId && reply.bootId && reply.bootId !== host.agentBootId) return this.#connect(host);
           return await this.d.hosts.setStatus(uuid, "Connected", { seen: true });
@@ -163,18 +186,22 @@ export class HostManager {
   }
 
   /** The agent handshake: the host recorded Connected, or Disconnected with the agent's error. */
-  async #handshake(host: HostRow, signal?: AbortSignal): Promise<{ row: HostRow; error?: unknown }> {
+  async #handshake(host: HostRow, signal?: AbortSignal, bound?: HostCallBound): Promise<{ row: HostRow; error?: unknown }> {
     try {
-      const facts = await this.d.agents.connect(host, signal);
+      const facts = await this.d.agents.connect(host, signal, bound);
       return { row: await this.#setStatus(host, "Connected", "", facts.bootId) };
     } catch (error) {
       return { row: await this.#setStatus(host, "Disconnected", describe(error)), error };
     }
   }
 
-  /** A handshake by the pinger, then the VM state sync; a failure is recorded, not thrown. */
+  /**
+   * A handshake by the pinger, then the VM state sync; a failure is recorded, not thrown. Its
+   * deadline is one ping interval, so a hung agent holds `host-<uuid>` no longer than that and
+   * the next round tries again (see the class comment).
+   */
   async #connect(host: HostRow): Promise<HostRow> {
-    const { row, error } = await this.#handshake(host);
+    const { row, error } = await this.#handshake(host, undefined, { atMostMs: this.#pingIntervalMs });
     if (error === undefined) await this.#syncAfterConnect(row);
     return row;
   }
