@@ -4,11 +4,11 @@ import { natsJetStream } from "./check-compose";
 import { KIND_CLUSTER, KUSTOMIZATION, kindProcesses, MANIFESTS, workloads, type Deploy, type Manifest } from "./model";
 import type { Container } from "./types";
 
-const id = (m: Manifest) => `${m.file} ${m.doc.kind}/${m.doc.metadata?.name}`;
-const objects = (d: Deploy, kind: string) => d.manifests.filter((m) => m.doc.kind === kind);
+export const id = (m: Manifest) => `${m.file} ${m.doc.kind}/${m.doc.metadata?.name}`;
+export const objects = (d: Deploy, kind: string) => d.manifests.filter((m) => m.doc.kind === kind);
 const named = (d: Deploy, kind: string, name: string | undefined) => objects(d, kind).find((m) => m.doc.metadata?.name === name);
-const podLabels = (w: Manifest) => w.doc.spec?.template?.metadata?.labels ?? {};
-const selects = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
+export const podLabels = (w: Manifest) => w.doc.spec?.template?.metadata?.labels ?? {};
+export const selects = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
   selector !== undefined && Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
 /** Workloads whose pods a Service (selector) or PDB/StatefulSet (matchLabels) picks. */
 const selected = (d: Deploy, selector: Record<string, string> | undefined) => workloads(d).filter((w) => selects(selector, podLabels(w)));

@@ -64,11 +64,15 @@ export interface K8sObject {
     // Deployment, StatefulSet, PodDisruptionBudget
     replicas?: number;
     serviceName?: string;
+    podManagementPolicy?: string;
+    maxUnavailable?: number | string;
+    minAvailable?: number | string;
     selector?: { matchLabels?: Record<string, string> } & Record<string, string>;
     template?: { metadata?: ObjectMeta; spec?: PodSpec };
     volumeClaimTemplates?: Array<{ metadata?: ObjectMeta }>;
     // Service
     clusterIP?: string;
+    publishNotReadyAddresses?: boolean;
     ports?: Array<{ name?: string; port?: number; targetPort?: number | string }>;
   };
 }
