@@ -6,4 +6,4 @@ export { ReplyInbox, publishReply, REPLY_DEFAULTS } from "./replies";
 export type { ReplyResult, UnclaimedReply } from "./replies";
 export { Membership, MembershipView, DEFAULT_HEARTBEAT_MS } from "./membership";
 export type { Member, MembershipChange, MembershipOptions } from "./membership";
-export { ServiceRouter, ServiceRouters, ownerRouting, FORWARDED_BY_KEY, NOT_OWNER } from "./routing";
+export { ServiceRouter, ServiceRouters, ownerRouting, withoutAddresses, FORWARDED_BY_KEY, NOT_OWNER, OWNER_UNREACHABLE } from "./routing";

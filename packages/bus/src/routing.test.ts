@@ -4,7 +4,7 @@ import { EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { Code, createClient, closeClient, createServer, implement, StratumError, type ServiceImpl, type StratumServer } from "@stratum/rpc";
 import { connectBus } from "./connect";
 import { Membership, MembershipView } from "./membership";
-import { FORWARDED_BY_KEY, NOT_OWNER, ownerRouting, ServiceRouter, ServiceRouters } from "./routing";
+import { FORWARDED_BY_KEY, NOT_OWNER, OWNER_UNREACHABLE, ownerRouting, ServiceRouter, ServiceRouters } from "./routing";
 
 const natsUrl = inject("natsUrl");
 const cleanup: Array<() => unknown> = [];
@@ -28,16 +28,23 @@ function echoImpl(replicaId: string): ServiceImpl<typeof EchoService> {
   };
 }
 
-async function startReplica(prefix: string, replicaId: string) {
+interface ReplicaOptions {
+  /** The resource a call is about, as this replica sees it (default: an Echo's message). */
+  keyOf?: (message: string) => string;
+}
+
+async function startReplica(prefix: string, replicaId: string, options: ReplicaOptions = {}) {
+  const keyOf = options.keyOf ?? ((m: string) => m);
   const bus = await connectBus({ servers: natsUrl, prefix, name: replicaId });
   const view = await MembershipView.open(bus, { heartbeatMs: 200 });
-  const routers = new ServiceRouters(view, "echo");
+  // Fast retries of the forwarded (idempotent) Echo, so an unreachable owner is reported soon.
+  const routers = new ServiceRouters(view, "echo", { retry: { initialBackoffMs: 5, maxBackoffMs: 10, maxAttempts: 2 } });
   let membership: Membership | undefined;
   const routing = ownerRouting({
     membership: () => membership,
     serviceName: "echo",
     routerFor: (s) => routers.for(s),
-    keyOf: (call) => (call.method.localName === "echo" ? (call.request as { message: string }).message : undefined),
+    keyOf: (call) => (call.method.localName === "echo" ? keyOf((call.request as { message: string }).message) : undefined),
   });
   const server: StratumServer = await createServer({ host: "127.0.0.1", port: 0, services: [implement(EchoService, echoImpl(replicaId))], interceptors: [routing] });
   membership = await Membership.join(view, { service: "echo", replicaId, address: `127.0.0.1:${server.port}` });
@@ -49,6 +56,13 @@ async function startReplica(prefix: string, replicaId: string) {
     await bus.close();
   });
   return { view, server, address: `127.0.0.1:${server.port}` };
+}
+
+/** A resource UUID that `view` places on `replicaId`. */
+function ownedBy(view: MembershipView, replicaId: string): string {
+  let uuid = randomUUID();
+  while (view.ownerOf("echo", uuid)?.replicaId !== replicaId) uuid = randomUUID();
+  return uuid;
 }
 
 describe("routing to the owning replica", () => {
@@ -107,5 +121,60 @@ describe("routing to the owning replica", () => {
       const res = await router.call(uuid, (c) => c.echo({ message: uuid }));
       expect(Buffer.from(res.payload).toString()).toBe(`${a.view.ownerOf("echo", uuid)!.replicaId}:`);
     }
+  });
+
+  it("a forward to an owner that cannot be reached is answered OWNER_UNREACHABLE naming its replica id, not its address", async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const a = await startReplica(prefix, "a");
+    const b = await startReplica(prefix, "b");
+    await a.view.until((v) => v.members("echo").length === 2);
+    const client = createClient(EchoService, a.address, { retry: false });
+    cleanup.push(() => closeClient(client));
+    const uuid = ownedBy(a.view, "b");
+    await expect(client.echo({ message: uuid })).resolves.toMatchObject({ message: uuid }); // a's channel to b is open
+
+    // b's gRPC server dies; its membership lives on, so a still routes b's resources to it.
+    await b.server.shutdown(0);
+    expect(a.view.ownerOf("echo", uuid)?.replicaId).toBe("b");
+    const err = await client.echo({ message: uuid }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StratumError);
+    expect(err).toMatchObject({ code: Code.UNAVAILABLE, reason: OWNER_UNREACHABLE, resources: { resourceUuid: uuid, ownerReplicaId: "b" } });
+    const said = JSON.stringify({ message: (err as StratumError).message, resources: (err as StratumError).resources });
+    expect(said).toContain("b");
+    expect(said).not.toContain(b.address);
+    expect(said).not.toMatch(/\d+\.\d+\.\d+\.\d+:\d+/);
+
+    // A resource a owns is still served.
+    const mine = ownedBy(a.view, "a");
+    await expect(client.echo({ message: mine })).resolves.toMatchObject({ message: mine });
+  });
+
+  it("an error a forwarded call got back reaches the client without internal addresses", async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const a = await startReplica(prefix, "a");
+    // b's view of which resource a call is about disagrees with a's (as two views of the ring
+    // do for a moment during a membership change): what a forwards to b, b sees as a's.
+    const remap = new Map<string, string>();
+    const b = await startReplica(prefix, "b", { keyOf: (m) => remap.get(m) ?? m });
+    await a.view.until((v) => v.members("echo").length === 2);
+    await b.view.until((v) => v.members("echo").length === 2);
+    const uuid = ownedBy(a.view, "b");
+    remap.set(uuid, ownedBy(b.view, "a"));
+
+    // Between replicas, NOT_OWNER names the owner's address (b answers a forwarded call so)...
+    const toB = createClient(EchoService, b.address, { retry: false });
+    const client = createClient(EchoService, a.address, { retry: false });
+    cleanup.push(() => closeClient(toB), () => closeClient(client));
+    const internal = (await toB.echo({ message: uuid }, { metadata: { [FORWARDED_BY_KEY]: "a" } }).catch((e: unknown) => e)) as StratumError;
+    expect(internal).toMatchObject({ reason: NOT_OWNER, resources: { ownerReplicaId: "a", ownerAddress: a.address } });
+
+    // ...but a, passing it back to its own caller, strips it.
+    const err = (await client.echo({ message: uuid }).catch((e: unknown) => e)) as StratumError;
+    expect(err).toBeInstanceOf(StratumError);
+    expect(err).toMatchObject({ code: Code.UNAVAILABLE, reason: NOT_OWNER, resources: { ownerReplicaId: "a" } });
+    expect(err.resources).not.toHaveProperty("ownerAddress");
+    const said = JSON.stringify({ message: err.message, resources: err.resources });
+    expect(said).not.toContain(a.address);
+    expect(said).not.toContain(b.address);
   });
 });

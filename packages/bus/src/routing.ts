@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { closeClient, Code, createClient, StratumError, type Client, type ClientOptions, type ServerCall, type ServerInterceptor } from "@stratum/rpc";
+import { closeClient, Code, createClient, isTransportUnavailable, StratumError, type Client, type ClientOptions, type ServerCall, type ServerInterceptor } from "@stratum/rpc";
 import type { Member, Membership, MembershipView } from "./membership";
 
 /** Metadata key set on a forwarded call: its value is the replica that forwarded it. */
@@ -7,6 +7,13 @@ export const FORWARDED_BY_KEY = "x-stratum-forwarded-by";
 
 /** Reason of the UNAVAILABLE error a replica answers when asked twice for a resource it does not own. */
 export const NOT_OWNER = "NOT_OWNER";
+
+/**
+ * Reason of the UNAVAILABLE error a replica answers when the owner it forwards a call to cannot
+ * be reached (it died and has not yet left the ring): the caller retries, and lands on the
+ * resource's next owner once the ring has moved on. Names the owner's replica id, never its address.
+ */
+export const OWNER_UNREACHABLE = "OWNER_UNREACHABLE";
 
 /**
  * Typed clients to the live replicas of one service, picked by resource UUID on the service's
@@ -123,8 +130,69 @@ export function ownerRouting(options: {
       });
     }
     const remote = (router.clientAt(owner.address) as unknown as Record<string, (r: unknown, o: unknown) => unknown>)[method.localName]!;
-    return remote(call.request, { parent: ctx, metadata: { [FORWARDED_BY_KEY]: self.replicaId } });
+    const outcome = (e: unknown): StratumError => forwardingError(e, { router, owner, self, uuid });
+    const forwarded = (): unknown => remote(call.request, { parent: ctx, metadata: { [FORWARDED_BY_KEY]: self.replicaId } });
+    if (method.methodKind === "unary") {
+      return (async () => {
+        try {
+          return await forwarded();
+        } catch (e) {
+          throw outcome(e);
+        }
+      })();
+    }
+    return (async function* () {
+      try {
+        yield* forwarded() as AsyncIterable<unknown>;
+      } catch (e) {
+        throw outcome(e);
+      }
+    })();
   };
+}
+
+/**
+ * What a forwarding replica answers its own caller when the forwarded call failed. The owner
+ * out of reach becomes OWNER_UNREACHABLE; any other error passes on, without the internal
+ * addresses that are fine between replicas (NOT_OWNER's `ownerAddress`, a transport message
+ * naming `host:port`) but must not reach clients outside the cluster.
+ */
+function forwardingError(e: unknown, at: { router: ServiceRouter<DescService>; owner: Member; self: Member; uuid: string }): StratumError {
+  const { router, owner, self, uuid } = at;
+  if (isTransportUnavailable(e)) {
+    return new StratumError(Code.UNAVAILABLE, `replica ${owner.replicaId} of ${self.service}, owner of ${uuid}, is unreachable from replica ${self.replicaId}`, {
+      reason: OWNER_UNREACHABLE,
+      resources: { resourceUuid: uuid, ownerReplicaId: owner.replicaId },
+      cause: e,
+    });
+  }
+  const err = StratumError.from(e);
+  const replicas = new Map<string, string>([[owner.address, owner.replicaId]]);
+  for (const member of router.view.members(router.serviceName)) replicas.set(member.address, member.replicaId);
+  return withoutAddresses(err, replicas);
+}
+
+/** Literal IP endpoints (`10.0.0.7:7000`, `[::1]:7000`): never a replica's id, always internal. */
+const IP_ENDPOINT = /\b\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}\b|\[[0-9a-fA-F:.]+\]:\d{1,5}/g;
+
+/**
+ * `err` with each known replica address (`replicas`: address → replica id) replaced by its
+ * replica id, any other IP endpoint by `<internal>`, and the `ownerAddress` resource dropped.
+ */
+export function withoutAddresses(err: StratumError, replicas: ReadonlyMap<string, string>): StratumError {
+  const scrub = (text: string): string => {
+    let out = text;
+    for (const [address, replicaId] of replicas) out = out.split(address).join(`replica ${replicaId}`);
+    return out.replace(IP_ENDPOINT, "<internal>");
+  };
+  const resources: Record<string, string> = {};
+  for (const [key, value] of Object.entries(err.resources)) if (key !== "ownerAddress") resources[key] = scrub(value);
+  return new StratumError(err.code, scrub(err.message), {
+    reason: err.reason,
+    resources,
+    violations: err.violations.map((v) => ({ field: v.field, description: scrub(v.description) })),
+    cause: err,
+  });
 }
 
 /** One ServiceRouter per gRPC service of a membership name, made on first use; `close()` closes them all. */

@@ -29,6 +29,7 @@ export type { CallOptions, Client, ClientMethod, ClientOptions } from "./client"
 
 export { CLIENT_REQUEST_ID_FIELD, DEFAULT_RETRY_POLICY, RETRYABLE_CODES, backoffDelay, clientRequestIdField, createRetryInterceptor, isIdempotent } from "./retry";
 export { CHANNEL_CLOSED, channelClosedError, isChannelShutDown } from "./channel-closed";
+export { isTransportUnavailable } from "./transport";
 export type { RetryInterceptorOptions, RetryPolicy } from "./retry";
 
 export { HealthRegistry, ServingStatus, healthService } from "./health";
