@@ -3,6 +3,10 @@
  * error never dials anything), each call carrying the invocation's deadline and request id (the
  * id is printed with server-side failures so an operator can find the matching log lines), and
  * closed when the command ends so the process can exit.
+ *
+ * Mutating calls are retried on UNAVAILABLE (a replica died, restarted, or could not reach the
+ * resource's owner) with one `client_request_id` for all attempts — the user's `--request-id`,
+ * or one the client draws — so compute runs the operation at most once however often it retries.
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
@@ -10,6 +14,12 @@ import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, REQUEST_ID_KEY, type CallOptions, type Client, type ClientOptions } from "@stratum/rpc";
 import type { Api } from "./commands/command";
 import type { Endpoint } from "./endpoint";
+
+/**
+ * The CLI's client options: mutating retries (see `ClientOptions.retry`), within the
+ * invocation's deadline.
+ */
+export const CLI_CLIENT_OPTIONS: Readonly<ClientOptions> = Object.freeze({ retry: { mutating: true } });
 
 /** Makes a client: `createClient` by default; tests pass a spy. */
 export type Connect = <S extends DescService>(service: S, target: string, options: ClientOptions) => Client<S>;
@@ -38,7 +48,7 @@ export function openApi(options: ApiOptions): { api: Api; close(): void } {
     let client: Client<S> | undefined;
     return () => {
       if (!client) {
-        const raw = connect(service, options.endpoint.target, {});
+        const raw = connect(service, options.endpoint.target, CLI_CLIENT_OPTIONS);
         opened.push(raw);
         client = withDefaults(raw, defaults);
       }
