@@ -36,6 +36,9 @@ export const USAGE = `usage: pnpm start [-- options]
   --host-cpu N        CPUs each simulated host has, as its agent reports them (default 32)
   --host-memory GIB   memory each simulated host has, GiB (default 128)
 A port of 0 means any free port (each replica and host then gets its own).
+A child that dies is restarted with the same id, environment and ports, after a backoff (0.5 s
+doubling to 10 s, reset after 30 s up), logged on this output; the agent simulator only on fixed
+ports (not with --agent-port 0). <data-dir>/pids.json holds every child's current pid.
 environment: NATS_URL, DATABASE_URL point at external servers instead of the embedded ones.`;
 
 /** Parses the launcher's flags; unknown flags and bad numbers are errors naming the flag. */
