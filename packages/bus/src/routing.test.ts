@@ -55,7 +55,7 @@ async function startReplica(prefix: string, replicaId: string, options: ReplicaO
     view.close();
     await bus.close();
   });
-  return { view, server, address: `127.0.0.1:${server.port}` };
+  return { view, server, address: `127.0.0.1:${server.port}`, leave: () => membership!.leave() };
 }
 
 /** A resource UUID that `view` places on `replicaId`. */
@@ -176,5 +176,33 @@ describe("routing to the owning replica", () => {
     const said = JSON.stringify({ message: err.message, resources: err.resources });
     expect(said).not.toContain(a.address);
     expect(said).not.toContain(b.address);
+  });
+
+  it("ServiceRouter.call re-routes a call whose owner left the ring and closed its client before it was sent", async () => {
+    const prefix = `t${randomUUID().slice(0, 8)}`;
+    const a = await startReplica(prefix, "a");
+    const b = await startReplica(prefix, "b");
+    const clientBus = await connectBus({ servers: natsUrl, prefix, name: "client" });
+    const view = await MembershipView.open(clientBus, { heartbeatMs: 200 });
+    const router = new ServiceRouter(view, "echo", EchoService);
+    cleanup.push(async () => {
+      router.close();
+      view.close();
+      await clientBus.close();
+    });
+    await view.until((v) => v.members("echo").length === 2);
+    const uuid = ownedBy(view, "b");
+    let attempts = 0;
+    const res = await router.call(uuid, async (c) => {
+      if (++attempts === 1) {
+        // b leaves between picking its client and sending: the router closes that client.
+        await b.leave();
+        await view.until((v) => v.members("echo").length === 1);
+      }
+      return c.echo({ message: uuid });
+    });
+    expect(attempts).toBe(2);
+    expect(Buffer.from(res.payload).toString()).toBe("a:");
+    expect(a.view.ownerOf("echo", uuid)?.replicaId).toBe("a");
   });
 });

@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { closeClient, Code, createClient, isTransportUnavailable, StratumError, type Client, type ClientOptions, type ServerCall, type ServerInterceptor } from "@stratum/rpc";
+import { CHANNEL_CLOSED, closeClient, Code, createClient, isTransportUnavailable, StratumError, type Client, type ClientOptions, type ServerCall, type ServerInterceptor } from "@stratum/rpc";
 import type { Member, Membership, MembershipView } from "./membership";
 
 /** Metadata key set on a forwarded call: its value is the replica that forwarded it. */
@@ -14,6 +14,9 @@ export const NOT_OWNER = "NOT_OWNER";
  * resource's next owner once the ring has moved on. Names the owner's replica id, never its address.
  */
 export const OWNER_UNREACHABLE = "OWNER_UNREACHABLE";
+
+/** Reasons after which `ServiceRouter.call` asks the ring again for the owner. */
+const REROUTED: ReadonlySet<string> = new Set([NOT_OWNER, CHANNEL_CLOSED]);
 
 /**
  * Typed clients to the live replicas of one service, picked by resource UUID on the service's
@@ -50,14 +53,16 @@ export class ServiceRouter<S extends DescService> {
 
   /**
    * Runs `call` against the owner of `resourceUuid`, re-routing when the replica answers NOT_OWNER
-   * (its view of the ring and ours disagreed for a moment, e.g. while a replica joins).
+   * (its view of the ring and ours disagreed for a moment, e.g. while a replica joins) or when
+   * the call found its client closed (CHANNEL_CLOSED: the owner left the ring before anything
+   * was sent, so the call is safe to send to the next owner whatever the method).
    */
   async call<T>(resourceUuid: string, call: (client: Client<S>) => Promise<T>, attempts = 3): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await call(this.owner(resourceUuid));
       } catch (e) {
-        if (attempt >= attempts || !(e instanceof StratumError) || e.reason !== NOT_OWNER) throw e;
+        if (attempt >= attempts || !(e instanceof StratumError) || !REROUTED.has(e.reason)) throw e;
         await new Promise((r) => setTimeout(r, 50 * attempt));
       }
     }
