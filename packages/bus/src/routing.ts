@@ -177,18 +177,16 @@ function forwardingError(e: unknown, at: { router: ServiceRouter<DescService>; o
   return withoutAddresses(err, replicas);
 }
 
-/** Literal IP endpoints (`10.0.0.7:7000`, `[::1]:7000`): never a replica's id, always internal. */
-const IP_ENDPOINT = /\b\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}\b|\[[0-9a-fA-F:.]+\]:\d{1,5}/g;
-
 /**
  * `err` with each known replica address (`replicas`: address → replica id) replaced by its
- * replica id, any other IP endpoint by `<internal>`, and the `ownerAddress` resource dropped.
+ * replica id, and the `ownerAddress` resource dropped. Other addresses stay: an error naming an
+ * agent's URL names what the operator registered, which they need to see.
  */
 export function withoutAddresses(err: StratumError, replicas: ReadonlyMap<string, string>): StratumError {
   const scrub = (text: string): string => {
     let out = text;
     for (const [address, replicaId] of replicas) out = out.split(address).join(`replica ${replicaId}`);
-    return out.replace(IP_ENDPOINT, "<internal>");
+    return out;
   };
   const resources: Record<string, string> = {};
   for (const [key, value] of Object.entries(err.resources)) if (key !== "ownerAddress") resources[key] = scrub(value);

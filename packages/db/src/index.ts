@@ -27,3 +27,5 @@ export { rowMapper, qualifiedName } from "./row-mapper";
 export { TransitionBatcher } from "./transition-batcher";
 export type { TransitionBatcherOptions, WriteGuard } from "./transition-batcher";
 export { TurnBatcher } from "./turn-batcher";
+export { outboxTable } from "./outbox-table";
+export type { OutboxTable } from "./outbox-table";

@@ -1,4 +1,5 @@
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
+import { currentWork } from "@stratum/core";
 import type postgres from "postgres";
 import { mapPgError } from "./pg-errors";
 import { qualifiedName, rowMapper } from "./row-mapper";
@@ -30,6 +31,12 @@ export interface TransitionBatcherOptions<TTable extends PgTable> {
    * a live replica is working on from one left behind by a dead one.
    */
   stamp?: { column: PgColumn; value: () => string };
+  /**
+   * Writes a domain event for every transition into the service's outbox, in the same statement
+   * (see `outboxTable`): `payload` builds its JSON from the moved row, aliased `m`, whose state
+   * before the move is `m.__from`. The request id of each transition's submitter goes with it.
+   */
+  outbox?: { table: PgTable; domain: string; event: string; payload: (sql: postgres.Sql) => postgres.PendingQuery<postgres.Row[]>; written?: () => void };
   /** Largest batch: keeps one statement's arrays and its lock set small. Default 512. */
   maxBatch?: number;
 }
@@ -39,6 +46,7 @@ interface Pending<TRow> {
   from: string;
   to: string;
   message: string | null;
+  requestId: string | null;
   resolve(row: TRow | undefined): void;
   reject(error: unknown): void;
 }
@@ -59,13 +67,13 @@ interface Pending<TRow> {
 export class TransitionBatcher<TTable extends PgTable, TState extends string = string> {
   readonly #batcher: TurnBatcher<Pending<TTable["$inferSelect"]>>;
   readonly #toRow: (raw: Record<string, unknown>) => TTable["$inferSelect"];
-  readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
+  readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[], requestIds: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
   readonly #stamp: TransitionBatcherOptions<TTable>["stamp"];
   readonly #maxBatch: number;
   readonly #what: string;
   readonly #keyProp: string;
 
-  constructor(o: TransitionBatcherOptions<TTable>) {
+  constructor(private readonly o: TransitionBatcherOptions<TTable>) {
     this.#toRow = rowMapper(o.table);
     this.#maxBatch = o.maxBatch ?? 512;
     this.#keyProp = propertyOf(o.table, o.key);
@@ -82,21 +90,28 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
     this.#stamp = o.stamp;
     const stampColumn = o.stamp ? sql.unsafe(`"${o.stamp.column.name}"`) : undefined;
     this.#what = `update ${qualifiedName(o.table)} ${o.state.name}`;
-    this.#statement = (keys, from, to, messages) => {
+    const outbox = o.outbox;
+    const outboxName = outbox ? sql.unsafe(qualifiedName(outbox.table)) : undefined;
+    this.#statement = (keys, from, to, messages, requestIds) => {
       const guard = o.guard?.(sql);
       const stamp = stampColumn ? sql`, ${stampColumn} = ${this.#stamp!.value()}` : sql``;
-      return sql`
+      const update = sql`
         UPDATE ${table} SET ${assignments}${stamp}
-        FROM unnest(${keys}::${keyType}, ${from}::text[], ${to}::text[], ${messages}::text[]) AS x(key, from_state, to_state, message)
-        WHERE t.${key} = x.key AND t.${state} = x.from_state::${stateType} ${guard ? sql`AND ${guard}` : sql``}
-        RETURNING t.*`;
+        FROM unnest(${keys}::${keyType}, ${from}::text[], ${to}::text[], ${messages}::text[], ${requestIds}::text[]) AS x(key, from_state, to_state, message, request_id)
+        WHERE t.${key} = x.key AND t.${state} = x.from_state::${stateType} ${guard ? sql`AND ${guard}` : sql``}`;
+      if (!outbox) return sql`${update} RETURNING t.*`;
+      return sql`
+        WITH m AS (${update} RETURNING t.*, x.from_state AS __from, x.request_id AS __request_id),
+        o AS (INSERT INTO ${outboxName!} (domain, event, payload, request_id) SELECT ${outbox.domain}, ${outbox.event}, ${outbox.payload(sql)}, m.__request_id FROM m)
+        SELECT m.* FROM m`;
     };
     this.#batcher = new TurnBatcher((pending) => this.#flush(pending), (p, e) => p.reject(e));
   }
 
   /** Moves `key` from `from` to `to` if it is still in `from`: its new row, or undefined. */
   transition(key: string, from: TState, to: TState, message?: string): Promise<TTable["$inferSelect"] | undefined> {
-    return new Promise((resolve, reject) => this.#batcher.submit({ key, from, to, message: message ?? null, resolve, reject }));
+    const requestId = currentWork()?.requestId ?? null;
+    return new Promise((resolve, reject) => this.#batcher.submit({ key, from, to, message: message ?? null, requestId, resolve, reject }));
   }
 
   async #flush(pending: Pending<TTable["$inferSelect"]>[]): Promise<Pending<TTable["$inferSelect"]>[]> {
@@ -117,12 +132,14 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
         batch.map((p) => p.from),
         batch.map((p) => p.to),
         batch.map((p) => p.message),
+        batch.map((p) => p.requestId),
       );
       const byKey = new Map<string, TTable["$inferSelect"]>();
       for (const raw of rows) {
         const row = this.#toRow(raw as Record<string, unknown>);
         byKey.set(String((row as Record<string, unknown>)[this.#keyProp]), row);
       }
+      if (rows.length > 0) this.o.outbox?.written?.();
       for (const p of batch) p.resolve(byKey.get(p.key));
     } catch (e) {
       const error = mapPgError(e, { operation: this.#what });

@@ -11,3 +11,5 @@ export { fromQueueError, toStratumError } from "./serving/errors";
 export { idempotency, sweepRequests, DEFAULT_STALE_REQUEST_MS, DEFAULT_REQUEST_RETENTION_MS } from "./serving/idempotency";
 export { shutdownBudget, DEFAULT_TASK_TIMEOUT_MS } from "./shutdown";
 export type { ShutdownBudget } from "./shutdown";
+export { OutboxRelay } from "./outbox-relay";
+export type { OutboxRelayOptions } from "./outbox-relay";

@@ -1,4 +1,5 @@
-import { pgSchema } from "drizzle-orm/pg-core";
+import { getTableName, is } from "drizzle-orm";
+import { PgTable, pgSchema } from "drizzle-orm/pg-core";
 import { EventBus, Membership, MembershipView, ReplyInbox, ServiceRouters, connectBus, type Bus } from "@stratum/bus";
 import { ChainTaskQueue } from "@stratum/chain-task";
 import { connect, migrate, requestsTable, type DbHandle } from "@stratum/db";
@@ -10,6 +11,7 @@ import { precompileRules, sharedValidator } from "@stratum/validation";
 import type { ServiceApi } from "./serving/api";
 import { servingChain, type ProtoValidator } from "./serving/chain";
 import { sweepRequests } from "./serving/idempotency";
+import { OutboxRelay } from "./outbox-relay";
 import { DEFAULT_TASK_TIMEOUT_MS } from "./shutdown";
 import { LIVENESS_SERVICE, natsCheck, postgresCheck, ReadinessWatcher } from "./readiness";
 
@@ -35,6 +37,11 @@ export interface ServiceContext<TTables extends Record<string, unknown> = Record
   readonly log: Logger;
   /** The replica's metrics; `metrics.onAgentCall` is the agent client's `onCall`. */
   readonly metrics: ReplicaMetrics;
+  /**
+   * Call after committing rows into the service's outbox (`outboxTable`): the replica's relay
+   * publishes them at once instead of at its next interval.
+   */
+  readonly eventsWritten: () => void;
 }
 
 /** One domain service, as the runtime sees it. */
@@ -131,12 +138,19 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
 
     let membership: Membership | undefined;
     const settings = options.settings ?? (readModuleEnv(module) as EnvValues<TEnv>);
-    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, queue, log, metrics };
+    const relay = hasOutbox(module.tables) ? new OutboxRelay({ sql: db.sql, schema: module.name, events, log }) : undefined;
+    const eventsWritten = () => relay?.kick();
+    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, queue, log, metrics, eventsWritten };
     const parts = await module.setup(ctx);
     const routers = new ServiceRouters(view, config.service);
     closers.push(() => routers.close());
     // The domain's own resources (agent clients…) close after its queued work has finished.
     if (parts.stop) closers.push(() => parts.stop?.());
+    // After the queue's last operations wrote their events: publish them, then let NATS close.
+    if (relay) closers.push(async () => {
+      await relay.drain();
+      await relay.stop();
+    });
     // Refuses what is still waiting and lets running operations finish, before their clients close.
     closers.push(() => queue.close());
 
@@ -168,6 +182,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     membership = await Membership.join(view, { service: config.service, replicaId: config.replicaId, address });
     const joined = membership;
     closers.push(() => joined.leave());
+    await relay?.start();
     await parts.start?.();
     setServing(ServingStatus.SERVING);
     const readiness = new ReadinessWatcher({ checks: [postgresCheck(db.sql), natsCheck(bus.nc)], setServing: (ok) => setServing(ok ? ServingStatus.SERVING : ServingStatus.NOT_SERVING), log });
@@ -207,4 +222,9 @@ function readModuleEnv(module: ServiceModule<any, any>): EnvValues<EnvSpec> {
   const settings = readEnv(module.env ?? {}, process.env, violations);
   if (violations.length > 0) throw StratumError.invalidArgument(violations);
   return settings;
+}
+
+/** True when the service's schema has the kit's outbox (`outboxTable`), whose rows the runtime relays. */
+function hasOutbox(tables: Record<string, unknown> | undefined): boolean {
+  return Object.values(tables ?? {}).some((t) => is(t, PgTable) && getTableName(t) === "outbox");
 }

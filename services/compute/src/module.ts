@@ -34,10 +34,10 @@ export function computeModule(agent: AgentClientOptions = {}): ServiceModule<typ
       const actor = () => incarnation(self()?.self ?? { replicaId: ctx.config.replicaId, startedAt: 0 });
       const isLive = (a: string) => ctx.view.members("compute").some((m) => incarnation(m) === a);
       const owns = (uuid: string) => self()?.owns(uuid) ?? false;
-      const [vmStore, hostStore] = [new VmStore(ctx.db, actor), new HostStore(ctx.db)];
-      const vms = new VmManager({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, events, log: ctx.log });
+      const [vmStore, hostStore] = [new VmStore(ctx.db, actor, ctx.eventsWritten), new HostStore(ctx.db)];
+      const vms = new VmManager({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log });
       const hosts = new HostManager({ hosts: hostStore, vms: vmStore, agents, queue: ctx.queue, events, log: ctx.log });
-      const takeover = new VmReconciler({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, events, log: ctx.log, owns, isLive });
+      const takeover = new VmReconciler({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, owns, isLive });
       let offRing: (() => void) | undefined;
       return {
         services: [vmApi(vms, vmStore), hostApi(hosts, hostStore)],

@@ -20,22 +20,17 @@ export interface HostStatusChanged {
 }
 
 /**
- * Publishes compute's domain events. The event id is derived from the transition (resource,
- * target state, row update time), so a re-published event is stored once by JetStream.
- * Events are published after the state change is committed in Postgres, the source of truth,
- * without waiting for JetStream's acknowledgement (see EventBus.publishUnconfirmed): a VM
- * operation must not fail, nor wait a round trip per transition, for a notification.
+ * Publishes compute's host events. (VM events are not published here: every VM state change
+ * writes its `vm_state_changed` into the outbox in the same statement — see store/vm-events.ts —
+ * and the kit's relay publishes it, so none is lost to a crash or a NATS outage.) Host status
+ * events still go out after the change is committed, without waiting for JetStream's
+ * acknowledgement (EventBus.publishUnconfirmed): moving them to the outbox is left to do.
  */
 export class ComputeEvents {
   constructor(
     private readonly events: EventBus,
     private readonly log: Logger,
   ) {}
-
-  vmStateChanged(change: VmStateChanged, at: Date): void {
-    // from, to and the update time in ms: two transitions of one VM share none of these in practice.
-    this.#publish("vm_state_changed", change, `vm-${change.vmUuid}-${change.from ?? "new"}-${change.to}-${at.getTime()}`);
-  }
 
   hostStatusChanged(change: HostStatusChanged): void {
     this.#publish("host_status_changed", change, `host-${change.hostUuid}-${change.to}-${Date.now()}`);

@@ -132,7 +132,9 @@ export class HostManager {
   /** Starts pinging, every `intervalMs`, the hosts that `owns` says this replica owns. */
   startPinging(owns: (hostUuid: string) => boolean, intervalMs = DEFAULT_PING_INTERVAL_MS): void {
     this.#pingIntervalMs = intervalMs;
-    this.#timer = setInterval(() => void this.pingOwned(owns), intervalMs);
+    // A round that cannot even list the hosts (Postgres away) is logged and the next one tries
+    // again: an unhandled rejection here would take the whole replica down.
+    this.#timer = setInterval(() => this.pingOwned(owns).catch((e) => this.d.log.warn("host ping round failed", { error: describe(e) })), intervalMs);
     this.#timer.unref();
   }
 
@@ -237,7 +239,6 @@ export class HostManager {
       const moved = await this.d.vms.transition(vm.uuid, vm.state, to, why);
       if (!moved) continue;
       this.d.log.warn("vm state synced from its host", { vmUuid: vm.uuid, hostUuid: host.uuid, from: vm.state, to, agentState: onAgent ?? "missing" });
-      this.d.events.vmStateChanged({ vmUuid: vm.uuid, hostUuid: vm.hostUuid, from: vm.state, to, lastError: why }, moved.updatedAt);
     }
   }
 

@@ -6,7 +6,6 @@ import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import type { VmStore } from "../store/vm-store";
-import type { ComputeEvents } from "./events";
 import { assertCanRun, type VmOperation } from "./vm-state";
 
 export interface VmSpec {
@@ -25,7 +24,6 @@ export interface VmManagerDeps {
   hosts: HostStore;
   agents: HostAgents;
   queue: ChainTaskQueue;
-  events: ComputeEvents;
   log: Logger;
 }
 
@@ -113,17 +111,12 @@ export class VmManager {
               );
               if (!vm) throw await this.#noCapacity(spec);
               c.vm = vm;
-              this.#changed(vm, null);
             },
             rollback: async (c, error) => {
               const failed = c.agentClean
                 ? await vms.transitionReleasing(spec.uuid, c.state, "Error", describe(error))
                 : await vms.transition(spec.uuid, c.state, "Error", `${describe(error)}; the agent may still run it: destroy the VM to clean up`);
-              if (!failed) {
-                this.d.log.warn("create rollback matched no row", { vmUuid: spec.uuid, expectedState: c.state });
-                return;
-              }
-              this.#changed(failed, c.state);
+              if (!failed) this.d.log.warn("create rollback matched no row", { vmUuid: spec.uuid, expectedState: c.state });
             },
           },
           {
@@ -183,14 +176,12 @@ export class VmManager {
       if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`);
     } catch (e) {
       const back = await this.d.vms.transition(uuid, t.via, vm.state, describe(e));
-      if (back) this.#changed(back, t.via);
-      else this.d.log.warn("revert after agent failure matched no row", { vmUuid: uuid, expectedState: t.via });
+      if (!back) this.d.log.warn("revert after agent failure matched no row", { vmUuid: uuid, expectedState: t.via });
       throw withResource(e, uuid);
     }
     if (op === "destroy") {
       const done = await this.d.vms.transitionReleasing(uuid, t.via, t.to, "");
       if (!done) throw this.#lost(uuid, t.via);
-      this.#changed(done, t.via);
       return done;
     }
     return this.#move(moving, t.to, "");
@@ -211,7 +202,6 @@ export class VmManager {
   async #move(vm: VmRow, to: VmStateValue, lastError?: string): Promise<VmRow> {
     const moved = await this.d.vms.transition(vm.uuid, vm.state, to, lastError);
     if (!moved) throw this.#lost(vm.uuid, vm.state);
-    this.#changed(moved, vm.state);
     return moved;
   }
 
@@ -220,9 +210,6 @@ export class VmManager {
     return new StratumError(Code.ABORTED, `vm ${uuid} changed concurrently (expected ${expected})`, { reason: "VM_CONCURRENT_UPDATE", resources: { vmUuid: uuid } });
   }
 
-  #changed(vm: VmRow, from: VmStateValue | null): void {
-    this.d.events.vmStateChanged({ vmUuid: vm.uuid, hostUuid: vm.hostUuid, from, to: vm.state, lastError: vm.lastError }, vm.updatedAt);
-  }
 
   async #noCapacity(spec: VmSpec): Promise<StratumError> {
     const resources: Record<string, string> = { vmUuid: spec.uuid };

@@ -4,14 +4,12 @@ import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import { TRANSIENT_STATES, type VmStore } from "../store/vm-store";
-import type { ComputeEvents } from "./events";
 
 export interface VmReconcilerDeps {
   vms: VmStore;
   hosts: HostStore;
   agents: HostAgents;
   queue: ChainTaskQueue;
-  events: ComputeEvents;
   log: Logger;
   /** True when this replica owns the VM on the ring. */
   owns(vmUuid: string): boolean;
@@ -112,7 +110,6 @@ export class VmReconciler {
       return false;
     }
     this.d.log.warn("vm taken over after its replica stopped mid-operation", { vmUuid: before.uuid, from: before.state, to: after.state, lastActor: before.lastActor, agentState: onAgent ?? "absent" });
-    this.d.events.vmStateChanged({ vmUuid: after.uuid, hostUuid: after.hostUuid, from: before.state, to: after.state, lastError: after.lastError }, after.updatedAt);
     return true;
   }
 }

@@ -1,10 +1,11 @@
 import { TurnBatcher } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import type { VmRow } from "./schema";
+import { vmChangePayload, VM_STATE_CHANGED } from "./vm-events";
 import type { NewVm } from "./vm-store";
 
-/** A VM to place on any host that fits (see VmStore.insertPlaced). */
-type PlacementRequest = NewVm;
+/** A VM to place on any host that fits (see VmStore.insertPlaced), and the request placing it. */
+type PlacementRequest = NewVm & { requestId: string | null };
 
 interface Pending {
   vm: PlacementRequest;
@@ -39,6 +40,7 @@ export class PlacementBatcher {
     private readonly toRow: (raw: Record<string, unknown>) => VmRow,
     private readonly single: (vm: PlacementRequest) => Promise<VmRow | undefined>,
     private readonly actor: () => string,
+    private readonly eventsWritten: () => void,
   ) {}
 
   place(vm: PlacementRequest): Promise<VmRow | undefined> {
@@ -60,6 +62,7 @@ export class PlacementBatcher {
       await Promise.all(batch.map((p) => this.#one(p)));
       return later;
     }
+    if (rows.size > 0) this.eventsWritten();
     for (const p of batch) p.resolve(rows.get(p.vm.uuid));
     return later;
   }
@@ -107,6 +110,12 @@ export class PlacementBatcher {
           ${placed.map((p) => p.vm.clientRequestId)}::text[]
         ) AS x(uuid, name, host_uuid, cpu, memory, client_request_id)
         RETURNING *`;
+      // Each VM's Created event, in the same transaction as the VM.
+      await tx`
+        INSERT INTO compute.outbox (domain, event, payload, request_id)
+        SELECT 'compute', ${VM_STATE_CHANGED}, ${tx.unsafe(vmChangePayload("v", "NULL"))}, x.request_id
+        FROM unnest(${placed.map((p) => p.vm.uuid)}::uuid[], ${placed.map((p) => p.vm.requestId)}::text[]) WITH ORDINALITY AS x(uuid, request_id, n)
+        JOIN compute.vms AS v ON v.uuid = x.uuid ORDER BY x.n`;
       const rows = new Map<string, VmRow>();
       for (const raw of inserted) {
         const row = this.toRow(raw as Record<string, unknown>);

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { bigint, bigserial, check, index, integer, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
-import { requestsTable } from "@stratum/db";
+import { outboxTable, requestsTable } from "@stratum/db";
 
 /** The compute service's own schema: no other service reads these tables. */
 export const compute = pgSchema("compute");
@@ -79,9 +79,12 @@ export const vms = compute.table(
 /** Request-id idempotency of every mutating RPC (the kit's table, in compute's schema). */
 export const requests = requestsTable(compute);
 
+/** Domain events written with the changes they report (the kit's outbox, relayed to JetStream). */
+export const outbox = outboxTable(compute);
+
 export type HostRow = typeof hosts.$inferSelect;
 export type VmRow = typeof vms.$inferSelect;
 export type HostStatusValue = (typeof hostStatus.enumValues)[number];
 export type HostStateValue = (typeof hostState.enumValues)[number];
 export type VmStateValue = (typeof vmState.enumValues)[number];
-export const tables = { hosts, vms, requests };
+export const tables = { hosts, vms, requests, outbox };

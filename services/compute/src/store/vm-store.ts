@@ -1,8 +1,10 @@
 import { and, asc, eq, gt, inArray, ne, sql, type SQL } from "drizzle-orm";
+import { currentWork } from "@stratum/core";
 import { mapPgError, rowMapper, TransitionBatcher } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { PlacementBatcher } from "./placement-batcher";
-import { hosts, vms, type VmRow, type VmStateValue } from "./schema";
+import { hosts, outbox, vms, type VmRow, type VmStateValue } from "./schema";
+import { vmChangePayload, VM_STATE_CHANGED } from "./vm-events";
 
 const VM_CONSTRAINTS = {
   constraints: {
@@ -34,9 +36,21 @@ export class VmStore {
   constructor(
     private readonly handle: ComputeDb,
     private readonly actor: () => string,
+    /** Tells the kit's outbox relay that events were committed (it publishes them at once). */
+    private readonly eventsWritten: () => void = () => {},
   ) {
-    this.#transitions = new TransitionBatcher({ sql: handle.sql, table: vms, key: vms.uuid, state: vms.state, message: vms.lastError, updatedAt: vms.updatedAt, stamp: { column: vms.lastActor, value: actor } });
-    this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm), actor);
+    this.#transitions = new TransitionBatcher({
+      sql: handle.sql,
+      table: vms,
+      key: vms.uuid,
+      state: vms.state,
+      message: vms.lastError,
+      updatedAt: vms.updatedAt,
+      stamp: { column: vms.lastActor, value: actor },
+      // Every state change and its event in one statement: neither exists without the other.
+      outbox: { table: outbox, domain: "compute", event: VM_STATE_CHANGED, payload: (q) => q`${q.unsafe(vmChangePayload("m", "m.__from"))}`, written: eventsWritten },
+    });
+    this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm), actor, eventsWritten);
   }
 
   /**
@@ -51,7 +65,7 @@ export class VmStore {
    */
   async insertPlaced(vm: NewVm, hostUuid: string | undefined): Promise<VmRow | undefined> {
     if (hostUuid) return this.#insertOn(vm, sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${hosts.uuid} = ${hostUuid} FOR UPDATE`);
-    return this.#placements.place(vm);
+    return this.#placements.place({ ...vm, requestId: currentWork()?.requestId ?? null });
   }
 
   /** Places one VM on any host that fits, in one statement (the batcher's path for a lone VM). */
@@ -85,9 +99,16 @@ export class VmStore {
           WHERE uuid = (${candidate}) AND ${canTake(vm)}
           RETURNING uuid
         )
-        INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor)
-        SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()} FROM reserved
-        RETURNING *`);
+        , placed AS (
+          INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor)
+          SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()} FROM reserved
+          RETURNING *
+        ), event AS (
+          INSERT INTO ${outbox} (domain, event, payload, request_id)
+          SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.raw(vmChangePayload("placed", "NULL"))}, ${currentWork()?.requestId ?? null} FROM placed
+        )
+        SELECT placed.* FROM placed`);
+      if (rows.length > 0) this.eventsWritten();
       const [raw] = rows as unknown as Record<string, unknown>[];
       return raw ? vmFromRaw(raw) : undefined;
     } catch (e) {
@@ -132,12 +153,18 @@ export class VmStore {
         .set({ state: to, hostUuid: null, updatedAt: sql`now()`, lastActor: this.actor(), ...(lastError !== undefined ? { lastError } : {}) })
         .where(eq(vms.uuid, uuid))
         .returning();
+      await tx.execute(sql`
+        INSERT INTO ${outbox} (domain, event, payload, request_id)
+        SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.raw(vmChangePayload("v", `'${from}'`))}, ${currentWork()?.requestId ?? null} FROM ${vms} AS v WHERE v.uuid = ${uuid}`);
       if (before.hostUuid) {
         await tx
           .update(hosts)
           .set({ cpuUsed: sql`${hosts.cpuUsed} - ${before.cpu}`, memoryUsed: sql`${hosts.memoryUsed} - ${before.memory}` })
           .where(eq(hosts.uuid, before.hostUuid));
       }
+      return row;
+    }).then((row) => {
+      if (row) this.eventsWritten();
       return row;
     });
   }
