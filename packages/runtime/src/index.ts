@@ -13,3 +13,4 @@ export { shutdownBudget, DEFAULT_TASK_TIMEOUT_MS } from "./shutdown";
 export type { ShutdownBudget } from "./shutdown";
 export { OutboxRelay } from "./outbox-relay";
 export type { OutboxRelayOptions } from "./outbox-relay";
+export { ReadinessWatcher, postgresCheck, natsCheck, LIVENESS_SERVICE, DEFAULT_READINESS_PERIOD_MS } from "./readiness";
