@@ -14,3 +14,4 @@ export type { ShutdownBudget } from "./shutdown";
 export { OutboxRelay } from "./outbox-relay";
 export type { OutboxRelayOptions } from "./outbox-relay";
 export { ReadinessWatcher, postgresCheck, natsCheck, LIVENESS_SERVICE, DEFAULT_READINESS_PERIOD_MS } from "./readiness";
+export type { Ownership } from "./ownership";

@@ -12,6 +12,7 @@ import type { ServiceApi } from "./serving/api";
 import { servingChain, type ProtoValidator } from "./serving/chain";
 import { sweepRequests } from "./serving/idempotency";
 import { OutboxRelay } from "./outbox-relay";
+import { ownershipOf, type Ownership } from "./ownership";
 import { DEFAULT_TASK_TIMEOUT_MS } from "./shutdown";
 import { LIVENESS_SERVICE, natsCheck, postgresCheck, ReadinessWatcher } from "./readiness";
 
@@ -32,6 +33,8 @@ export interface ServiceContext<TTables extends Record<string, unknown> = Record
   readonly view: MembershipView;
   /** This replica's own membership, once it has joined (after its server listens). */
   membership(): Membership | undefined;
+  /** What this replica owns, its incarnation, and who else is alive: for takeover. */
+  readonly ownership: Ownership;
   /** The replica's chain-task queue: every mutation of a resource runs in it, under the resource's signature. */
   readonly queue: ChainTaskQueue;
   readonly log: Logger;
@@ -140,7 +143,8 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     const settings = options.settings ?? (readModuleEnv(module) as EnvValues<TEnv>);
     const relay = hasOutbox(module.tables) ? new OutboxRelay({ sql: db.sql, schema: module.name, events, log }) : undefined;
     const eventsWritten = () => relay?.kick();
-    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, queue, log, metrics, eventsWritten };
+    const ownership = ownershipOf(config.service, config.replicaId, view, () => membership);
+    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, ownership, queue, log, metrics, eventsWritten };
     const parts = await module.setup(ctx);
     const routers = new ServiceRouters(view, config.service);
     closers.push(() => routers.close());

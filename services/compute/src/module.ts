@@ -29,25 +29,18 @@ export function computeModule(agent: AgentClientOptions = {}): ServiceModule<typ
       const agentClient = createAgentClient({ logger: ctx.log, onCall: ctx.metrics.onAgentCall, ...agent });
       const events = new ComputeEvents(ctx.events, ctx.log);
       const agents = new HostAgents(agentClient, ctx.queue, ctx.settings.STRATUM_HOST_SYNC_LEVEL);
-      const self = ctx.membership;
-      // Who writes: this incarnation of this replica (a restart is a new one), see vms.last_actor.
-      const actor = () => incarnation(self()?.self ?? { replicaId: ctx.config.replicaId, startedAt: 0 });
-      const isLive = (a: string) => ctx.view.members("compute").some((m) => incarnation(m) === a);
-      const owns = (uuid: string) => self()?.owns(uuid) ?? false;
-      const [vmStore, hostStore] = [new VmStore(ctx.db, actor, ctx.eventsWritten), new HostStore(ctx.db)];
+      const { owns, isLive, incarnation } = ctx.ownership;
+      const [vmStore, hostStore] = [new VmStore(ctx.db, incarnation, ctx.eventsWritten), new HostStore(ctx.db)];
       const vms = new VmManager({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log });
       const hosts = new HostManager({ hosts: hostStore, vms: vmStore, agents, queue: ctx.queue, events, log: ctx.log });
       const takeover = new VmReconciler({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, owns, isLive });
-      let offRing: (() => void) | undefined;
       return {
         services: [vmApi(vms, vmStore), hostApi(hosts, hostStore)],
         start() {
           hosts.startPinging(owns, ctx.settings.STRATUM_PING_INTERVAL_MS);
-          takeover.start();
-          offRing = ctx.view.onChange((change) => void (change.service === "compute" && takeover.scan()));
+          takeover.start(ctx.ownership.onChange);
         },
         async stop() {
-          offRing?.();
           takeover.stop();
           hosts.stopPinging();
           await agentClient.close();
@@ -57,7 +50,3 @@ export function computeModule(agent: AgentClientOptions = {}): ServiceModule<typ
   };
 }
 
-/** A replica incarnation as `vms.last_actor` records it. */
-function incarnation(m: { replicaId: string; startedAt: number }): string {
-  return `${m.replicaId}@${m.startedAt}`;
-}

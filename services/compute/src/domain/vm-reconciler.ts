@@ -39,18 +39,21 @@ export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
  */
 export class VmReconciler {
   #timer: NodeJS.Timeout | undefined;
+  #offRing: (() => void) | undefined;
   #scanning: Promise<number> | undefined;
 
   constructor(private readonly d: VmReconcilerDeps) {}
 
-  /** Scans every `intervalMs`; call `scan()` on ring changes too. */
-  start(intervalMs = DEFAULT_RECONCILE_INTERVAL_MS): void {
+  /** Scans now, on every ring change (`onRingChange` subscribes) and every `intervalMs`. */
+  start(onRingChange: (fn: () => void) => () => void, intervalMs = DEFAULT_RECONCILE_INTERVAL_MS): void {
     void this.scan();
+    this.#offRing = onRingChange(() => void this.scan());
     this.#timer = setInterval(() => void this.scan(), intervalMs);
     this.#timer.unref();
   }
 
   stop(): void {
+    this.#offRing?.();
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
   }
