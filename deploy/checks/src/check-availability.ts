@@ -156,3 +156,19 @@ export function disruptionBudgets(d: Deploy): string[] {
   }
   return problems;
 }
+
+/**
+ * Every Stratum service keeps as many copies of its streams and buckets as the NATS cluster has
+ * servers (`STRATUM_NATS_REPLICAS`, read by @stratum/runtime): with one copy, the server that
+ * holds it takes the events, replies and heartbeats with it when it goes.
+ */
+export function replicatedStreams(d: Deploy): string[] {
+  const nats = natsWorkloads(d);
+  const servers = nats[0]?.w.doc.spec?.replicas ?? 1;
+  return kindProcesses(d)
+    .filter((p) => p.service !== undefined && envContract(d, p.service)?.runtime)
+    .flatMap((p) => {
+      const value = p.env.get("STRATUM_NATS_REPLICAS")?.value;
+      return Number(value ?? 1) === servers ? [] : [`${p.where}: STRATUM_NATS_REPLICAS ${value ?? "unset (1)"}, but NATS runs ${servers} servers: a stream kept on one server is lost with it`];
+    });
+}

@@ -2,7 +2,7 @@
  * Every static check of the deployment files, by name. Each returns the problems it found, one
  * self-explanatory line each; an empty list means the invariant holds.
  */
-import { dependencyProbes, disruptionBudgets, headlessServices, natsCluster } from "./check-availability";
+import { dependencyProbes, disruptionBudgets, headlessServices, natsCluster, replicatedStreams } from "./check-availability";
 import { composeAgentSim, composeDependencies, composeImage, composeServices } from "./check-compose";
 import { dockerignore, nodeVersion, pnpmInstall, pnpmVersion, runtimeStage } from "./check-docker";
 import { kindCluster, kustomization, natsJetStreamOnVolume, references, selectors, servicePorts, statefulSetServices, stratumContainers, wellFormed } from "./check-kind";
@@ -55,6 +55,7 @@ export const CHECKS = {
   "kind: Stratum Services headless for client round robin": headlessServices,
   "kind: readiness follows Postgres and NATS, liveness does not": dependencyProbes,
   "kind: NATS is a 3-node JetStream cluster": natsCluster,
+  "kind: streams replicated on every NATS server": replicatedStreams,
   "kind: PodDisruptionBudgets take one pod at a time": disruptionBudgets,
   "all: service entry points exist": entryPoints,
 } satisfies Record<string, (d: Deploy) => string[]>;

@@ -117,6 +117,7 @@ const BREAKAGES: Breakage[] = [
   ["kind: readiness follows Postgres and NATS, liveness does not", COMPUTE, "grpc: { port: 7101, service: stratum.liveness }", "grpc: { port: 7101 }", /livenessProbe asks for health service "", which follows Postgres and NATS/],
   ["kind: readiness follows Postgres and NATS, liveness does not", COMPUTE, "            grpc: { port: 7101 }\n            periodSeconds: 5", "            grpc: { port: 7101, service: stratum.liveness }\n            periodSeconds: 5", /readinessProbe asks for health service "stratum\.liveness", not ""/],
   ["kind: NATS is a 3-node JetStream cluster", NATS, "  replicas: 3\n", "  replicas: 1\n", /replicas 1; a JetStream cluster needs 3/],
+  ["kind: streams replicated on every NATS server", COMPUTE, '{ name: STRATUM_NATS_REPLICAS, value: "3" }', '{ name: STRATUM_NATS_REPLICAS, value: "1" }', /STRATUM_NATS_REPLICAS 1, but NATS runs 3 servers/],
   ["kind: NATS is a 3-node JetStream cluster", NATS, "  replicas: 3\n", "  replicas: 1\n", /route nats:\/\/nats-1\.nats-headless:6222 is not a pod of this StatefulSet/],
   ["kind: NATS is a 3-node JetStream cluster", NATS, ",nats://nats-2.nats-headless:6222", "", /routes do not name nats-2 \(nats-2\.nats-headless:6222\)/],
   ["kind: NATS is a 3-node JetStream cluster", NATS, "nats://nats-1.nats-headless:6222", "nats://nats-1.nats:6222", /routes do not name nats-1/],

@@ -14,6 +14,12 @@ export interface BusOptions {
   prefix?: string;
   /** How long to keep trying to reach NATS at start before giving up with a clear error. */
   connectTimeoutMs?: number;
+  /**
+   * How many NATS servers keep a copy of each stream and KV bucket this bus creates (JetStream
+   * `num_replicas`). Default 1, right for one server; 3 on a 3-node cluster, so a server's loss
+   * loses no event, reply or heartbeat.
+   */
+  replicas?: number;
 }
 
 /** Default of {@link BusOptions.connectTimeoutMs}: long enough to ride out a NATS restart at boot. */
@@ -26,6 +32,8 @@ export interface Bus {
   readonly jsm: JetStreamManager;
   /** Namespace prefix; see {@link BusOptions.prefix}. */
   readonly prefix: string;
+  /** Copies of every stream and bucket this bus creates; see {@link BusOptions.replicas}. */
+  readonly replicas: number;
   close(): Promise<void>;
 }
 
@@ -79,6 +87,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     js,
     jsm,
     prefix: options.prefix ?? "",
+    replicas: options.replicas ?? 1,
     async close() {
       if (!conn.isClosed()) await conn.drain().catch(() => conn.close());
     },

@@ -82,7 +82,7 @@ export class MembershipView {
     }
     const bucket = bus.prefix ? `${bus.prefix}_members` : "stratum_members";
     // The bucket's own TTL only cleans up keys of replicas that vanished long ago; liveness uses ttlMs.
-    const kv = await new Kvm(bus.js).create(bucket, { history: 1, ttl: Math.max(60_000, ttlMs * 10) });
+    const kv = await new Kvm(bus.js).create(bucket, { history: 1, ttl: Math.max(60_000, ttlMs * 10), replicas: bus.replicas });
     const view = new MembershipView(kv, heartbeatMs, ttlMs);
     await view.#start();
     return view;

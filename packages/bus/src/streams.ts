@@ -5,7 +5,9 @@ import type { Bus } from "./connect";
  * Creates a stream, or brings an existing one to this config: every replica calls this at start,
  * so it must be idempotent and tolerate a racing replica creating the stream first.
  */
-export async function ensureStream(bus: Bus, config: Partial<StreamConfig> & { name: string; subjects: string[] }): Promise<void> {
+export async function ensureStream(bus: Bus, stream: Partial<StreamConfig> & { name: string; subjects: string[] }): Promise<void> {
+  // An existing stream is updated to the replica count asked for, too (JetStream moves it).
+  const config = { num_replicas: bus.replicas, ...stream };
   try {
     await bus.jsm.streams.info(config.name);
     await bus.jsm.streams.update(config.name, config);

@@ -25,6 +25,8 @@ export interface ServiceConfig {
   readonly dbPoolSize: number;
   /** Port of the Prometheus `/metrics` endpoint (on `host`); 0 picks a free one. Default 0. */
   readonly metricsPort?: number;
+  /** Copies of each NATS stream and KV bucket (JetStream replicas). Default 1. */
+  readonly natsReplicas?: number;
 }
 
 /**
@@ -112,6 +114,7 @@ export const RUNTIME_ENV = {
   STRATUM_HEARTBEAT_MS: envInt("membership heartbeat period (default 1000)", 1_000, 50, 60_000),
   STRATUM_CONNECT_TIMEOUT_MS: envInt("how long to wait for Postgres and NATS at start (default 30000)", 30_000, 100, 3_600_000),
   STRATUM_DB_POOL_SIZE: envInt(`Postgres connections per replica (default ${DEFAULT_DB_POOL_SIZE})`, DEFAULT_DB_POOL_SIZE, 1, 1_000),
+  STRATUM_NATS_REPLICAS: envInt("copies of each NATS stream and KV bucket (default 1; 3 on a 3-node JetStream cluster)", 1, 1, 5),
   STRATUM_METRICS_PORT: envInt("Prometheus /metrics port (default 0: any free port, printed in the ready line)", 0, 0, 65535),
 } as const satisfies EnvSpec;
 
@@ -157,6 +160,7 @@ export function loadConfig<E extends EnvSpec>(service: string, serviceEnv: E, en
     connectTimeoutMs: r.STRATUM_CONNECT_TIMEOUT_MS,
     dbPoolSize: r.STRATUM_DB_POOL_SIZE,
     metricsPort: r.STRATUM_METRICS_PORT,
+    natsReplicas: r.STRATUM_NATS_REPLICAS,
   };
   if (violations.length > 0) {
     const summary = violations.map((v) => `${v.field} ${v.description}`).join("; ");

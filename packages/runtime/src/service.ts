@@ -126,7 +126,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     closers.push(() => db.close());
     await migrate(db, { migrationsFolder: module.migrationsFolder });
 
-    const bus = await connectBus({ servers: config.natsUrl, name: `${config.service}/${config.replicaId}`, prefix: config.busPrefix, connectTimeoutMs: config.connectTimeoutMs });
+    const bus = await connectBus({ servers: config.natsUrl, name: `${config.service}/${config.replicaId}`, prefix: config.busPrefix, connectTimeoutMs: config.connectTimeoutMs, replicas: config.natsReplicas ?? 1 });
     closers.push(() => bus.close());
     const view = await MembershipView.open(bus, { heartbeatMs: config.heartbeatMs });
     closers.push(() => view.close());
