@@ -11,6 +11,12 @@ export interface Member {
   /** gRPC `host:port` other replicas and clients reach it on. */
   readonly address: string;
   readonly startedAt: number;
+  /**
+   * Set by a replica that is stopping: it is off the ring (nothing new is routed to it, its
+   * resources have new owners) but still alive, finishing what it had started — so nobody takes
+   * over its work until it is done or dead.
+   */
+  readonly draining?: boolean;
 }
 
 export interface MembershipOptions {
@@ -136,10 +142,13 @@ export class MembershipView {
     const members = this.#membersOf(service);
     const known = members.get(replicaId);
     members.set(replicaId, { member, lastSeen });
-    if (!known) this.#changed(service, [member], []);
+    const onRing = !member.draining;
+    const wasOnRing = known !== undefined && !known.member.draining;
     // The same id back with a new address or start time is a restart: report it, so routers drop
     // the channel to the old address.
-    else if (known.member.address !== member.address || known.member.startedAt !== member.startedAt) this.#changed(service, [member], [known.member]);
+    const restarted = known !== undefined && (known.member.address !== member.address || known.member.startedAt !== member.startedAt);
+    if (restarted) this.#changed(service, onRing ? [member] : [], wasOnRing ? [known.member] : []);
+    else if (onRing !== wasOnRing) this.#changed(service, onRing ? [member] : [], wasOnRing ? [known!.member] : []);
   }
 
   #drop(service: string, replicaId: string): void {
@@ -147,7 +156,7 @@ export class MembershipView {
     const known = members?.get(replicaId);
     if (!members || !known) return;
     members.delete(replicaId);
-    this.#changed(service, [], [known.member]);
+    this.#changed(service, [], known.member.draining ? [] : [known.member]);
   }
 
   #sweep(): void {
@@ -187,13 +196,20 @@ export class MembershipView {
     return ring;
   }
 
-  /** The live replicas of a service, in replica-id order. */
+  /** The live replicas of a service on its ring (draining ones are not), in replica-id order. */
   members(service: string): Member[] {
+    return this.alive(service).filter((m) => !m.draining);
+  }
+
+  /** Every live replica of a service, draining ones included: who may still be working. */
+  alive(service: string): Member[] {
     return [...(this.#seen.get(service)?.values() ?? [])].map((s) => s.member).sort((a, b) => a.replicaId.localeCompare(b.replicaId));
   }
 
+  /** A replica on the ring (not draining). */
   member(service: string, replicaId: string): Member | undefined {
-    return this.#seen.get(service)?.get(replicaId)?.member;
+    const m = this.#seen.get(service)?.get(replicaId)?.member;
+    return m?.draining ? undefined : m;
   }
 
   /** The live replica that owns a resource of a service, or undefined when none is alive. */
@@ -243,6 +259,7 @@ export class MembershipView {
 export class Membership {
   #timer: NodeJS.Timeout | undefined;
   #left = false;
+  #draining = false;
 
   private constructor(
     readonly view: MembershipView,
@@ -257,7 +274,7 @@ export class Membership {
     // Another live process with this id (or this one's previous life, not yet expired): two
     // processes in one ring slot would both own its resources. Wait for it to go, or refuse.
     const other = () => {
-      const m = view.member(self.service, self.replicaId);
+      const m = view.alive(self.service).find((a) => a.replicaId === self.replicaId);
       return m !== undefined && m.startedAt !== membership.self.startedAt;
     };
     if (other()) {
@@ -277,7 +294,18 @@ export class Membership {
 
   async #beat(): Promise<void> {
     if (this.#left) return;
-    await this.view.kv.put(`${this.self.service}.${this.self.replicaId}`, JSON.stringify(this.self));
+    await this.view.kv.put(`${this.self.service}.${this.self.replicaId}`, JSON.stringify(this.#draining ? { ...this.self, draining: true } : this.self));
+  }
+
+  /**
+   * Steps off the ring at once (the others take its resources and callers re-route) but keeps
+   * announcing itself as alive and draining until `leave()`, so its work in flight is not taken
+   * over while it finishes it; if it dies meanwhile, its heartbeat stops and the TTL ends it.
+   */
+  async drain(): Promise<void> {
+    if (this.#left || this.#draining) return;
+    this.#draining = true;
+    await this.#beat().catch(() => {});
   }
 
   /** True when this replica owns the resource on its service's ring. */

@@ -21,7 +21,8 @@ export function ownershipOf(service: string, replicaId: string, view: Membership
     owns: (uuid) => membership()?.owns(uuid) ?? false,
     // Before joining it has no start time yet; it writes nothing as owner then.
     incarnation: () => name(membership()?.self ?? { replicaId, startedAt: 0 }),
-    isLive: (incarnation) => view.members(service).some((m) => name(m) === incarnation),
+    // Draining replicas included: one that is stopping still finishes what it started.
+    isLive: (incarnation) => view.alive(service).some((m) => name(m) === incarnation),
     onChange: (fn) => view.onChange((change) => void (change.service === service && fn())),
   };
 }

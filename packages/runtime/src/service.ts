@@ -148,6 +148,8 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     const parts = await module.setup(ctx);
     const routers = new ServiceRouters(view, config.service);
     closers.push(() => routers.close());
+    // Gone from the membership only once its queued work is done and its events are out (below).
+    closers.push(() => membership?.leave());
     // The domain's own resources (agent clients…) close after its queued work has finished.
     if (parts.stop) closers.push(() => parts.stop?.());
     // After the queue's last operations wrote their events: publish them, then let NATS close.
@@ -185,7 +187,8 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     const address = `${config.advertiseHost}:${server.port}`;
     membership = await Membership.join(view, { service: config.service, replicaId: config.replicaId, address });
     const joined = membership;
-    closers.push(() => joined.leave());
+    // First on stop: off the ring (callers re-route at once), but alive until drained.
+    closers.push(() => joined.drain());
     await relay?.start();
     await parts.start?.();
     setServing(ServingStatus.SERVING);
