@@ -19,7 +19,8 @@ export function goneAt(pid: number, intervalMs = 500): Promise<ExitStatus> {
   });
 }
 
-function alive(pid: number): boolean {
+/** True while a process with `pid` exists, also one of another user (postgres when we are root). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -5,6 +5,7 @@ import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { closeClient, createClient } from "@stratum/rpc";
 import postgres from "postgres";
 import { startDevstack, type Devstack } from "../../../test/support/devstack";
+import { alive } from "../src/liveness";
 
 /**
  * The real devstack (as `pnpm start` runs it) with 2 compute replicas: a `kill -9` of one replica
@@ -19,15 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** The INFO line a NATS server greets every client with: the server answers. */
 function natsInfo(url: string): Promise<string> {

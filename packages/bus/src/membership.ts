@@ -1,7 +1,7 @@
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import { HashRing } from "@stratum/hash-ring";
 import type { Bus } from "./connect";
-import { Code, StratumError } from "@stratum/core";
+import { errorMessage, Code, StratumError } from "@stratum/core";
 import { assertToken } from "./names";
 
 /** One live replica of a service, as it announces itself in the membership bucket. */
@@ -112,7 +112,7 @@ export class MembershipView {
         this.#apply(entry);
         if (!this.#loaded && entry.delta === 0) initialDone();
       }
-    })().catch((e) => process.emitWarning(`membership watch ended: ${e instanceof Error ? e.message : String(e)}`));
+    })().catch((e) => process.emitWarning(`membership watch ended: ${errorMessage(e)}`));
     let fallback: NodeJS.Timeout | undefined;
     await Promise.race([initial, new Promise((r) => (fallback = setTimeout(r, 2_000)))]);
     clearTimeout(fallback);
@@ -184,7 +184,7 @@ export class MembershipView {
         listener(change);
       } catch (e) {
         // A listener's bug must not stop the view (and every ring with it).
-        process.emitWarning(`membership listener failed: ${e instanceof Error ? e.message : String(e)}`);
+        process.emitWarning(`membership listener failed: ${errorMessage(e)}`);
       }
     }
   }

@@ -78,3 +78,8 @@ export class StratumError extends Error {
     });
   }
 }
+
+/** The message of anything thrown, for a log line or a `last_error` (never sent as an error). */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -5,7 +5,7 @@
  * without depending on grpc-js; `@stratum/rpc` turns them into `google.rpc.Status` on the wire.
  */
 export { Code, codeName } from "./code";
-export { StratumError, ERROR_DOMAIN } from "./errors";
+export { StratumError, ERROR_DOMAIN, errorMessage } from "./errors";
 export type { FieldViolation, StratumErrorOptions } from "./errors";
 export { createLogger, defaultLogLevel, log, serializeError } from "./log";
 export type { LogFields, LogLevel, Logger, LoggerOptions } from "./log";

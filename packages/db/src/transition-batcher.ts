@@ -68,7 +68,6 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
   readonly #batcher: TurnBatcher<Pending<TTable["$inferSelect"]>>;
   readonly #toRow: (raw: Record<string, unknown>) => TTable["$inferSelect"];
   readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[], requestIds: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
-  readonly #stamp: TransitionBatcherOptions<TTable>["stamp"];
   readonly #maxBatch: number;
   readonly #what: string;
   readonly #keyProp: string;
@@ -87,14 +86,13 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
     if (o.message) set.push(`"${o.message.name}" = COALESCE(x.message, t."${o.message.name}")`);
     if (o.updatedAt) set.push(`"${o.updatedAt.name}" = now()`);
     const assignments = sql.unsafe(set.join(", "));
-    this.#stamp = o.stamp;
     const stampColumn = o.stamp ? sql.unsafe(`"${o.stamp.column.name}"`) : undefined;
     this.#what = `update ${qualifiedName(o.table)} ${o.state.name}`;
     const outbox = o.outbox;
     const outboxName = outbox ? sql.unsafe(qualifiedName(outbox.table)) : undefined;
     this.#statement = (keys, from, to, messages, requestIds) => {
       const guard = o.guard?.(sql);
-      const stamp = stampColumn ? sql`, ${stampColumn} = ${this.#stamp!.value()}` : sql``;
+      const stamp = stampColumn ? sql`, ${stampColumn} = ${o.stamp!.value()}` : sql``;
       const update = sql`
         UPDATE ${table} SET ${assignments}${stamp}
         FROM unnest(${keys}::${keyType}, ${from}::text[], ${to}::text[], ${messages}::text[], ${requestIds}::text[]) AS x(key, from_state, to_state, message, request_id)

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { errorMessage } from "@stratum/core";
 
 export interface MetricsServerOptions {
   /** Interface to listen on, e.g. `0.0.0.0` for Prometheus on another host, `127.0.0.1` for tests. */
@@ -65,6 +66,6 @@ async function answer(registry: Registry, req: IncomingMessage, res: ServerRespo
     res.writeHead(200, { "content-type": registry.contentType });
     res.end(req.method === "HEAD" ? undefined : body);
   } catch (e) {
-    res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`metrics collection failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    res.writeHead(500, { "content-type": "text/plain; charset=utf-8" }).end(`metrics collection failed: ${errorMessage(e)}\n`);
   }
 }

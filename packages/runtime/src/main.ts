@@ -1,4 +1,4 @@
-import { log, StratumError } from "@stratum/core";
+import { errorMessage, log, StratumError } from "@stratum/core";
 import { loadConfig } from "./config";
 import { shutdownBudget } from "./shutdown";
 import { startService, type ServiceModule, type StartOptions } from "./service";
@@ -30,7 +30,7 @@ export function runMain(module: ServiceModule<any, any>, startOptions: Omit<Star
       process.stdout.write(`${JSON.stringify({ msg: "ready", service: module.name, replicaId: config.replicaId, address: running.address, metrics: running.metricsUrl })}\n`);
     } catch (e) {
       const err = StratumError.from(e);
-      const message = e instanceof StratumError ? e.message : e instanceof Error ? e.message : String(e);
+      const message = e instanceof StratumError ? e.message : errorMessage(e);
       log.error(`${module.name} failed to start: ${message}`, { reason: err.reason });
       process.exit(1);
     }

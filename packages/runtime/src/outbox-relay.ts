@@ -1,5 +1,6 @@
 import type { EventBus } from "@stratum/bus";
 import type { Logger } from "@stratum/core";
+import { errorMessage } from "@stratum/core";
 import type postgres from "postgres";
 
 export interface OutboxRelayOptions {
@@ -84,7 +85,7 @@ export class OutboxRelay {
       }
     } catch (e) {
       // Postgres or NATS is away: the rows stay, the next round tries again.
-      this.#o.log.warn("outbox relay round failed", { schema: this.#o.schema, error: e instanceof Error ? e.message : String(e) });
+      this.#o.log.warn("outbox relay round failed", { schema: this.#o.schema, error: errorMessage(e) });
     }
   }
 

@@ -7,6 +7,7 @@
  */
 import type { Bus } from "@stratum/bus";
 import type { Logger } from "@stratum/core";
+import { errorMessage } from "@stratum/core";
 
 /**
  * Health service name of the liveness probe: SERVING once the gRPC server listens, and only
@@ -166,5 +167,5 @@ export class ReadinessWatcher {
 }
 
 function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return errorMessage(e);
 }

@@ -4,7 +4,7 @@ import { EventBus, Membership, MembershipView, ReplyInbox, ServiceRouters, conne
 import { ChainTaskQueue } from "@stratum/chain-task";
 import { connect, migrate, requestsTable, type DbHandle } from "@stratum/db";
 import { createLogger, createServer, ServingStatus, type Logger, type ServerInterceptor, type StratumServer } from "@stratum/rpc";
-import { StratumError, type FieldViolation } from "@stratum/core";
+import { errorMessage, StratumError, type FieldViolation } from "@stratum/core";
 import { readEnv, type EnvSpec, type EnvValues, type ServiceConfig } from "./config";
 import { createReplicaMetrics, pgBackendsInUse, startMetricsServer, type ReplicaMetrics } from "@stratum/metrics";
 import { precompileRules, sharedValidator } from "@stratum/validation";
@@ -116,7 +116,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       try {
         await close();
       } catch (e) {
-        log.warn("shutdown step failed", { error: e instanceof Error ? e.message : String(e) });
+        log.warn("shutdown step failed", { error: errorMessage(e) });
       }
     }
   };
@@ -196,7 +196,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     readiness.start();
     closers.push(() => readiness.stop());
     if (parts.services.some((api) => [...api.rules.values()].some((r) => r.requestId))) {
-      const sweep = () => sweepRequests(db.db as never, requests).catch((e) => log.warn("request sweep failed", { error: e instanceof Error ? e.message : String(e) }));
+      const sweep = () => sweepRequests(db.db as never, requests).catch((e) => log.warn("request sweep failed", { error: errorMessage(e) }));
       void sweep();
       const timer = setInterval(sweep, REQUEST_SWEEP_INTERVAL_MS);
       timer.unref();

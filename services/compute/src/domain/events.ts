@@ -1,5 +1,6 @@
 import type { EventBus } from "@stratum/bus";
 import type { Logger } from "@stratum/core";
+import { errorMessage } from "@stratum/core";
 import type { HostStatusValue, VmStateValue } from "../store/schema";
 
 /** `stratum.compute.vm_state_changed`: one per VM state transition. */
@@ -41,7 +42,7 @@ export class ComputeEvents {
       this.events.publishUnconfirmed("compute", event, data, { id });
     } catch (e) {
       // Only a closed connection throws here (shutdown); the change itself is committed.
-      this.log.warn("event publish failed", { event, eventId: id, error: e instanceof Error ? e.message : String(e) });
+      this.log.warn("event publish failed", { event, eventId: id, error: errorMessage(e) });
     }
   }
 }

@@ -1,5 +1,5 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
-import { Code, StratumError, type Logger } from "@stratum/core";
+import { errorMessage, Code, StratumError, type Logger } from "@stratum/core";
 import type { HostAgents, HostCallBound } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmStore } from "../store/vm-store";
@@ -134,7 +134,7 @@ export class HostManager {
     this.#pingIntervalMs = intervalMs;
     // A round that cannot even list the hosts (Postgres away) is logged and the next one tries
     // again: an unhandled rejection here would take the whole replica down.
-    this.#timer = setInterval(() => this.pingOwned(owns).catch((e) => this.d.log.warn("host ping round failed", { error: describe(e) })), intervalMs);
+    this.#timer = setInterval(() => this.pingOwned(owns).catch((e) => this.d.log.warn("host ping round failed", { error: errorMessage(e) })), intervalMs);
     this.#timer.unref();
   }
 
@@ -158,7 +158,7 @@ export class HostManager {
       this.#listing = false;
     }
     for (const uuid of uuids) {
-      this.ping(uuid).catch((e) => this.d.log.warn("host ping failed", { hostUuid: uuid, error: describe(e) }));
+      this.ping(uuid).catch((e) => this.d.log.warn("host ping failed", { hostUuid: uuid, error: errorMessage(e) }));
     }
   }
 
@@ -181,7 +181,7 @@ export class HostManager {
           if (host.agentBootId && reply.bootId && reply.bootId !== host.agentBootId) return this.#connect(host);
           return await this.d.hosts.setStatus(uuid, "Connected", { seen: true });
         } catch (e) {
-          return this.#setStatus(host, "Disconnected", describe(e));
+          return this.#setStatus(host, "Disconnected", errorMessage(e));
         }
       },
     });
@@ -193,7 +193,7 @@ export class HostManager {
       const facts = await this.d.agents.connect(host, signal, bound);
       return { row: await this.#setStatus(host, "Connected", "", facts.bootId) };
     } catch (error) {
-      return { row: await this.#setStatus(host, "Disconnected", describe(error)), error };
+      return { row: await this.#setStatus(host, "Disconnected", errorMessage(error)), error };
     }
   }
 
@@ -210,7 +210,7 @@ export class HostManager {
 
   /** The VM state sync; its failure is logged, since the host itself is connected. */
   #syncAfterConnect(host: HostRow): Promise<void> {
-    return this.#syncVms(host).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: describe(e) }));
+    return this.#syncVms(host).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: errorMessage(e) }));
   }
 
   /**
@@ -257,9 +257,6 @@ export class HostManager {
   }
 }
 
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /** FAILED_PRECONDITION `HOST_CAPACITY_EXCEEDS_AGENT` when the spec offers more than the agent has. */
 function assertAgentHas(spec: HostSpec, facts: { cpuNum: number; memoryBytes: number }): void {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { FlowError, runFlow } from "@stratum/flow";
-import { Code, StratumError, type Logger } from "@stratum/core";
+import { errorMessage, Code, StratumError, type Logger } from "@stratum/core";
 import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
@@ -114,8 +114,8 @@ export class VmManager {
             },
             rollback: async (c, error) => {
               const failed = c.agentClean
-                ? await vms.transitionReleasing(spec.uuid, c.state, "Error", describe(error))
-                : await vms.transition(spec.uuid, c.state, "Error", `${describe(error)}; the agent may still run it: destroy the VM to clean up`);
+                ? await vms.transitionReleasing(spec.uuid, c.state, "Error", errorMessage(error))
+                : await vms.transition(spec.uuid, c.state, "Error", `${errorMessage(error)}; the agent may still run it: destroy the VM to clean up`);
               if (!failed) this.d.log.warn("create rollback matched no row", { vmUuid: spec.uuid, expectedState: c.state });
             },
           },
@@ -153,7 +153,7 @@ export class VmManager {
       );
     } catch (e) {
       if (!(e instanceof FlowError)) throw e;
-      for (const f of e.rollbackFailures) this.d.log.warn("create rollback step failed", { vmUuid: spec.uuid, step: f.step, error: describe(f.error) });
+      for (const f of e.rollbackFailures) this.d.log.warn("create rollback step failed", { vmUuid: spec.uuid, step: f.step, error: errorMessage(f.error) });
       throw withResource(e.cause, spec.uuid);
     }
     return ctx.vm!;
@@ -175,7 +175,7 @@ export class VmManager {
       const body = op === "start" ? startBody(vm) : { vmUuid: uuid, ...extra };
       if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`);
     } catch (e) {
-      const back = await this.d.vms.transition(uuid, t.via, vm.state, describe(e));
+      const back = await this.d.vms.transition(uuid, t.via, vm.state, errorMessage(e));
       if (!back) this.d.log.warn("revert after agent failure matched no row", { vmUuid: uuid, expectedState: t.via });
       throw withResource(e, uuid);
     }
@@ -193,7 +193,7 @@ export class VmManager {
       await this.d.agents.vm(host, "vm/destroy", { vmUuid }, `${taskId}-undo`, AbortSignal.timeout(ROLLBACK_AGENT_TIMEOUT_MS));
       return true;
     } catch (e) {
-      this.d.log.warn("could not clean up a failed start on the agent", { vmUuid, hostUuid: host.uuid, error: describe(e) });
+      this.d.log.warn("could not clean up a failed start on the agent", { vmUuid, hostUuid: host.uuid, error: errorMessage(e) });
       return false;
     }
   }
@@ -230,9 +230,6 @@ function startBody(vm: VmRow): Record<string, unknown> {
   return { vmUuid: vm.uuid, name: vm.name, cpuNum: vm.cpu, memoryBytes: vm.memory };
 }
 
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /** Adds the VM's id to an error's resources, keeping its code, reason and message. */
 function withResource(e: unknown, vmUuid: string): StratumError {

@@ -1,5 +1,6 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import type { Logger } from "@stratum/core";
+import { errorMessage } from "@stratum/core";
 import type { HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
@@ -71,14 +72,14 @@ export class VmReconciler {
     try {
       candidates = (await this.d.vms.transient()).filter((vm) => this.d.owns(vm.uuid) && !this.d.isLive(vm.lastActor));
     } catch (e) {
-      this.d.log.warn("takeover scan failed", { error: describe(e) });
+      this.d.log.warn("takeover scan failed", { error: errorMessage(e) });
       return 0;
     }
     const repaired = await Promise.all(
       candidates.map((vm) =>
         this.#reconcile(vm.uuid).catch((e) => {
           // The next pass tries again (an agent that is down now may answer then).
-          this.d.log.warn("vm takeover failed, will retry", { vmUuid: vm.uuid, state: vm.state, lastActor: vm.lastActor, error: describe(e) });
+          this.d.log.warn("vm takeover failed, will retry", { vmUuid: vm.uuid, state: vm.state, lastActor: vm.lastActor, error: errorMessage(e) });
           return false;
         }),
       ),
@@ -117,6 +118,3 @@ export class VmReconciler {
   }
 }
 
-function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
