@@ -1,6 +1,7 @@
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { currentWork, runWithWork } from "@stratum/core";
+import { AckedBatchPublisher } from "./acked-batch";
 import type { Bus } from "./connect";
 import { assertToken, streamName, subject } from "./names";
 import { ensureStream, nanos } from "./streams";
@@ -33,6 +34,18 @@ export interface PublishOptions {
   requestId?: string;
 }
 
+/** An event whose payload is already JSON text (e.g. read as `jsonb::text`), for {@link EventBus.publishEncoded}. */
+export interface EncodedEvent {
+  readonly domain: string;
+  readonly event: string;
+  /** The event's data as JSON text: sent as it is, not parsed again. */
+  readonly json: string;
+  /** Stable event id for dedup: required, since a failed batch is sent again. */
+  readonly id: string;
+  /** The request the event belongs to; default the current work's. */
+  readonly requestId?: string;
+}
+
 /** The NATS header carrying the id of the request an event belongs to. */
 export const REQUEST_ID_HEADER = "X-Request-Id";
 
@@ -52,6 +65,8 @@ const ROOT = "stratum";
  * CLI's watch) can catch up, and so that publishing is confirmed by the server.
  */
 export class EventBus {
+  #batches: AckedBatchPublisher | undefined;
+
   private constructor(
     private readonly bus: Bus,
     readonly stream: string,
@@ -79,6 +94,26 @@ export class EventBus {
   }
 
   /**
+   * Publishes `events` in order and resolves once the server has stored every one, or rejects if
+   * any is refused or unacknowledged (then some may be stored: send the same ids again, and the
+   * dedup window drops those). The payloads are JSON text already, sent as they are: a relay
+   * reading its outbox as `payload::text` pays neither a parse nor a stringify per event. The
+   * acks are pipelined — one reply subscription per bus, one timer per batch — rather than one
+   * request per event, which is what relaying an outbox cost most (see AckedBatchPublisher).
+   */
+  async publishEncoded(events: readonly EncodedEvent[]): Promise<{ seq: number; duplicate: boolean }[]> {
+    const messages = events.map((e) => {
+      if (typeof e.json !== "string" || e.json === "") throw new TypeError(`event ${e.domain}.${e.event}: json must be the data as JSON text, got ${JSON.stringify(e.json)}`);
+      checkHeaderValue(`event ${e.domain}.${e.event}: id`, e.id);
+      const { subject: to, h } = this.#envelope(e.domain, e.event, { id: e.id, ...(e.requestId !== undefined ? { requestId: e.requestId } : {}) });
+      return { subject: to, payload: e.json, headers: h };
+    });
+    this.#batches ??= new AckedBatchPublisher(this.bus.nc);
+    const acks = await this.#batches.publish(messages);
+    return acks.map((a) => ({ seq: a.seq, duplicate: a.duplicate }));
+  }
+
+  /**
    * Publishes without waiting for the server's acknowledgement: the stream still stores the event
    * (and drops a duplicate id), but the caller learns nothing if NATS loses it. For events sent
    * after the change they report is committed in Postgres — the source of truth — where a lost
@@ -91,9 +126,15 @@ export class EventBus {
   }
 
   #message<T>(domain: string, event: string, data: T, options: PublishOptions) {
+    const { subject: to, id, h } = this.#envelope(domain, event, options);
+    if (data === undefined) throw new TypeError(`event ${domain}.${event}: data is required (an object, even empty)`);
+    return { subject: to, payload: JSON.stringify(data), id, h };
+  }
+
+  /** The subject and headers of an event: what every publish path sends the same way. */
+  #envelope(domain: string, event: string, options: PublishOptions) {
     assertToken("domain", domain);
     assertToken("event", event);
-    if (data === undefined) throw new TypeError(`event ${domain}.${event}: data is required (an object, even empty)`);
     const requestId = options.requestId ?? currentWork()?.requestId;
     if (options.requestId !== undefined) checkHeaderValue(`event ${domain}.${event}: requestId`, options.requestId);
     const id = options.id ?? crypto.randomUUID();
@@ -103,7 +144,7 @@ export class EventBus {
     // A scope's id that a header cannot carry is left out rather than failing the publish: the
     // event matters more than the trace.
     if (requestId !== undefined && requestId !== "" && isHeaderSafe(requestId)) h.set(REQUEST_ID_HEADER, requestId);
-    return { subject: subject(this.bus.prefix, ROOT, domain, event), payload: JSON.stringify(data), id, h };
+    return { subject: subject(this.bus.prefix, ROOT, domain, event), id, h };
   }
 
   /**

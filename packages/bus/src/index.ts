@@ -1,7 +1,9 @@
 export { connectBus, DEFAULT_CONNECT_TIMEOUT_MS } from "./connect";
 export type { Bus, BusOptions } from "./connect";
 export { EventBus, REQUEST_ID_HEADER } from "./events";
-export type { DomainEvent, EventStreamOptions, PublishOptions } from "./events";
+export type { DomainEvent, EncodedEvent, EventStreamOptions, PublishOptions } from "./events";
+export { AckedBatchPublisher, BATCH_ACK_TIMEOUT_MS } from "./acked-batch";
+export type { BatchAck, BatchMessage } from "./acked-batch";
 export { ReplyInbox, publishReply, REPLY_DEFAULTS } from "./replies";
 export type { ReplyResult, UnclaimedReply } from "./replies";
 export { Membership, MembershipView, DEFAULT_HEARTBEAT_MS } from "./membership";

@@ -75,3 +75,33 @@ it("two relays of one service never publish the same batch twice, and keep the o
   await Promise.all(relays.map((r) => r.stop()));
   await sub.stop();
 }, 60_000);
+
+it("a batch JetStream refuses (no stream captures its events) stays in the outbox and goes out once the stream is back", async () => {
+  const prefix = uniquePrefix("obr");
+  const own = await connectBus({ servers: nats.url, prefix, name: "relay-refused" });
+  const events = await EventBus.open(own);
+  await own.jsm.streams.delete(events.stream);
+  const relay = new OutboxRelay({ sql: db.sql, schema: "relaytest", events, log, intervalMs: 60_000 });
+  const failuresBefore = lines.filter((l) => l.includes("outbox relay round failed")).length;
+  for (let n = 1; n <= 3; n++) await db.sql`INSERT INTO relaytest.outbox (domain, event, payload) VALUES ('test', 'refused', ${JSON.stringify({ n, nested: { s: "ü\"x" } })}::jsonb)`;
+  await relay.start();
+  await relay.drain();
+  const failures = lines.filter((l) => l.includes("outbox relay round failed")).slice(failuresBefore);
+  expect(failures.length).toBeGreaterThan(0);
+  expect(failures[0]).toContain("no stream captures its subject");
+  expect(await outboxCount()).toBe(3);
+
+  const again = await EventBus.open(own); // the stream again
+  const seen: DomainEvent<{ n: number }>[] = [];
+  const sub = await again.subscribe<{ n: number }>("test.refused", (e) => void seen.push(e), { from: "all" });
+  await relay.drain();
+  while (seen.length < 3) await new Promise((r) => setTimeout(r, 20));
+  expect(seen.map((e) => e.data)).toEqual([1, 2, 3].map((n) => ({ n, nested: { s: "ü\"x" } })));
+  const rowIds = seen.map((e) => Number(e.id.slice("relaytest-outbox-".length)));
+  expect(rowIds).toEqual([...rowIds].sort((a, b) => a - b));
+  expect(seen.every((e) => /^relaytest-outbox-\d+$/.test(e.id))).toBe(true);
+  expect(await outboxCount()).toBe(0);
+  await relay.stop();
+  await sub.stop();
+  await own.close();
+}, 60_000);

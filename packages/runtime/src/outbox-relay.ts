@@ -100,16 +100,19 @@ export class OutboxRelay {
       const [lock] = await tx`SELECT pg_try_advisory_xact_lock(${RELAY_LOCK_CLASS}, hashtext(${this.#o.schema})) AS ok`;
       if (lock?.ok !== true) return 0; // another replica is relaying this very moment
       const table = tx.unsafe(`"${this.#o.schema}"."outbox"`);
-      const rows = await tx`SELECT id, domain, event, payload, request_id FROM ${table} ORDER BY id LIMIT ${this.#o.batch}`;
+      // payload::text: the JSON goes out as Postgres holds it, not parsed and stringified again.
+      const rows = await tx`SELECT id, domain, event, payload::text AS json, request_id FROM ${table} ORDER BY id LIMIT ${this.#o.batch}`;
       if (rows.length === 0) return 0;
-      // Sent in id order on one connection, so they are stored in that order; acks are awaited together.
-      await Promise.all(
-        rows.map((r) =>
-          this.#o.events.publish(r.domain as string, r.event as string, r.payload, {
-            id: `${this.#o.schema}-outbox-${r.id}`,
-            ...(r.request_id ? { requestId: r.request_id as string } : {}),
-          }),
-        ),
+      // Sent in id order on one connection, so they are stored in that order; the batch resolves
+      // once every one is acknowledged, and fails (rolling the delete back) if any is not.
+      await this.#o.events.publishEncoded(
+        rows.map((r) => ({
+          domain: r.domain as string,
+          event: r.event as string,
+          json: r.json as string,
+          id: `${this.#o.schema}-outbox-${r.id}`,
+          ...(r.request_id ? { requestId: r.request_id as string } : {}),
+        })),
       );
       await tx`DELETE FROM ${table} WHERE id = ANY(${rows.map((r) => r.id as string)}::bigint[])`;
       return rows.length;
