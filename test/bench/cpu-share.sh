@@ -20,7 +20,7 @@ while kill -0 "$bench" 2>/dev/null; do
   sleep 1
 done
 wait "$bench" || { cat "$log"; exit 1; }
-grep -v '^{' "$log" | tail -4
+grep -v '^{' "$log" | tail -5
 awk '{for(i=1;i<=5;i++) if($i>m[i]) m[i]=$i}
   END {printf "cpu seconds: compute %d, bench clients %d, agent-sim %d, postgres %d, nats %d\n", m[1], m[2], m[3], m[4], m[5]}' "$samples"
 rm -f "$samples" "$log"

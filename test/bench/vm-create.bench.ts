@@ -15,6 +15,7 @@
  * host with the capacity its agent reports (agent-sim: 32 CPUs, 128 GiB), so the default host
  * count is what the 2N one-CPU VMs need; with fewer the bench says so before it starts.
  */
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
@@ -105,10 +106,15 @@ async function main(): Promise<void> {
     const warmup = N;
     await drive(warmup, C, async (w, i) => void (await clients[w]!.createVm({ name: `warm-${i}`, ...spec })));
 
+    const computePids = addresses.map((_, i) => stack.pidOf(`compute-${i}`));
+    const cpuBefore = computePids.map(cpuSeconds);
     const vm = await drive(N, C, async (w, i) => {
       const res = await clients[w]!.createVm({ name: `bench-${i}`, ...spec });
       if (res.vm?.state !== VmState.RUNNING) throw new Error(`vm ${res.vm?.uuid} ended ${res.vm?.state}`);
     });
+    // Read right after the last create answered: the relay may still be publishing the last
+    // events, a few ms of the total, so the figure is the creates' cost and not the ceiling runs'.
+    const computeCpu = computePids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpuBefore[i]!, 0);
 
     const grpcCeiling = await drive(Math.max(N * 5, 20_000), C, async (w) => void (await health[w]!.check({ service: "" })));
 
@@ -125,12 +131,21 @@ async function main(): Promise<void> {
     row("ceiling: no-op gRPC unary", grpcCeiling);
     row("ceiling: Postgres insert+commit", pgCeiling);
     if (vm.firstError) console.log(`first vm create error: ${vm.firstError instanceof Error ? vm.firstError.message : String(vm.firstError)}`);
+    console.log(`compute CPU per create: ${((1000 * computeCpu) / N).toFixed(3)} ms (${computeCpu.toFixed(2)} CPU-s over ${N} measured creates, all replicas)`);
     console.log(`vm create: ${vm.perSecond.toFixed(0)}/s = ${((100 * vm.perSecond) / ceiling).toFixed(1)}% of ceiling`);
   } finally {
     await sql.end();
     for (const c of [...clients, ...health]) closeClient(c);
     await stack.stop();
   }
+}
+
+/** CPU-seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  // Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; USER_HZ is 100 on Linux
 }
 
 /** Fails before measuring when the registered hosts cannot hold `vms` VMs: every create would fail. */
