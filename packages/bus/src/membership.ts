@@ -56,6 +56,12 @@ interface Seen {
  * Death is judged locally, from how long ago a replica's heartbeat was received: NATS 2.9 does
  * not notify watchers when a KV entry ages out, so waiting for a delete would never end for a
  * replica that crashed. A replica that leaves cleanly deletes its key and drops off at once.
+ *
+ * Silence is not death: while the view receives no heartbeat from anyone at all (its own replica's
+ * included), it is cut off from NATS, not watching every replica die at once, so it declares
+ * nobody dead and keeps its rings — owners stay certain through a NATS outage and mutations go on
+ * (the Postgres lease, not this view, is what fences a writer). When heartbeats flow again, every
+ * member gets a fresh TTL to re-announce itself before it can be declared dead.
  */
 export class MembershipView {
   readonly #seen = new Map<string, Map<string, Seen>>();
@@ -65,6 +71,8 @@ export class MembershipView {
   #sweeper: NodeJS.Timeout | undefined;
   #watch: { stop(): void } | undefined;
   #loaded = false;
+  /** When the view last received any heartbeat (or delete): it is frozen while this is older than the TTL. */
+  #lastEntryAt = performance.now();
 
   private constructor(
     readonly kv: KV,
@@ -101,6 +109,7 @@ export class MembershipView {
     const initial = new Promise<void>((resolve) => {
       initialDone = () => {
         this.#loaded = true;
+        this.#lastEntryAt = performance.now();
         resolve();
       };
     });
@@ -120,7 +129,23 @@ export class MembershipView {
     this.#sweeper.unref();
   }
 
+  /** True while the view has heard nothing from anyone for a TTL: it keeps its members then. */
+  get silent(): boolean {
+    return performance.now() - this.#lastEntryAt > this.#ttlMs;
+  }
+
+  #heard(): void {
+    const now = performance.now();
+    // Back from a silence (a NATS outage): what was not heard meanwhile could not be heard, so
+    // every member gets a full TTL from now to show it is alive.
+    if (now - this.#lastEntryAt > this.heartbeatMs * 2) {
+      for (const members of this.#seen.values()) for (const seen of members.values()) seen.lastSeen = Math.max(seen.lastSeen, now - this.heartbeatMs);
+    }
+    this.#lastEntryAt = now;
+  }
+
   #apply(entry: KvWatchEntry): void {
+    if (this.#loaded) this.#heard();
     const [service, replicaId] = splitKey(entry.key);
     if (!service || !replicaId) return;
     if (entry.operation !== "PUT") {
@@ -160,6 +185,7 @@ export class MembershipView {
   }
 
   #sweep(): void {
+    if (this.silent) return;
     const now = performance.now();
     for (const [service, members] of this.#seen) {
       for (const [replicaId, seen] of members) {
