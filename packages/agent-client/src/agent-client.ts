@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
-  COMMAND_PATTERN, parseAgentError, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN,
+  COMMAND_PATTERN, FENCING_TOKEN_HEADER, FENCING_TOKEN_PATTERN, fencingToken, parseAgentError, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN,
   type AgentCommand, type AgentReply, type AgentRequest,
 } from "@stratum/agent-protocol";
 import { currentWork, log, StratumError, type Logger } from "@stratum/core";
@@ -46,6 +46,12 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Named in errors alongside the URL. */
   hostUuid?: string;
+  /**
+   * The caller's fencing token for the resource the command is about, sent as
+   * `X-Fencing-Token: <resource>=<token>`: the agent refuses it (409 `FENCED`, FAILED_PRECONDITION
+   * here, never retried) once it has seen a newer one for that resource.
+   */
+  fence?: { resource: string; token: number };
 }
 
 export interface AgentClient {
@@ -173,6 +179,11 @@ class UndiciAgentClient implements AgentClient {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (options.taskId !== undefined) headers[TASK_ID_HEADER] = options.taskId;
     if (requestId !== undefined) headers[REQUEST_ID_HEADER] = requestId;
+    if (options.fence !== undefined) {
+      const value = fencingToken(options.fence.resource, options.fence.token);
+      if (!FENCING_TOKEN_PATTERN.test(value)) throw StratumError.invalidArgument([{ field: "fence", description: `must be <resource>=<token> matching ${FENCING_TOKEN_PATTERN}` }]);
+      headers[FENCING_TOKEN_HEADER] = value;
+    }
     const retrySafe = policy.idempotent || options.taskId !== undefined;
 
     // One signal per call, fed by the deadline, the caller's signal and shutdown. Built by hand:

@@ -26,6 +26,10 @@ export const AgentErrorCode = {
   INVALID_REQUEST_ID: "INVALID_REQUEST_ID",
   /** 409: the task id was used for another command, or the same command with another body. */
   TASK_ID_CONFLICT: "TASK_ID_CONFLICT",
+  /** 400: the `x-fencing-token` header does not match `FENCING_TOKEN_PATTERN`. */
+  INVALID_FENCING_TOKEN: "INVALID_FENCING_TOKEN",
+  /** 409: the fencing token is older than the newest this agent has seen for the resource. */
+  FENCED: "FENCED",
   /** 5xx: a fault the simulator was told to inject. */
   INJECTED_FAULT: "INJECTED_FAULT",
   /** 500: the command failed inside the agent. */

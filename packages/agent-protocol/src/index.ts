@@ -4,7 +4,7 @@
  * Dependency-free, so a real agent's test kit or a tool can use it too.
  */
 export {
-  COMMAND_PATTERN, parseAgentError, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN,
+  COMMAND_PATTERN, FENCING_TOKEN_HEADER, FENCING_TOKEN_PATTERN, fencingToken, parseAgentError, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN,
 } from "./wire";
 export type { AgentErrorBody, AgentErrorDetail } from "./wire";
 export { AgentErrorCode } from "./error-codes";

@@ -15,6 +15,24 @@ export const TASK_ID_HEADER = "x-task-id";
  */
 export const REQUEST_ID_HEADER = "x-request-id";
 
+/**
+ * Header carrying the caller's fencing token for the resource the command is about:
+ * `<resource>=<token>`, e.g. `vm:5f0c…=17`. The agent remembers the newest token per resource and
+ * refuses an older one (409 `FENCED`), and runs a newer one only after the commands of older
+ * tokens still executing on that resource have ended — the store-side half of fencing, so a
+ * replica that lost a resource to a takeover cannot act on it, and its successor sees the effect
+ * of whatever the old owner had already started. A command without the header is not fenced.
+ */
+export const FENCING_TOKEN_HEADER = "x-fencing-token";
+
+/** `<resource>=<token>`: a resource key (printable, no `=`) and a non-negative integer. */
+export const FENCING_TOKEN_PATTERN = /^([A-Za-z0-9._:@/-]{1,200})=(\d{1,15})$/;
+
+/** The header value of a fencing token. */
+export function fencingToken(resource: string, token: number): string {
+  return `${resource}=${token}`;
+}
+
 /** Task ids are opaque to the agent, but bounded and printable so they are header-safe and safe to log. */
 export const TASK_ID_PATTERN = /^[A-Za-z0-9._:@/-]{1,200}$/;
 

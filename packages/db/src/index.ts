@@ -28,4 +28,8 @@ export { TransitionBatcher } from "./transition-batcher";
 export type { TransitionBatcherOptions, WriteGuard } from "./transition-batcher";
 export { TurnBatcher } from "./turn-batcher";
 export { outboxTable } from "./outbox-table";
+export { leasesTable } from "./leases-table";
+export type { LeasesTable } from "./leases-table";
+export { leaseHeld, leaseHeldSql, ownerWriteGuard } from "./fencing";
+export type { LeaseHolder, OwnerWriteGuardOptions } from "./fencing";
 export type { OutboxTable } from "./outbox-table";

@@ -32,6 +32,13 @@ export interface TransitionBatcherOptions<TTable extends PgTable> {
    */
   stamp?: { column: PgColumn; value: () => string };
   /**
+   * A bigint column every transition (and claim) increments: the row's fencing token. Commands a
+   * writer sends on the resource's behalf carry the value its last write returned, so whoever
+   * receives them (an agent) can refuse one older than the newest it has seen — a writer that
+   * lost the row to a takeover is fenced outside the database too.
+   */
+  fence?: PgColumn;
+  /**
    * Writes a domain event for every transition into the service's outbox, in the same statement
    * (see `outboxTable`): `payload` builds its JSON from the moved row, aliased `m`, whose state
    * before the move is `m.__from`. The request id of each transition's submitter goes with it.
@@ -85,6 +92,7 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
     const set = [`"${o.state.name}" = x.to_state::${enumTypeOf(o.state)}`];
     if (o.message) set.push(`"${o.message.name}" = COALESCE(x.message, t."${o.message.name}")`);
     if (o.updatedAt) set.push(`"${o.updatedAt.name}" = now()`);
+    if (o.fence) set.push(`"${o.fence.name}" = t."${o.fence.name}" + 1`);
     const assignments = sql.unsafe(set.join(", "));
     const stampColumn = o.stamp ? sql.unsafe(`"${o.stamp.column.name}"`) : undefined;
     this.#what = `update ${qualifiedName(o.table)} ${o.state.name}`;
@@ -104,6 +112,29 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
         SELECT m.* FROM m`;
     };
     this.#batcher = new TurnBatcher((pending) => this.#flush(pending), (p, e) => p.reject(e));
+  }
+
+  /**
+   * Takes a row left mid-operation in `state` by another writer, without moving it: stamps it
+   * (and increments its fence) if the guard lets this writer have it — for an owner guard, once
+   * the writer that left it has lost its lease. The new owner claims before it acts, so from then
+   * on the old writer's writes match nothing and its commands carry an older fence. Its new row,
+   * or undefined when the row is not in `state` or not this writer's to take.
+   */
+  async claim(key: string, state: TState): Promise<TTable["$inferSelect"] | undefined> {
+    const { sql, stamp, fence, guard } = this.o;
+    const set = [stamp ? sql`${sql.unsafe(`"${stamp.column.name}"`)} = ${stamp.value()}` : undefined, fence ? sql.unsafe(`"${fence.name}" = t."${fence.name}" + 1`) : undefined].filter((f) => f !== undefined);
+    if (set.length === 0) throw new TypeError(`${this.#what}: claim needs a stamp or a fence column`);
+    const g = guard?.(sql);
+    try {
+      const [raw] = await sql`
+        UPDATE ${sql.unsafe(`${qualifiedName(this.o.table)} AS t`)} SET ${set.length === 2 ? sql`${set[0]!}, ${set[1]!}` : set[0]!}
+        WHERE t.${sql.unsafe(`"${this.o.key.name}"`)} = ${key} AND t.${sql.unsafe(`"${this.o.state.name}"`)}::text = ${state} ${g ? sql`AND ${g}` : sql``}
+        RETURNING t.*`;
+      return raw ? this.#toRow(raw as Record<string, unknown>) : undefined;
+    } catch (e) {
+      throw mapPgError(e, { operation: `${this.#what} claim` });
+    }
   }
 
   /** Moves `key` from `from` to `to` if it is still in `from`: its new row, or undefined. */

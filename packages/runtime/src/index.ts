@@ -15,3 +15,5 @@ export { OutboxRelay } from "./outbox-relay";
 export type { OutboxRelayOptions } from "./outbox-relay";
 export { ReadinessWatcher, postgresCheck, natsCheck, LIVENESS_SERVICE, DEFAULT_READINESS_PERIOD_MS } from "./readiness";
 export type { Ownership } from "./ownership";
+export { LeaseKeeper, LEASE_TTL_HEARTBEATS } from "./lease";
+export type { LeaseKeeperOptions } from "./lease";

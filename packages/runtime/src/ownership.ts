@@ -15,12 +15,13 @@ export interface Ownership {
   onChange(fn: () => void): () => void;
 }
 
-export function ownershipOf(service: string, replicaId: string, view: MembershipView, membership: () => Membership | undefined): Ownership {
+export function ownershipOf(service: string, replicaId: string, startedAt: number, view: MembershipView, membership: () => Membership | undefined): Ownership {
   const name = (m: { replicaId: string; startedAt: number }) => `${m.replicaId}@${m.startedAt}`;
+  const self = name({ replicaId, startedAt });
   return {
     owns: (uuid) => membership()?.owns(uuid) ?? false,
-    // Before joining it has no start time yet; it writes nothing as owner then.
-    incarnation: () => name(membership()?.self ?? { replicaId, startedAt: 0 }),
+    // Also its lease's holder (see LeaseKeeper): fixed before the replica writes anything.
+    incarnation: () => self,
     // Draining replicas included: one that is stopping still finishes what it started.
     isLive: (incarnation) => view.alive(service).some((m) => name(m) === incarnation),
     onChange: (fn) => view.onChange((change) => void (change.service === service && fn())),

@@ -2,7 +2,7 @@ import { getTableName, is } from "drizzle-orm";
 import { PgTable, pgSchema } from "drizzle-orm/pg-core";
 import { EventBus, Membership, MembershipView, ReplyInbox, ServiceRouters, connectBus, type Bus } from "@stratum/bus";
 import { ChainTaskQueue } from "@stratum/chain-task";
-import { connect, migrate, requestsTable, type DbHandle } from "@stratum/db";
+import { connect, migrate, requestsTable, type DbHandle, type LeasesTable } from "@stratum/db";
 import { createLogger, createServer, ServingStatus, type Logger, type ServerInterceptor, type StratumServer } from "@stratum/rpc";
 import { errorMessage, StratumError, type FieldViolation } from "@stratum/core";
 import { readEnv, type EnvSpec, type EnvValues, type ServiceConfig } from "./config";
@@ -12,6 +12,7 @@ import type { ServiceApi } from "./serving/api";
 import { servingChain, type ProtoValidator } from "./serving/chain";
 import { sweepRequests } from "./serving/idempotency";
 import { OutboxRelay } from "./outbox-relay";
+import { LEASE_TTL_HEARTBEATS, LeaseKeeper } from "./lease";
 import { ownershipOf, type Ownership } from "./ownership";
 import { DEFAULT_TASK_TIMEOUT_MS } from "./shutdown";
 import { LIVENESS_SERVICE, natsCheck, postgresCheck, ReadinessWatcher } from "./readiness";
@@ -143,13 +144,22 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     const settings = options.settings ?? (readModuleEnv(module) as EnvValues<TEnv>);
     const relay = hasOutbox(module.tables) ? new OutboxRelay({ sql: db.sql, schema: module.name, events, log }) : undefined;
     const eventsWritten = () => relay?.kick();
-    const ownership = ownershipOf(config.service, config.replicaId, view, () => membership);
+    // The incarnation is fixed before anything is written: the lease, every row's actor and the
+    // membership entry all name the same `<replicaId>@<startedAt>`.
+    const startedAt = Date.now();
+    const leases = tableNamed<LeasesTable>(module.tables, "leases");
+    const lease = leases
+      ? new LeaseKeeper({ sql: db.sql, leases, holder: `${config.replicaId}@${startedAt}`, replicaId: config.replicaId, renewMs: config.heartbeatMs, ttlMs: config.heartbeatMs * LEASE_TTL_HEARTBEATS, log })
+      : undefined;
+    const ownership = ownershipOf(config.service, config.replicaId, startedAt, view, () => membership);
     const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, ownership, queue, log, metrics, eventsWritten };
     const parts = await module.setup(ctx);
     const routers = new ServiceRouters(view, config.service);
     closers.push(() => routers.close());
     // Gone from the membership only once its queued work is done and its events are out (below).
     closers.push(() => membership?.leave());
+    // The lease goes with the last write: nothing of this replica's is left for anyone to take over.
+    if (lease) closers.push(() => lease.release());
     // The domain's own resources (agent clients…) close after its queued work has finished.
     if (parts.stop) closers.push(() => parts.stop?.());
     // After the queue's last operations wrote their events: publish them, then let NATS close.
@@ -185,7 +195,9 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       for (const { service } of registrations) server.health.set(service.typeName, status);
     };
     const address = `${config.advertiseHost}:${server.port}`;
-    membership = await Membership.join(view, { service: config.service, replicaId: config.replicaId, address });
+    // Held before the replica is on the ring, so its first write as owner passes the fence.
+    await lease?.acquire();
+    membership = await Membership.join(view, { service: config.service, replicaId: config.replicaId, address, startedAt });
     const joined = membership;
     // First on stop: off the ring (callers re-route at once), but alive until drained.
     closers.push(() => joined.drain());
@@ -233,5 +245,10 @@ function readModuleEnv(module: ServiceModule<any, any>): EnvValues<EnvSpec> {
 
 /** True when the service's schema has the kit's outbox (`outboxTable`), whose rows the runtime relays. */
 function hasOutbox(tables: Record<string, unknown> | undefined): boolean {
-  return Object.values(tables ?? {}).some((t) => is(t, PgTable) && getTableName(t) === "outbox");
+  return tableNamed(tables, "outbox") !== undefined;
+}
+
+/** The service's kit table of that name (`outboxTable`, `leasesTable`), if its schema has one. */
+function tableNamed<T extends PgTable>(tables: Record<string, unknown> | undefined, name: string): T | undefined {
+  return Object.values(tables ?? {}).find((t) => is(t, PgTable) && getTableName(t) === name) as T | undefined;
 }

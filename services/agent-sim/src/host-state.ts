@@ -1,4 +1,5 @@
 import type { ConnectionStats } from "./agent-http-server";
+import type { FencingStats } from "./fences";
 import type { JsonObject } from "./fields";
 import type { HostFacts } from "./protocol";
 import { VolumeTaskRunner, type VolumeTask, type VolumeTaskRunnerOptions } from "./volume-tasks";
@@ -57,6 +58,8 @@ export interface CommandLogEntry {
   taskId?: string;
   /** The `x-request-id` the caller sent: the request this command served. */
   requestId?: string;
+  /** The `x-fencing-token` the caller sent, `<resource>=<token>`. */
+  fence?: string;
   /** HTTP status answered, or what happened instead. */
   outcome: number | "reset" | "hang" | "closed";
   deduplicated: boolean;
@@ -76,6 +79,8 @@ export interface HostSnapshot {
   commands: Record<string, CommandStats>;
   /** Client connections: accepted, closed by the agent's idle timeout, open now, requests that raced an idle close. */
   connections: ConnectionStats;
+  /** What fencing refused, and how often two senders acted on one resource at once. */
+  fencing: FencingStats;
   /** The most recent commands (bounded), oldest first. */
   log: CommandLogEntry[];
 }
@@ -121,7 +126,7 @@ export class HostState {
     return { vm, nics };
   }
 
-  snapshot(url: string, connections: HostSnapshot["connections"]): HostSnapshot {
+  snapshot(url: string, connections: HostSnapshot["connections"], fencing: FencingStats): HostSnapshot {
     const clone = <T>(v: T): T => structuredClone(v);
     return {
       hostUuid: this.facts.hostUuid,
@@ -134,6 +139,7 @@ export class HostState {
       volumeTasks: this.volumeTasks.list(),
       commands: Object.fromEntries([...this.stats].map(([k, v]) => [k, { ...v }])),
       connections: { ...connections },
+      fencing: { ...fencing },
       log: clone(this.log),
     };
   }

@@ -10,6 +10,7 @@ export type { CommandContext, CommandHandler, CommandTable, HostDirectory, HostV
 export { isJsonObject, optionalArray, optionalNonNegativeInt, optionalString, requirePositiveInt, requireString } from "./fields";
 export type { JsonObject } from "./fields";
 export type { FaultKind, FaultPhase, FaultRule, FaultSpec, InjectedFault } from "./faults";
+export type { Fence, FencingStats } from "./fences";
 export { Hold } from "./holds";
 export type { HeldRequest } from "./holds";
 export type { CommandLogEntry, CommandStats, EipRule, HostSnapshot, NicRule, VmRecord, VmState } from "./host-state";

@@ -4,7 +4,7 @@
  */
 import type { HostConnectReply } from "@stratum/agent-protocol";
 
-export { AgentErrorCode, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN } from "@stratum/agent-protocol";
+export { AgentErrorCode, FENCING_TOKEN_HEADER, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN } from "@stratum/agent-protocol";
 export type { AgentErrorBody } from "@stratum/agent-protocol";
 
 /** Facts a host reports on `POST /host/connect` (the protocol's `HostConnectReply`). */

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { AgentHttpServer, type ConnectionStats } from "./agent-http-server";
 import { CommandError } from "./command-error";
 import type { CommandHandler, CommandTable, HostDirectory, HostView } from "./commands/types";
+import { FenceTable, parseFence, type Fence } from "./fences";
 import { FaultTable, type FaultRule, type FaultSpec, type InjectedFault } from "./faults";
 import type { JsonObject } from "./fields";
 import { HoldTable, type Hold } from "./holds";
@@ -11,7 +12,7 @@ import { HostState, type HostSnapshot } from "./host-state";
 import { parseJsonObject, readBody, sendError, sendJson } from "./http-json";
 import { mergeLatency, resolveLatency, type LatencyConfig } from "./latency";
 import {
-  AGENT_VERSION, AgentErrorCode, DEFAULT_SIM_CPU_NUM, DEFAULT_SIM_MEMORY_BYTES, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN,
+  AGENT_VERSION, AgentErrorCode, DEFAULT_SIM_CPU_NUM, DEFAULT_SIM_MEMORY_BYTES, FENCING_TOKEN_HEADER, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, TASK_ID_HEADER, TASK_ID_PATTERN,
   type HostFacts,
 } from "./protocol";
 import { TaskCache, type CommandOutcome, type TaskCacheOptions, type TaskOwner } from "./task-cache";
@@ -45,6 +46,7 @@ export interface SimHostContext {
 
 /** Where a request's pipeline ended, for the command log. */
 type Ending = number | "reset" | "hang" | "closed";
+type PipelineEnd = { outcome: Ending; deduplicated: boolean; fault?: string };
 
 /**
  * One simulated hypervisor agent: its own HTTP endpoint on its own port, its own state, and the
@@ -60,6 +62,7 @@ export class SimHost implements HostView {
   readonly volumeTaskDurationMs: number;
   private readonly http: AgentHttpServer;
   private readonly faults = new FaultTable();
+  private readonly fences = new FenceTable();
   private readonly holds: HoldTable;
   private tasks: TaskCache;
   private latency: LatencyConfig;
@@ -134,7 +137,7 @@ export class SimHost implements HostView {
   }
 
   inspect(): HostSnapshot {
-    return this.state.snapshot(this.url, this.http.connectionStats);
+    return this.state.snapshot(this.url, this.http.connectionStats, this.fences.stats);
   }
 
   /** Injects a fault on this host (see {@link FaultRule}); `clear()` on the result removes it. */
@@ -201,6 +204,7 @@ export class SimHost implements HostView {
     let body: JsonObject;
     let taskId: string | undefined;
     let requestId: string | undefined;
+    let fence: Fence | undefined;
     let handler: CommandHandler | undefined;
     try {
       // Known before anything can fail, so even a refused request names the request it came from.
@@ -222,6 +226,7 @@ export class SimHost implements HostView {
         // The agent logs it: a malformed one must not forge a log line, and is refused like a bad task id.
         throw CommandError.badRequest(AgentErrorCode.INVALID_REQUEST_ID, `invalid ${REQUEST_ID_HEADER} header`);
       }
+      fence = parseFence(req.headers[FENCING_TOKEN_HEADER]);
     } catch (err) {
       if (req.socket.destroyed) return;
       sendError(res, err);
@@ -230,8 +235,8 @@ export class SimHost implements HostView {
     }
     this.state.statsOf(command).received += 1;
     try {
-      const ending = await this.run(req, res, command, handler, body, taskId, requestId);
-      if (ending !== undefined) this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), ...(requestId === undefined ? {} : { requestId }), outcome: ending.outcome, deduplicated: ending.deduplicated, ...(ending.fault ? { fault: ending.fault } : {}) });
+      const ending = await this.fenced(fence, res, () => this.run(req, res, command, handler, body, taskId, requestId));
+      if (ending !== undefined) this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), ...(requestId === undefined ? {} : { requestId }), ...(fence ? { fence: `${fence.resource}=${fence.token}` } : {}), outcome: ending.outcome, deduplicated: ending.deduplicated, ...(ending.fault ? { fault: ending.fault } : {}) });
     } catch (err) {
       if (this.closing.signal.aborted) {
         // The sim is closing (an aborted sleep): the connection is already gone.
@@ -245,6 +250,29 @@ export class SimHost implements HostView {
       if (!res.headersSent && !req.socket.destroyed) sendError(res, new CommandError(500, AgentErrorCode.INTERNAL, `${command} failed inside the agent`));
       else req.socket.destroy();
       this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), ...(requestId === undefined ? {} : { requestId }), outcome: 500, deduplicated: false });
+    }
+  }
+
+  /**
+   * Fencing first, before the task-id cache: a stale owner's repeat of a task it started is
+   * refused like any of its commands. A newer token waits here for older commands still running.
+   */
+  private async fenced(fence: Fence | undefined, res: http.ServerResponse, run: () => Promise<PipelineEnd | undefined>): Promise<PipelineEnd | undefined> {
+    if (!fence) return run();
+    let leave: () => void;
+    try {
+      leave = await this.fences.enter(fence);
+    } catch (err) {
+      sendError(res, err);
+      return { outcome: err instanceof CommandError ? err.status : 500, deduplicated: false };
+    }
+    // A command whose caller hung up (it timed out) stops counting as running: a newer owner
+    // does not wait behind a hypervisor call nobody waits for.
+    res.once("close", leave);
+    try {
+      return await run();
+    } finally {
+      leave();
     }
   }
 

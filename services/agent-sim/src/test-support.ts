@@ -1,5 +1,5 @@
 /** Helpers for the sim's own tests: a minimal JSON client over Node's fetch. Not exported. */
-import { REQUEST_ID_HEADER, TASK_ID_HEADER } from "./protocol";
+import { FENCING_TOKEN_HEADER, REQUEST_ID_HEADER, TASK_ID_HEADER } from "./protocol";
 
 export interface JsonReply {
   status: number;
@@ -7,10 +7,11 @@ export interface JsonReply {
   headers: Headers;
 }
 
-export async function post(baseUrl: string, command: string, body: unknown = {}, options: { taskId?: string; requestId?: string; signal?: AbortSignal } = {}): Promise<JsonReply> {
+export async function post(baseUrl: string, command: string, body: unknown = {}, options: { taskId?: string; requestId?: string; fence?: string; signal?: AbortSignal } = {}): Promise<JsonReply> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (options.taskId !== undefined) headers[TASK_ID_HEADER] = options.taskId;
   if (options.requestId !== undefined) headers[REQUEST_ID_HEADER] = options.requestId;
+  if (options.fence !== undefined) headers[FENCING_TOKEN_HEADER] = options.fence;
   const res = await fetch(`${baseUrl}/${command}`, {
     method: "POST",
     headers,

@@ -13,7 +13,7 @@ afterAll(() => stack?.stop());
 
 it("placement waits for hosts locked by concurrent reservations instead of reporting no capacity", async () => {
   const db = stack.replicas[0]!.ctx.db;
-  const store = new VmStore(db as never, () => "test@0");
+  const store = new VmStore(db as never, stack.replicas[0]!.ctx.ownership.incarnation);
   // Another transaction holds every host row, as concurrent creates do for an instant.
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
@@ -42,7 +42,7 @@ it("placement waits for hosts locked by concurrent reservations instead of repor
 
 it("concurrent placements share one transaction and still fill the hosts exactly, no more", async () => {
   const db = stack.replicas[0]!.ctx.db;
-  const store = new VmStore(db as never, () => "test@0");
+  const store = new VmStore(db as never, stack.replicas[0]!.ctx.ownership.incarnation);
   const [before] = await db.sql`SELECT sum(cpu_capacity - cpu_used)::int AS free FROM compute.hosts`;
   const free = before!.free as number;
   const results = await Promise.all(
@@ -58,7 +58,7 @@ it("concurrent placements share one transaction and still fill the hosts exactly
 });
 
 it("a batch with a duplicate id gives each caller its own outcome", async () => {
-  const store = new VmStore(stack.replicas[0]!.ctx.db as never, () => "test@0");
+  const store = new VmStore(stack.replicas[0]!.ctx.db as never, stack.replicas[0]!.ctx.ownership.incarnation);
   const taken = randomUUID();
   await store.insertPlaced({ uuid: taken, name: "first", cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined);
   const [dup, ok1, ok2] = await Promise.allSettled([

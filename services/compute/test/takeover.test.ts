@@ -1,9 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { kill9, ownedBy, startChildReplica } from "./child-replica";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
 
@@ -12,8 +9,6 @@ import { until } from "./until";
  * command) leaves the VM in a transient state; its new owner asks the agent and finishes or rolls
  * back. Replica 0 runs in-process; replica 1 is a child process, so it can really be killed.
  */
-const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
-
 let stack: ComputeStack;
 let hostUuid: string;
 beforeAll(async () => {
@@ -22,46 +17,8 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-/** Starts compute-1 as a process of its own on the stack's database and NATS namespace. */
-async function startChildReplica(): Promise<ChildProcess> {
-  const { config } = stack.replicas[0]!.ctx;
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
-    env: {
-      ...process.env,
-      DATABASE_URL: config.databaseUrl,
-      NATS_URL: config.natsUrl,
-      STRATUM_BUS_PREFIX: config.busPrefix,
-      STRATUM_REPLICA_ID: "compute-1",
-      STRATUM_GRPC_HOST: "127.0.0.1",
-      STRATUM_GRPC_PORT: "0",
-      STRATUM_HEARTBEAT_MS: String(config.heartbeatMs),
-      STRATUM_PING_INTERVAL_MS: "60000",
-      STRATUM_DB_POOL_SIZE: "4",
-    },
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`compute-1 exited with ${code} before it was ready`)));
-    lines.on("line", (line) => line.includes('"msg":"ready"') && resolve());
-  });
-  await stack.replicas[0]!.ctx.view.until((v) => v.members("compute").length === 2);
-  return child;
-}
-
-async function kill9(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
-  await exited;
-}
-
-/** A VM UUID that compute-1 owns, so operations on it run there. */
-function ownedByChild(): string {
-  for (;;) {
-    const uuid = randomUUID();
-    if (stack.replicas[0]!.ctx.view.ownerOf("compute", uuid)?.replicaId === "compute-1") return uuid;
-  }
-}
+const startChild = () => startChildReplica(stack);
+const ownedByChild = () => ownedBy(stack);
 
 async function vmOf(uuid: string) {
   return (await stack.vms.getVm({ uuid })).vm!;
@@ -73,7 +30,7 @@ async function hostCpuUsed(): Promise<number> {
 
 describe("takeover of VMs a dead replica left mid-operation", () => {
   it("a create killed while the agent starts the VM ends Running, as the agent says, with its capacity held", async () => {
-    const child = await startChildReplica();
+    const child = await startChild();
     const uuid = ownedByChild();
     const before = await hostCpuUsed();
     const hold = stack.sim.hold(0, "vm/start");
@@ -92,7 +49,7 @@ describe("takeover of VMs a dead replica left mid-operation", () => {
   });
 
   it("a stop killed before the agent acted ends Running again, as the agent says", async () => {
-    let child = await startChildReplica();
+    let child = await startChild();
     const uuid = ownedByChild();
     await stack.vms.createVm({ uuid, name: "orphan-stop", cpu: 1, memoryBytes: GIB, hostUuid });
     const hold = stack.sim.hold(0, "vm/stop");
@@ -103,13 +60,13 @@ describe("takeover of VMs a dead replica left mid-operation", () => {
     await stop;
     await until(async () => (await vmOf(uuid)).state === VmState.RUNNING, "the new owner to roll the stop back");
     expect((await vmOf(uuid)).lastError).toContain("stopped while the VM was Stopping");
-    child = await startChildReplica(); // a new incarnation: its own VMs are not taken from it
+    child = await startChild(); // a new incarnation: its own VMs are not taken from it
     await stack.vms.destroyVm({ uuid });
     await kill9(child);
   });
 
   it("a destroy killed halfway is completed by the new owner and the capacity released", async () => {
-    const child = await startChildReplica();
+    const child = await startChild();
     const uuid = ownedByChild();
     const before = await hostCpuUsed();
     await stack.vms.createVm({ uuid, name: "orphan-destroy", cpu: 1, memoryBytes: GIB, hostUuid });

@@ -32,6 +32,17 @@ export interface HostCallBound {
   atMostMs?: number;
 }
 
+/** A VM's fencing token (`vms.fence`) as the sender's last write of the VM returned it. */
+export interface VmFence {
+  vmUuid: string;
+  token: number;
+}
+
+/** The fence of a VM row. */
+export function fenceOf(vm: { uuid: string; fence: number }): VmFence {
+  return { vmUuid: vm.uuid, token: vm.fence };
+}
+
 /** Default of how many agent commands one replica sends one host at once. */
 export const DEFAULT_HOST_SYNC_LEVEL = 16;
 
@@ -57,24 +68,31 @@ export class HostAgents {
     return this.#send(host, "host/ping", { hostUuid: host.uuid }, undefined, signal, bound);
   }
 
-  /** The VMs the host runs, for the VM state sync after a reconnect. */
-  vms(host: AgentHost, signal?: AbortSignal): Promise<VmsReply> {
-    return this.#send(host, "host/vms", {}, undefined, signal);
+  /**
+   * The VMs the host runs, for the VM state sync after a reconnect. `fencedFor` (a takeover asking
+   * about one VM) sends that VM's fence: the agent answers after any older command on it has
+   * ended, and refuses the old owner's commands from then on.
+   */
+  vms(host: AgentHost, signal?: AbortSignal, fencedFor?: VmFence): Promise<VmsReply> {
+    return this.#send(host, "host/vms", {}, undefined, signal, undefined, fencedFor);
   }
 
-  /** A VM lifecycle command; `taskId` names this one operation so a retry runs once on the agent. */
-  vm<C extends VmCommand>(host: AgentHost, command: C, body: VmCommandBody<C>, taskId: string, signal?: AbortSignal): Promise<AgentReply<C>>;
+  /**
+   * A VM lifecycle command; `taskId` names this one operation so a retry runs once on the agent,
+   * `fence` is the VM's fencing token as the sender's last write of it returned (`vms.fence`).
+   */
+  vm<C extends VmCommand>(host: AgentHost, command: C, body: VmCommandBody<C>, taskId: string, fence: VmFence, signal?: AbortSignal): Promise<AgentReply<C>>;
   /**
    * @deprecated An untyped body, for callers that build it as a plain record (the domain's
    * `startBody`): type it as `VmStartRequest` / `VmRefRequest` and this overload can go.
    */
-  vm(host: AgentHost, command: VmCommand, body: Record<string, unknown>, taskId: string, signal?: AbortSignal): Promise<unknown>;
-  vm(host: AgentHost, command: VmCommand, body: VmCommandBody<VmCommand> | Record<string, unknown>, taskId: string, signal?: AbortSignal): Promise<unknown> {
-    return this.#send(host, command, body as AgentRequest<VmCommand>, taskId, signal);
+  vm(host: AgentHost, command: VmCommand, body: Record<string, unknown>, taskId: string, fence: VmFence, signal?: AbortSignal): Promise<unknown>;
+  vm(host: AgentHost, command: VmCommand, body: VmCommandBody<VmCommand> | Record<string, unknown>, taskId: string, fence: VmFence, signal?: AbortSignal): Promise<unknown> {
+    return this.#send(host, command, body as AgentRequest<VmCommand>, taskId, signal, undefined, fence);
   }
 
   #send<C extends AgentCommand>(
-    host: AgentHost, command: C, body: AgentRequest<C>, taskId: string | undefined, signal: AbortSignal | undefined, bound?: HostCallBound,
+    host: AgentHost, command: C, body: AgentRequest<C>, taskId: string | undefined, signal: AbortSignal | undefined, bound?: HostCallBound, fence?: VmFence,
   ): Promise<AgentReply<C>> {
     // Taken now, at submission: the queue may run the call later, under another caller's turn.
     const requestId = currentWork()?.requestId;
@@ -86,6 +104,7 @@ export class HostAgents {
         name: command,
         run: () => this.client.call(host.agentUrl, command, body, {
           hostUuid: host.uuid, ...(taskId ? { taskId } : {}), ...(requestId ? { requestId } : {}), ...(signal ? { signal } : {}),
+          ...(fence ? { fence: { resource: `vm:${fence.vmUuid}`, token: fence.token } } : {}),
           ...(timeoutMs === undefined ? {} : { timeoutMs }),
         }),
       },

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { FlowError, runFlow } from "@stratum/flow";
 import { errorMessage, Code, StratumError, type Logger } from "@stratum/core";
-import type { HostAgents } from "../clients/agents";
+import { fenceOf, type HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import type { VmStore } from "../store/vm-store";
@@ -45,7 +45,9 @@ const ROLLBACK_AGENT_TIMEOUT_MS = 10_000;
  * VM lifecycle. Every mutation runs in the replica's chain-task queue under `vm-<uuid>`, so two
  * operations on one VM never interleave on its owner; and every state change is a conditional
  * update from the state the operation saw, so even a second replica that briefly thinks it owns
- * the VM (during a membership change) cannot move it from a state it did not see.
+ * the VM (during a membership change) cannot move it from a state it did not see. The store fences
+ * every write (this replica's lease; a VM another live incarnation works on is not this one's),
+ * and every agent command carries the fence its last write of the VM returned.
  */
 export class VmManager {
   constructor(private readonly d: VmManagerDeps) {}
@@ -128,17 +130,17 @@ export class VmManager {
               const host = await hosts.agentOf(vm.hostUuid!);
               if (!host) throw StratumError.notFound("host", vm.hostUuid!);
               try {
-                await agents.vm(host, "vm/start", startBody(vm), taskId);
+                await agents.vm(host, "vm/start", startBody(vm), taskId, fenceOf(vm));
               } catch (e) {
                 // The agent may have started the VM although the call failed (a reset or a
                 // timeout after it acted): nothing may run there that the database calls Error.
-                c.agentClean = await this.#undoStart(host, spec.uuid, taskId);
+                c.agentClean = await this.#undoStart(host, vm, taskId);
                 throw e;
               }
             },
             rollback: async (c) => {
               const host = await hosts.agentOf(c.vm!.hostUuid!);
-              if (host) c.agentClean = await this.#undoStart(host, spec.uuid, taskId);
+              if (host) c.agentClean = await this.#undoStart(host, c.vm!, taskId);
             },
           },
           {
@@ -173,7 +175,7 @@ export class VmManager {
       const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
       // A VM without a host (a create that failed) has nothing on any agent to act on.
       const body = op === "start" ? startBody(vm) : { vmUuid: uuid, ...extra };
-      if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`);
+      if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`, fenceOf(moving));
     } catch (e) {
       const back = await this.d.vms.transition(uuid, t.via, vm.state, errorMessage(e));
       if (!back) this.d.log.warn("revert after agent failure matched no row", { vmUuid: uuid, expectedState: t.via });
@@ -188,9 +190,10 @@ export class VmManager {
   }
 
   /** Destroys on the agent whatever a failed start may have left running; false if that failed too. */
-  async #undoStart(host: { uuid: string; agentUrl: string }, vmUuid: string, taskId: string): Promise<boolean> {
+  async #undoStart(host: { uuid: string; agentUrl: string }, vm: VmRow, taskId: string): Promise<boolean> {
+    const vmUuid = vm.uuid;
     try {
-      await this.d.agents.vm(host, "vm/destroy", { vmUuid }, `${taskId}-undo`, AbortSignal.timeout(ROLLBACK_AGENT_TIMEOUT_MS));
+      await this.d.agents.vm(host, "vm/destroy", { vmUuid }, `${taskId}-undo`, fenceOf(vm), AbortSignal.timeout(ROLLBACK_AGENT_TIMEOUT_MS));
       return true;
     } catch (e) {
       this.d.log.warn("could not clean up a failed start on the agent", { vmUuid, hostUuid: host.uuid, error: errorMessage(e) });

@@ -1,7 +1,7 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import type { Logger } from "@stratum/core";
 import { errorMessage } from "@stratum/core";
-import type { HostAgents } from "../clients/agents";
+import { fenceOf, type HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import { TRANSIENT_STATES, type VmStore } from "../store/vm-store";
@@ -26,17 +26,20 @@ export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
  * rolled back by its owner, after asking the agent what actually happened, so nothing stays
  * Starting/Stopping/Destroying for ever with its capacity held and every later call refused.
  *
- * A VM is abandoned when its `last_actor` — the replica incarnation that moved it last — is no
- * live replica: a VM a live replica is working on (its own operation, or the old owner's while
- * a joining replica takes over) is left alone. The repair runs in the VM's chain-task queue, so
- * it never interleaves with an operation of this replica, and re-reads the VM there. What the
- * agent reports decides the stable state: running → Running, otherwise Stopped (capacity kept,
- * the VM can be started or destroyed); a destroy is completed (re-sent to the agent, which
- * deduplicates it) and its capacity released. `last_error` says what happened.
+ * A VM is abandoned when its `last_actor` — the replica incarnation that moved it last — has lost
+ * its lease (the fencing authority, in Postgres) and is gone from the membership too: a VM an
+ * incarnation with a lease is working on (its own operation, or the old owner's while a joining
+ * replica takes over, or a paused replica's that has not yet timed out) is left alone. The repair
+ * runs in the VM's chain-task queue, so it never interleaves with an operation of this replica:
  *
- * What this does not do yet (fencing): a replica that was only paused, not dead, may wake up and
- * write after its VM was repaired; the conditional updates keep it from moving a VM from a state
- * it did not see, but nothing stops its agent command.
+ *   claim  → the VM's `last_actor` becomes this replica and its fence moves on, in one fenced
+ *            update that matches only if the old actor's lease is still gone; from here on the
+ *            old actor's writes match nothing and the agent refuses its commands;
+ *   ask    → the agent, with the new fence: it answers once any command the old owner had
+ *            already set going on the VM has ended, so what it reports is final;
+ *   settle → running → Running, otherwise Stopped (capacity kept, the VM can be started or
+ *            destroyed); a destroy is completed (re-sent to the agent) and its capacity released.
+ *            `last_error` says what happened.
  */
 export class VmReconciler {
   #timer: NodeJS.Timeout | undefined;
@@ -70,7 +73,7 @@ export class VmReconciler {
   async #scan(): Promise<number> {
     let candidates: VmRow[];
     try {
-      candidates = (await this.d.vms.transient()).filter((vm) => this.d.owns(vm.uuid) && !this.d.isLive(vm.lastActor));
+      candidates = (await this.d.vms.abandoned()).filter((vm) => this.d.owns(vm.uuid) && !this.d.isLive(vm.lastActor));
     } catch (e) {
       this.d.log.warn("takeover scan failed", { error: errorMessage(e) });
       return 0;
@@ -92,20 +95,22 @@ export class VmReconciler {
   }
 
   async #repair(uuid: string): Promise<boolean> {
-    const vm = await this.d.vms.get(uuid);
+    const found = await this.d.vms.get(uuid);
     // Re-read in the VM's queue: an operation may have finished it, or a live replica taken it.
-    if (!vm || !TRANSIENT_STATES.includes(vm.state) || this.d.isLive(vm.lastActor)) return false;
+    if (!found || !TRANSIENT_STATES.includes(found.state) || this.d.isLive(found.lastActor)) return false;
+    const vm = await this.d.vms.claim(uuid, found.state);
+    if (!vm) return false; // moved meanwhile, or its actor renewed its lease: not abandoned after all
     const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
-    const onAgent = host ? (await this.d.agents.vms(host)).vms.find((v) => v.vmUuid === uuid)?.state : undefined;
-    const left = `replica ${vm.lastActor.split("@")[0] || "(unknown)"} stopped while the VM was ${vm.state}`;
+    const onAgent = host ? (await this.d.agents.vms(host, undefined, fenceOf(vm))).vms.find((v) => v.vmUuid === uuid)?.state : undefined;
+    const left = `replica ${found.lastActor.split("@")[0] || "(unknown)"} stopped while the VM was ${vm.state}`;
     if (vm.state === "Destroying") {
-      if (host && onAgent !== undefined) await this.d.agents.vm(host, "vm/destroy", { vmUuid: uuid }, `reconcile-destroy-${uuid}`);
+      if (host && onAgent !== undefined) await this.d.agents.vm(host, "vm/destroy", { vmUuid: uuid }, `reconcile-destroy-${uuid}`, fenceOf(vm));
       const done = await this.d.vms.transitionReleasing(uuid, vm.state, "Destroyed", `${left}; the destroy was completed by its new owner`);
-      return this.#changed(vm, done, onAgent);
+      return this.#changed(found, done, onAgent);
     }
     const to: VmStateValue = onAgent === "running" ? "Running" : "Stopped";
     const why = `${left}; the agent reports it ${onAgent ?? "absent"}, so it is ${to}`;
-    return this.#changed(vm, await this.d.vms.transition(uuid, vm.state, to, why), onAgent);
+    return this.#changed(found, await this.d.vms.transition(uuid, vm.state, to, why), onAgent);
   }
 
   #changed(before: VmRow, after: VmRow | undefined, onAgent: string | undefined): boolean {

@@ -1,4 +1,5 @@
-import { TurnBatcher } from "@stratum/db";
+import { Code, StratumError } from "@stratum/core";
+import { leaseHeld, TurnBatcher, type LeaseHolder } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import type { VmRow } from "./schema";
 import { vmChangePayload, VM_STATE_CHANGED } from "./vm-events";
@@ -39,7 +40,7 @@ export class PlacementBatcher {
     private readonly sql: ComputeDb["sql"],
     private readonly toRow: (raw: Record<string, unknown>) => VmRow,
     private readonly single: (vm: PlacementRequest) => Promise<VmRow | undefined>,
-    private readonly actor: () => string,
+    private readonly lease: LeaseHolder,
     private readonly eventsWritten: () => void,
   ) {}
 
@@ -57,7 +58,11 @@ export class PlacementBatcher {
     let rows: Map<string, VmRow>;
     try {
       rows = await this.#placeAll(batch.map((p) => p.vm));
-    } catch {
+    } catch (e) {
+      if (e instanceof StratumError && e.reason === LEASE_NOT_HELD) {
+        for (const p of batch) p.reject(e);
+        return later;
+      }
       // One bad row (a duplicate id) fails the whole statement: sort it out VM by VM.
       await Promise.all(batch.map((p) => this.#one(p)));
       return later;
@@ -73,6 +78,9 @@ export class PlacementBatcher {
 
   async #placeAll(vms: PlacementRequest[]): Promise<Map<string, VmRow>> {
     return this.sql.begin(async (tx) => {
+      // Fenced like every owner write: without its lease this replica places nothing.
+      const [held] = await tx`SELECT ${leaseHeld(tx, this.lease)} AS ok`;
+      if (held?.ok !== true) throw leaseLost(this.lease.holder());
       const free: FreeHost[] = (
         await tx`
           SELECT uuid, cpu_capacity - cpu_used AS cpu, memory_capacity - memory_used AS memory
@@ -103,7 +111,7 @@ export class PlacementBatcher {
         WHERE h.uuid = x.uuid`;
       const inserted = await tx`
         INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor)
-        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, ${this.actor()}
+        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, ${this.lease.holder()}
         FROM unnest(
           ${placed.map((p) => p.vm.uuid)}::uuid[], ${placed.map((p) => p.vm.name)}::text[], ${placed.map((p) => p.host.uuid)}::uuid[],
           ${placed.map((p) => p.vm.cpu)}::int[], ${placed.map((p) => p.vm.memory)}::bigint[],
@@ -124,4 +132,11 @@ export class PlacementBatcher {
       return rows;
     });
   }
+}
+
+export const LEASE_NOT_HELD = "LEASE_NOT_HELD";
+
+/** UNAVAILABLE: a caller's retry reaches a replica that holds its lease (or this one, renewed). */
+export function leaseLost(holder: string): StratumError {
+  return new StratumError(Code.UNAVAILABLE, `replica ${holder} does not hold its lease: it may not write as owner until it renews it`, { reason: LEASE_NOT_HELD });
 }

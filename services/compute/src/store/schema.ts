@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { bigint, bigserial, check, index, integer, pgSchema, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
-import { outboxTable, requestsTable } from "@stratum/db";
+import { leasesTable, outboxTable, requestsTable } from "@stratum/db";
 
 /** The compute service's own schema: no other service reads these tables. */
 export const compute = pgSchema("compute");
@@ -64,6 +64,12 @@ export const vms = compute.table(
      * transient state whose actor is no live replica was left mid-operation: its owner reconciles it.
      */
     lastActor: text("last_actor").notNull().default(""),
+    /**
+     * The VM's fencing token: incremented by every change of the VM, sent with every agent command
+     * about it. An agent refuses a command with an older token than the newest it has seen, so a
+     * replica whose VM was taken over cannot act on it through the agent either.
+     */
+    fence: bigint({ mode: "number" }).notNull().default(0),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     seq: bigserial({ mode: "number" }).notNull(),
@@ -82,9 +88,12 @@ export const requests = requestsTable(compute);
 /** Domain events written with the changes they report (the kit's outbox, relayed to JetStream). */
 export const outbox = outboxTable(compute);
 
+/** Replica leases: the fencing authority of owner writes (the kit's table, in compute's schema). */
+export const leases = leasesTable(compute);
+
 export type HostRow = typeof hosts.$inferSelect;
 export type VmRow = typeof vms.$inferSelect;
 export type HostStatusValue = (typeof hostStatus.enumValues)[number];
 export type HostStateValue = (typeof hostState.enumValues)[number];
 export type VmStateValue = (typeof vmState.enumValues)[number];
-export const tables = { hosts, vms, requests, outbox };
+export const tables = { hosts, vms, requests, outbox, leases };

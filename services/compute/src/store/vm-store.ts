@@ -1,9 +1,9 @@
 import { and, asc, eq, gt, inArray, ne, sql, type SQL } from "drizzle-orm";
 import { currentWork } from "@stratum/core";
-import { mapPgError, rowMapper, TransitionBatcher } from "@stratum/db";
+import { leaseHeldSql, mapPgError, ownerWriteGuard, rowMapper, TransitionBatcher, type LeaseHolder, type WriteGuard } from "@stratum/db";
 import type { ComputeDb } from "./db";
-import { PlacementBatcher } from "./placement-batcher";
-import { hosts, outbox, vms, type VmRow, type VmStateValue } from "./schema";
+import { leaseLost, PlacementBatcher } from "./placement-batcher";
+import { hosts, leases, outbox, vms, type VmRow, type VmStateValue } from "./schema";
 import { vmChangePayload, VM_STATE_CHANGED } from "./vm-events";
 
 const VM_CONSTRAINTS = {
@@ -24,10 +24,17 @@ export interface NewVm {
 /** States a VM is in only while an operation works on it. */
 export const TRANSIENT_STATES: readonly VmStateValue[] = ["Created", "Starting", "Stopping", "Rebooting", "Destroying"];
 
-/** Queries on `compute.vms`. State changes are conditional updates whose row count is checked by the caller. */
+/**
+ * Queries on `compute.vms`. State changes are conditional updates whose row count is checked by
+ * the caller. Every write is fenced (see `ownerWriteGuard`): it needs this replica's lease, and a
+ * VM another incarnation is working on is not this replica's to move until that one's lease is
+ * gone; every change increments the VM's `fence`, the token its agent commands carry.
+ */
 export class VmStore {
   readonly #transitions: TransitionBatcher<typeof vms, VmStateValue>;
   readonly #placements: PlacementBatcher;
+  readonly #lease: LeaseHolder;
+  readonly #guard: WriteGuard;
 
   /**
    * @param actor the replica incarnation writing (`<replicaId>@<startedAt>`), recorded with every
@@ -39,6 +46,8 @@ export class VmStore {
     /** Tells the kit's outbox relay that events were committed (it publishes them at once). */
     private readonly eventsWritten: () => void = () => {},
   ) {
+    this.#lease = { leases, holder: actor };
+    this.#guard = ownerWriteGuard({ ...this.#lease, actor: vms.lastActor, state: vms.state, busyStates: TRANSIENT_STATES });
     this.#transitions = new TransitionBatcher({
       sql: handle.sql,
       table: vms,
@@ -47,10 +56,12 @@ export class VmStore {
       message: vms.lastError,
       updatedAt: vms.updatedAt,
       stamp: { column: vms.lastActor, value: actor },
+      guard: this.#guard,
+      fence: vms.fence,
       // Every state change and its event in one statement: neither exists without the other.
       outbox: { table: outbox, domain: "compute", event: VM_STATE_CHANGED, payload: (q) => q`${q.unsafe(vmChangePayload("m", "m.__from"))}`, written: eventsWritten },
     });
-    this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm), actor, eventsWritten);
+    this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm), this.#lease, eventsWritten);
   }
 
   /**
@@ -64,7 +75,11 @@ export class VmStore {
    * Returns undefined when no host can take the VM; nothing is written then.
    */
   async insertPlaced(vm: NewVm, hostUuid: string | undefined): Promise<VmRow | undefined> {
-    if (hostUuid) return this.#insertOn(vm, sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${hosts.uuid} = ${hostUuid} FOR UPDATE`);
+    if (hostUuid) {
+      const placed = await this.#insertOn(vm, sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${hosts.uuid} = ${hostUuid} FOR UPDATE`);
+      if (!placed && !(await this.#leaseHeld())) throw leaseLost(this.#lease.holder());
+      return placed;
+    }
     return this.#placements.place({ ...vm, requestId: currentWork()?.requestId ?? null });
   }
 
@@ -76,7 +91,9 @@ export class VmStore {
     for (let attempt = 1; ; attempt++) {
       const wait = attempt > 3;
       const inserted = await this.#insertOn(vm, this.#fittingHost(vm, wait));
-      if (inserted || wait || !(await this.#anyHostFits(vm))) return inserted;
+      if (inserted) return inserted;
+      if (!(await this.#leaseHeld())) throw leaseLost(this.#lease.holder());
+      if (wait || !(await this.#anyHostFits(vm))) return undefined;
     }
   }
 
@@ -84,6 +101,11 @@ export class VmStore {
     return sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${canTake(vm)}
       ORDER BY ${hosts.memoryCapacity} - ${hosts.memoryUsed} DESC
       LIMIT 1 FOR UPDATE ${waitForLocks ? sql`` : sql`SKIP LOCKED`}`;
+  }
+
+  async #leaseHeld(): Promise<boolean> {
+    const [row] = await this.handle.db.execute<{ ok: boolean }>(sql`SELECT ${leaseHeldSql(this.#lease)} AS ok`);
+    return row?.ok === true;
   }
 
   async #anyHostFits(vm: NewVm): Promise<boolean> {
@@ -96,7 +118,7 @@ export class VmStore {
       const rows = await this.handle.db.execute<VmRow>(sql`
         WITH reserved AS (
           UPDATE ${hosts} SET cpu_used = cpu_used + ${vm.cpu}, memory_used = memory_used + ${vm.memory}
-          WHERE uuid = (${candidate}) AND ${canTake(vm)}
+          WHERE uuid = (${candidate}) AND ${canTake(vm)} AND ${leaseHeldSql(this.#lease)}
           RETURNING uuid
         )
         , placed AS (
@@ -121,9 +143,24 @@ export class VmStore {
     return row;
   }
 
-  /** Every VM in the middle of an operation (a transient state), for the takeover scan. */
-  async transient(): Promise<VmRow[]> {
-    return this.handle.db.select().from(vms).where(inArray(vms.state, [...TRANSIENT_STATES]));
+  /**
+   * Every VM left in the middle of an operation (a transient state) by an incarnation whose lease
+   * is gone, for the takeover scan: a VM a replica with a lease works on is not listed.
+   */
+  async abandoned(): Promise<VmRow[]> {
+    return this.handle.db.select().from(vms).where(and(
+      inArray(vms.state, [...TRANSIENT_STATES]),
+      sql`NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.holder} = ${vms.lastActor} AND ${leases.expiresAt} > now())`,
+    ));
+  }
+
+  /**
+   * Takes a VM left in `state` by an incarnation that lost its lease (see
+   * `TransitionBatcher.claim`): from now on that incarnation's writes and agent commands on it
+   * are refused. The claimed row (its new fence), or undefined if it was not there to take.
+   */
+  claim(uuid: string, state: VmStateValue): Promise<VmRow | undefined> {
+    return this.#transitions.claim(uuid, state);
   }
 
   /** The VMs holding capacity on a host, whatever their state. */
@@ -145,28 +182,30 @@ export class VmStore {
    * Used when a create is rolled back (→ Error) and when a destroy completes (→ Destroyed).
    */
   async transitionReleasing(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string): Promise<VmRow | undefined> {
-    return this.handle.db.transaction(async (tx) => {
-      const [before] = await tx.select({ hostUuid: vms.hostUuid, cpu: vms.cpu, memory: vms.memory }).from(vms).where(and(eq(vms.uuid, uuid), eq(vms.state, from))).for("update");
-      if (!before) return undefined;
-      const [row] = await tx
-        .update(vms)
-        .set({ state: to, hostUuid: null, updatedAt: sql`now()`, lastActor: this.actor(), ...(lastError !== undefined ? { lastError } : {}) })
-        .where(eq(vms.uuid, uuid))
-        .returning();
-      await tx.execute(sql`
-        INSERT INTO ${outbox} (domain, event, payload, request_id)
-        SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.raw(vmChangePayload("v", `'${from}'`))}, ${currentWork()?.requestId ?? null} FROM ${vms} AS v WHERE v.uuid = ${uuid}`);
-      if (before.hostUuid) {
-        await tx
-          .update(hosts)
-          .set({ cpuUsed: sql`${hosts.cpuUsed} - ${before.cpu}`, memoryUsed: sql`${hosts.memoryUsed} - ${before.memory}` })
-          .where(eq(hosts.uuid, before.hostUuid));
-      }
-      return row;
-    }).then((row) => {
-      if (row) this.eventsWritten();
-      return row;
-    });
+    const q = this.handle.sql;
+    try {
+      // `old` is the row before the update (a self-join sees the statement's snapshot): the host
+      // whose counters drop is the one the VM held.
+      const [raw] = await q`
+        WITH m AS (
+          UPDATE compute.vms AS t SET state = ${to}::compute.vm_state, host_uuid = NULL, updated_at = now(), last_actor = ${this.actor()},
+            fence = t.fence + 1, last_error = COALESCE(${lastError ?? null}::text, t.last_error)
+          FROM compute.vms AS old
+          WHERE t.uuid = ${uuid} AND old.uuid = t.uuid AND t.state = ${from}::compute.vm_state AND ${this.#guard(q)!}
+          RETURNING t.*, old.host_uuid AS __old_host, ${from}::text AS __from
+        ), released AS (
+          UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - m.cpu, memory_used = h.memory_used - m.memory FROM m WHERE h.uuid = m.__old_host
+        ), event AS (
+          INSERT INTO compute.outbox (domain, event, payload, request_id)
+          SELECT 'compute', ${VM_STATE_CHANGED}, ${q.unsafe(vmChangePayload("m", "m.__from"))}, ${currentWork()?.requestId ?? null}::text FROM m
+        )
+        SELECT * FROM m`;
+      if (!raw) return undefined;
+      this.eventsWritten();
+      return vmFromRaw(raw as Record<string, unknown>);
+    } catch (e) {
+      throw mapPgError(e, { operation: "release vm", resources: { vmUuid: uuid } });
+    }
   }
 
   async list(filter: { state?: VmStateValue; hostUuid?: string; name?: string; afterSeq: number; limit: number }): Promise<VmRow[]> {
