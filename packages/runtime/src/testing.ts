@@ -20,6 +20,8 @@ export interface TestServiceOptions<TEnv extends EnvSpec> {
   startOptions?: (replica: number) => Omit<StartOptions<TEnv>, "settings">;
   /** A database of one's own (e.g. on a cluster the test halts); default: a fresh one on the run's Postgres. */
   databaseUrl?: string;
+  /** A nats-server of one's own (e.g. one the test takes down); default: the run's. */
+  natsUrl?: string;
   /** Changes to each replica's config (heartbeat 200 ms, pool of 8 by default). */
   config?: (replica: number) => Partial<ServiceConfig>;
 }
@@ -41,7 +43,7 @@ export async function startTestService<TTables extends Record<string, unknown>, 
   options: TestServiceOptions<TEnv> = {},
 ): Promise<TestService<TTables>> {
   const databaseUrl = options.databaseUrl ?? (await testDatabase(module.name));
-  const natsUrl = await testNatsUrl();
+  const natsUrl = options.natsUrl ?? (await testNatsUrl());
   const busPrefix = uniquePrefix(module.name.slice(0, 1));
   const sim = options.agentSim ? await startAgentSim(options.agentSim) : undefined;
   const defaults = Object.fromEntries(Object.entries(module.env ?? {}).map(([k, v]) => [k, v.parse(undefined, () => {})]));

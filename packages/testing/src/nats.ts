@@ -43,9 +43,10 @@ export interface NatsServer {
   stop(): Promise<void>;
   /**
    * Stops the server and starts it again on the same ports and store dir; resolves once JetStream
-   * is ready again. `hard` kills it with SIGKILL first, like a crash.
+   * is ready again. `hard` kills it with SIGKILL first, like a crash; `downMs` keeps it down that
+   * long (an outage) before it starts again.
    */
-  restart(options?: { hard?: boolean }): Promise<void>;
+  restart(options?: { hard?: boolean; downMs?: number }): Promise<void>;
   /** The tail of the server's log. */
   output(): string;
 }
@@ -137,6 +138,7 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
     async restart(restartOptions = {}) {
       if (stopping) throw new Error("restart() after stop()");
       await current.proc.stop(15_000, restartOptions.hard ? "SIGKILL" : "SIGTERM");
+      if (restartOptions.downMs) await new Promise((r) => setTimeout(r, restartOptions.downMs));
       current = await startOn({ port, monitorPort }, true);
     },
     output: () => current.proc.output(),

@@ -29,7 +29,7 @@ export interface ComputeStack {
  * of an in-process agent simulator: the same parts as production but the hypervisors.
  */
 export async function startComputeStack(
-  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings">; databaseUrl?: string } = {},
+  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings">; databaseUrl?: string; natsUrl?: string } = {},
 ): Promise<ComputeStack> {
   const service = await startTestService(computeModule(options.compute?.agent), {
     replicas: options.replicas ?? 2,
@@ -37,6 +37,7 @@ export async function startComputeStack(
     agentSim: { hosts: options.hosts ?? 3 },
     ...(options.startOptions ? { startOptions: options.startOptions } : {}),
     ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
+    ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
   });
   const { replicas, natsUrl, busPrefix } = service;
   const sim = service.sim!;
