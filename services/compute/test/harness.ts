@@ -19,6 +19,8 @@ export interface ComputeStack {
   clientsTo(replica: number): { vms: Client<typeof VmService>; hosts: Client<typeof HostService> };
   /** Adds the sim's hosts to compute, `cpu` CPUs and `memoryGiB` each. */
   addSimHosts(cpu?: number, memoryGiB?: bigint): Promise<string[]>;
+  /** Starts one more replica (the next index); resolves once every replica sees it. */
+  addReplica(): Promise<RunningService>;
   /** Every vm_state_changed event seen since start. */
   vmEvents: DomainEvent<{ vmUuid: string; from: string | null; to: string }>[];
   stop(): Promise<void>;
@@ -60,6 +62,7 @@ export async function startComputeStack(
     vms: first.vms,
     hosts: first.hosts,
     clientsTo,
+    addReplica: () => service.addReplica(),
     vmEvents,
     async addSimHosts(cpu = 16, memoryGiB = 64n) {
       const uuids: string[] = [];
