@@ -39,6 +39,12 @@ export interface TransitionBatcherOptions<TTable extends PgTable> {
    */
   fence?: PgColumn;
   /**
+   * A text column every transition sets to the request key its caller passes (null if none): which
+   * request (its AIP-155 request id) the row's current operation serves, so a retry of that
+   * request after the replica running it died can tell that the row's state is its outcome.
+   */
+  request?: PgColumn;
+  /**
    * Writes a domain event for every transition into the service's outbox, in the same statement
    * (see `outboxTable`): `payload` builds its JSON from the moved row, aliased `m`, whose state
    * before the move is `m.__from`. The request id of each transition's submitter goes with it.
@@ -54,6 +60,7 @@ interface Pending<TRow> {
   to: string;
   message: string | null;
   requestId: string | null;
+  opRequest: string | null;
   resolve(row: TRow | undefined): void;
   reject(error: unknown): void;
 }
@@ -74,7 +81,7 @@ interface Pending<TRow> {
 export class TransitionBatcher<TTable extends PgTable, TState extends string = string> {
   readonly #batcher: TurnBatcher<Pending<TTable["$inferSelect"]>>;
   readonly #toRow: (raw: Record<string, unknown>) => TTable["$inferSelect"];
-  readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[], requestIds: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
+  readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[], requestIds: (string | null)[], opRequests: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
   readonly #maxBatch: number;
   readonly #what: string;
   readonly #keyProp: string;
@@ -93,17 +100,18 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
     if (o.message) set.push(`"${o.message.name}" = COALESCE(x.message, t."${o.message.name}")`);
     if (o.updatedAt) set.push(`"${o.updatedAt.name}" = now()`);
     if (o.fence) set.push(`"${o.fence.name}" = t."${o.fence.name}" + 1`);
+    if (o.request) set.push(`"${o.request.name}" = x.op_request`);
     const assignments = sql.unsafe(set.join(", "));
     const stampColumn = o.stamp ? sql.unsafe(`"${o.stamp.column.name}"`) : undefined;
     this.#what = `update ${qualifiedName(o.table)} ${o.state.name}`;
     const outbox = o.outbox;
     const outboxName = outbox ? sql.unsafe(qualifiedName(outbox.table)) : undefined;
-    this.#statement = (keys, from, to, messages, requestIds) => {
+    this.#statement = (keys, from, to, messages, requestIds, opRequests) => {
       const guard = o.guard?.(sql);
       const stamp = stampColumn ? sql`, ${stampColumn} = ${o.stamp!.value()}` : sql``;
       const update = sql`
         UPDATE ${table} SET ${assignments}${stamp}
-        FROM unnest(${keys}::${keyType}, ${from}::text[], ${to}::text[], ${messages}::text[], ${requestIds}::text[]) AS x(key, from_state, to_state, message, request_id)
+        FROM unnest(${keys}::${keyType}, ${from}::text[], ${to}::text[], ${messages}::text[], ${requestIds}::text[], ${opRequests}::text[]) AS x(key, from_state, to_state, message, request_id, op_request)
         WHERE t.${key} = x.key AND t.${state} = x.from_state::${stateType} ${guard ? sql`AND ${guard}` : sql``}`;
       if (!outbox) return sql`${update} RETURNING t.*`;
       return sql`
@@ -137,10 +145,13 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
     }
   }
 
-  /** Moves `key` from `from` to `to` if it is still in `from`: its new row, or undefined. */
-  transition(key: string, from: TState, to: TState, message?: string): Promise<TTable["$inferSelect"] | undefined> {
+  /**
+   * Moves `key` from `from` to `to` if it is still in `from`: its new row, or undefined.
+   * `opRequest` is recorded in the `request` column (see the option).
+   */
+  transition(key: string, from: TState, to: TState, message?: string, opRequest?: string): Promise<TTable["$inferSelect"] | undefined> {
     const requestId = currentWork()?.requestId ?? null;
-    return new Promise((resolve, reject) => this.#batcher.submit({ key, from, to, message: message ?? null, requestId, resolve, reject }));
+    return new Promise((resolve, reject) => this.#batcher.submit({ key, from, to, message: message ?? null, requestId, opRequest: opRequest || null, resolve, reject }));
   }
 
   async #flush(pending: Pending<TTable["$inferSelect"]>[]): Promise<Pending<TTable["$inferSelect"]>[]> {
@@ -162,6 +173,7 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
         batch.map((p) => p.to),
         batch.map((p) => p.message),
         batch.map((p) => p.requestId),
+        batch.map((p) => p.opRequest),
       );
       const byKey = new Map<string, TTable["$inferSelect"]>();
       for (const raw of rows) {

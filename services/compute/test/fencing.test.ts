@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
-import { StratumError } from "@stratum/core";
+import { Code, StratumError } from "@stratum/core";
 import { kill9, ownedBy, startChildReplica } from "./child-replica";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
@@ -26,7 +26,6 @@ afterEach(async () => {
 afterAll(() => stack?.stop());
 
 const vmOf = async (uuid: string) => (await stack.vms.getVm({ uuid })).vm!;
-const replica0 = () => stack.replicas[0]!.ctx.ownership.incarnation();
 const agent = () => stack.sim.hosts[0]!;
 
 async function runningVmOnChild(name: string): Promise<string> {
@@ -54,19 +53,18 @@ describe("fencing a replica that lost ownership while paused", () => {
     const refused = agent().inspect().log.filter((e) => e.command === "vm/stop" && e.outcome === 409);
     expect(refused).toHaveLength(1);
     expect(agent().inspect().vms.find((v) => v.vmUuid === uuid)?.state).toBe("running");
-    const err = await stop;
-    expect(err).toBeInstanceOf(StratumError);
-    expect((err as StratumError).message).toContain("FENCED");
+    // The fenced replica tells its caller to retry: the VM has a new owner.
+    expect(await stop).toMatchObject({ code: Code.UNAVAILABLE, reason: "VM_TAKEN_OVER" });
     // Nothing the stale replica did moved the VM: the database agrees with the agent.
     expect((await vmOf(uuid)).state).toBe(VmState.RUNNING);
     await stack.vms.destroyVm({ uuid });
   });
 
-  it("its database write after the takeover matches nothing: the successor's claim moved the VM's actor on", async () => {
+  it("its database write after the takeover matches nothing (the successor's claim moved the VM's actor on), and the caller's retry gets the operation's one outcome", async () => {
     const uuid = await runningVmOnChild("fenced-db");
     const stopHold = stack.sim.hold(0, "vm/stop");
     const direct = stack.clientsTo(0); // replica 0 forwards to the owner, compute-1
-    const stop = direct.vms.stopVm({ uuid }).catch((e: unknown) => StratumError.from(e));
+    const stop = direct.vms.stopVm({ uuid, clientRequestId: `stop-${uuid}` }).catch((e: unknown) => StratumError.from(e));
     const heldStop = await stopHold.next(10_000);
     child!.kill("SIGSTOP");
     // The hypervisor stops the VM; the answer waits in the paused replica's socket.
@@ -79,16 +77,17 @@ describe("fencing a replica that lost ownership while paused", () => {
     expect(claimed.state).toBe(VmState.STOPPING);
     child!.kill("SIGCONT");
     // compute-1 reads the agent's 200 and writes Stopping → Stopped: the fence refuses it.
-    const err = await stop;
-    expect(err).toBeInstanceOf(StratumError);
-    expect((err as StratumError).reason).toBe("VM_CONCURRENT_UPDATE");
+    expect(await stop).toMatchObject({ code: Code.UNAVAILABLE, reason: "VM_TAKEN_OVER" });
     expect((await vmOf(uuid)).state).toBe(VmState.STOPPING);
     heldQuery.release();
     await until(async () => (await vmOf(uuid)).state === VmState.STOPPED, "the successor to settle the stop");
     const settled = await vmOf(uuid);
     expect(settled.lastError).toContain("reports it stopped");
     expect(agent().inspect().vms.find((v) => v.vmUuid === uuid)?.state).toBe("stopped");
-    void replica0;
+    // The retry (same request id) finds the stop done by the takeover: it answers, and runs nothing.
+    const stopsBefore = agent().inspect().commands["vm/stop"]!.executed;
+    expect((await stack.vms.stopVm({ uuid, clientRequestId: `stop-${uuid}` })).vm!.state).toBe(VmState.STOPPED);
+    expect(agent().inspect().commands["vm/stop"]!.executed).toBe(stopsBefore);
     await stack.vms.destroyVm({ uuid });
   });
 });

@@ -6,7 +6,9 @@ import { fenceOf, type HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import type { VmStore } from "../store/vm-store";
-import { assertCanRun, type VmOperation } from "./vm-state";
+import { AgentErrorCode } from "@stratum/agent-protocol";
+import { TRANSIENT_STATES } from "../store/vm-store";
+import { assertCanRun, TRANSITIONS, type VmOperation } from "./vm-state";
 
 export interface VmSpec {
   uuid: string;
@@ -25,6 +27,10 @@ export interface VmManagerDeps {
   agents: HostAgents;
   queue: ChainTaskQueue;
   log: Logger;
+  /** This replica's incarnation, as VMs record their actor (`vms.last_actor`). */
+  incarnation: () => string;
+  /** Repairs a VM left mid-operation by a dead replica, from inside its queue (`VmReconciler.repairHere`). */
+  repairHere: (vmUuid: string) => Promise<boolean>;
 }
 
 interface CreateContext {
@@ -63,20 +69,25 @@ export class VmManager {
     return this.#serialized(spec.uuid, "create", signal, () => this.#create(spec));
   }
 
-  start(uuid: string, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(uuid, "start", signal, () => this.#operate("start", uuid, {}));
+  /**
+   * The operations on an existing VM. `requestKey` is the call's request id (AIP-155), recorded
+   * with each change of the VM: a retry of the request after the replica running it died finds
+   * the VM already where the operation leads (the takeover finished it) and gets it back, once.
+   */
+  start(uuid: string, signal?: AbortSignal, requestKey?: string): Promise<VmRow> {
+    return this.#serialized(uuid, "start", signal, () => this.#operate("start", uuid, {}, requestKey));
   }
 
-  stop(uuid: string, force: boolean, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(uuid, force ? "force-stop" : "stop", signal, () => this.#operate("stop", uuid, { force }));
+  stop(uuid: string, force: boolean, signal?: AbortSignal, requestKey?: string): Promise<VmRow> {
+    return this.#serialized(uuid, force ? "force-stop" : "stop", signal, () => this.#operate("stop", uuid, { force }, requestKey));
   }
 
-  reboot(uuid: string, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(uuid, "reboot", signal, () => this.#operate("reboot", uuid, {}));
+  reboot(uuid: string, signal?: AbortSignal, requestKey?: string): Promise<VmRow> {
+    return this.#serialized(uuid, "reboot", signal, () => this.#operate("reboot", uuid, {}, requestKey));
   }
 
-  destroy(uuid: string, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(uuid, "destroy", signal, () => this.#operate("destroy", uuid, {}));
+  destroy(uuid: string, signal?: AbortSignal, requestKey?: string): Promise<VmRow> {
+    return this.#serialized(uuid, "destroy", signal, () => this.#operate("destroy", uuid, {}, requestKey));
   }
 
   async get(uuid: string): Promise<VmRow> {
@@ -107,10 +118,16 @@ export class VmManager {
           {
             name: "allocate-host",
             run: async (c) => {
-              const vm = await vms.insertPlaced(
-                { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null },
-                spec.hostUuid || undefined,
-              );
+              let vm: VmRow | undefined;
+              try {
+                vm = await vms.insertPlaced(
+                  { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null },
+                  spec.hostUuid || undefined,
+                );
+              } catch (e) {
+                if (await this.#isRerun(spec, e)) throw new RerunOfCreate();
+                throw e;
+              }
               if (!vm) throw await this.#noCapacity(spec);
               c.vm = vm;
             },
@@ -154,6 +171,7 @@ export class VmManager {
         ctx,
       );
     } catch (e) {
+      if (e instanceof FlowError && e.cause instanceof RerunOfCreate) return this.#createAgain(spec);
       if (!(e instanceof FlowError)) throw e;
       for (const f of e.rollbackFailures) this.d.log.warn("create rollback step failed", { vmUuid: spec.uuid, step: f.step, error: errorMessage(f.error) });
       throw withResource(e.cause, spec.uuid);
@@ -161,32 +179,64 @@ export class VmManager {
     return ctx.vm!;
   }
 
+  /** True when the create failed only because this very request's VM exists: a retry of it. */
+  async #isRerun(spec: VmSpec, e: unknown): Promise<boolean> {
+    if (!spec.clientRequestId || !(e instanceof StratumError) || (e.reason !== "VM_ALREADY_EXISTS" && e.reason !== "REQUEST_ID_IN_USE")) return false;
+    const existing = await this.d.vms.get(spec.uuid);
+    return existing?.clientRequestId === spec.clientRequestId;
+  }
+
+  /**
+   * A create retried after the replica that ran it died (or lost it): the VM exists. Its state,
+   * once any takeover has settled it, is the create's outcome: Running is returned as it is; a VM
+   * the takeover found not running is started, as the create asked; anything else fails.
+   */
+  async #createAgain(spec: VmSpec): Promise<VmRow> {
+    const vm = await this.#settled(spec.uuid);
+    if (vm.state === "Running") return vm;
+    if (vm.state === "Stopped") return this.#operate("start", spec.uuid, {}, spec.clientRequestId);
+    throw new StratumError(Code.FAILED_PRECONDITION, `vm ${spec.uuid} of this request is ${vm.state}${vm.lastError ? `: ${vm.lastError}` : ""}`, {
+      reason: "VM_CREATE_FAILED",
+      resources: { vmUuid: spec.uuid, state: vm.state },
+    });
+  }
+
+  /** The VM, after repairing it first if a dead replica left it mid-operation. */
+  async #settled(uuid: string): Promise<VmRow> {
+    const vm = await this.get(uuid);
+    if (!TRANSIENT_STATES.includes(vm.state) || vm.lastActor === this.d.incarnation()) return vm;
+    return (await this.d.repairHere(uuid)) ? this.get(uuid) : vm;
+  }
+
   /**
    * One operation on an existing VM: source state → transient state → the agent → target state.
    * When the agent fails, the VM goes back to the state it came from with the error recorded, and
    * the caller gets the agent's error (naming the host and command).
    */
-  async #operate(op: VmOperation, uuid: string, extra: Record<string, unknown>): Promise<VmRow> {
-    const vm = await this.get(uuid);
+  async #operate(op: VmOperation, uuid: string, extra: Record<string, unknown>, requestKey?: string): Promise<VmRow> {
+    const vm = await this.#settled(uuid);
     if (op === "destroy" && vm.state === "Destroyed") return vm;
+    // This request already moved the VM where it leads (its replica died before answering).
+    if (requestKey && vm.opRequest === requestKey && vm.state === TRANSITIONS[op].to) return vm;
     const t = assertCanRun(op, uuid, vm.state);
-    const moving = await this.#move(vm, t.via);
+    const moving = await this.#move(vm, t.via, undefined, requestKey);
     try {
       const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
       // A VM without a host (a create that failed) has nothing on any agent to act on.
       const body = op === "start" ? startBody(vm) : { vmUuid: uuid, ...extra };
       if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`, fenceOf(moving));
     } catch (e) {
-      const back = await this.d.vms.transition(uuid, t.via, vm.state, errorMessage(e));
+      if (isFenced(e)) throw await this.#lost(uuid, t.via);
+      const back = await this.d.vms.transition(uuid, t.via, vm.state, errorMessage(e), requestKey);
       if (!back) this.d.log.warn("revert after agent failure matched no row", { vmUuid: uuid, expectedState: t.via });
       throw withResource(e, uuid);
     }
     if (op === "destroy") {
-      const done = await this.d.vms.transitionReleasing(uuid, t.via, t.to, "");
-      if (!done) throw this.#lost(uuid, t.via);
+      const done = await this.d.vms.transitionReleasing(uuid, t.via, t.to, "", requestKey);
+      if (!done) throw await this.#lost(uuid, t.via);
       return done;
     }
-    return this.#move(moving, t.to, "");
+    return this.#move(moving, t.to, "", requestKey);
   }
 
   /** Destroys on the agent whatever a failed start may have left running; false if that failed too. */
@@ -201,14 +251,28 @@ export class VmManager {
     }
   }
 
-  /** Conditional update from the state `vm` was read in; ABORTED `VM_CONCURRENT_UPDATE` if it moved meanwhile. */
-  async #move(vm: VmRow, to: VmStateValue, lastError?: string): Promise<VmRow> {
-    const moved = await this.d.vms.transition(vm.uuid, vm.state, to, lastError);
-    if (!moved) throw this.#lost(vm.uuid, vm.state);
+  /** Conditional update from the state `vm` was read in; see {@link VmManager#lost} when it matched nothing. */
+  async #move(vm: VmRow, to: VmStateValue, lastError?: string, requestKey?: string): Promise<VmRow> {
+    const moved = await this.d.vms.transition(vm.uuid, vm.state, to, lastError, requestKey ?? vm.opRequest ?? undefined);
+    if (!moved) throw await this.#lost(vm.uuid, vm.state);
     return moved;
   }
 
-  #lost(uuid: string, expected: VmStateValue): StratumError {
+  /**
+   * Why a write of the VM matched nothing. Another replica took it over (this one was paused or cut
+   * off past its lease, and was fenced): UNAVAILABLE `VM_TAKEN_OVER`, so the caller's retry — with
+   * the same request id — reaches the new owner, which answers with the operation's outcome.
+   * Otherwise the VM moved under this operation: ABORTED `VM_CONCURRENT_UPDATE`.
+   */
+  async #lost(uuid: string, expected: VmStateValue): Promise<StratumError> {
+    const now = await this.d.vms.get(uuid).catch(() => undefined);
+    if (now && now.lastActor !== this.d.incarnation()) {
+      this.d.log.warn("vm taken over by another replica: this replica's write was fenced", { vmUuid: uuid, expectedState: expected, actor: now.lastActor });
+      return new StratumError(Code.UNAVAILABLE, `vm ${uuid} was taken over by replica ${now.lastActor.split("@")[0]} while this one was unresponsive; retry`, {
+        reason: "VM_TAKEN_OVER",
+        resources: { vmUuid: uuid },
+      });
+    }
     this.d.log.warn("vm state update matched no row", { vmUuid: uuid, expectedState: expected });
     return new StratumError(Code.ABORTED, `vm ${uuid} changed concurrently (expected ${expected})`, { reason: "VM_CONCURRENT_UPDATE", resources: { vmUuid: uuid } });
   }
@@ -227,6 +291,14 @@ export class VmManager {
     return new StratumError(Code.RESOURCE_EXHAUSTED, `no connected, enabled host has ${spec.cpu} CPU and ${spec.memory} bytes of memory free`, { reason: "NO_HOST_CAPACITY", resources });
   }
 }
+
+/** The agent refused the command: a newer fence for the VM exists, another replica took it over. */
+function isFenced(e: unknown): boolean {
+  return e instanceof StratumError && e.resources.agentErrorCode === AgentErrorCode.FENCED;
+}
+
+/** Raised inside the create flow when the VM of this very request already exists (a retry). */
+class RerunOfCreate extends Error {}
 
 /** A start command carries the whole VM spec: the agent may have never seen the VM (or forgot it). */
 function startBody(vm: VmRow): Record<string, unknown> {

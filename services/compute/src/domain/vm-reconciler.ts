@@ -91,10 +91,15 @@ export class VmReconciler {
   }
 
   #reconcile(uuid: string): Promise<boolean> {
-    return this.d.queue.submit({ signature: `vm-${uuid}`, name: "reconcile-vm", dedupKey: "reconcile", run: () => this.#repair(uuid) });
+    return this.d.queue.submit({ signature: `vm-${uuid}`, name: "reconcile-vm", dedupKey: "reconcile", run: () => this.repairHere(uuid) });
   }
 
-  async #repair(uuid: string): Promise<boolean> {
+  /**
+   * Repairs the VM now if it is abandoned (see the class); false if it is not. For a caller that
+   * already runs in the VM's chain-task queue (an operation that found it so), which must not
+   * queue behind itself.
+   */
+  async repairHere(uuid: string): Promise<boolean> {
     const found = await this.d.vms.get(uuid);
     // Re-read in the VM's queue: an operation may have finished it, or a live replica taken it.
     if (!found || !TRANSIENT_STATES.includes(found.state) || this.d.isLive(found.lastActor)) return false;
@@ -105,12 +110,13 @@ export class VmReconciler {
     const left = `replica ${found.lastActor.split("@")[0] || "(unknown)"} stopped while the VM was ${vm.state}`;
     if (vm.state === "Destroying") {
       if (host && onAgent !== undefined) await this.d.agents.vm(host, "vm/destroy", { vmUuid: uuid }, `reconcile-destroy-${uuid}`, fenceOf(vm));
-      const done = await this.d.vms.transitionReleasing(uuid, vm.state, "Destroyed", `${left}; the destroy was completed by its new owner`);
+      // The operation's request key stays on the VM: a retry of it finds its outcome (see VmManager).
+      const done = await this.d.vms.transitionReleasing(uuid, vm.state, "Destroyed", `${left}; the destroy was completed by its new owner`, vm.opRequest ?? undefined);
       return this.#changed(found, done, onAgent);
     }
     const to: VmStateValue = onAgent === "running" ? "Running" : "Stopped";
     const why = `${left}; the agent reports it ${onAgent ?? "absent"}, so it is ${to}`;
-    return this.#changed(found, await this.d.vms.transition(uuid, vm.state, to, why), onAgent);
+    return this.#changed(found, await this.d.vms.transition(uuid, vm.state, to, why, vm.opRequest ?? undefined), onAgent);
   }
 
   #changed(before: VmRow, after: VmRow | undefined, onAgent: string | undefined): boolean {

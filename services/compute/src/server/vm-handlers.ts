@@ -31,16 +31,16 @@ export function vmApi(manager: VmManager, store: VmStore): ServiceApi {
         return { vms: page.map(vmToProto), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.seq, vmFilters(req)) : "" };
       },
       async startVm(req, ctx) {
-        return { vm: vmToProto(await manager.start(req.uuid, ctx.signal)) };
+        return { vm: vmToProto(await manager.start(req.uuid, ctx.signal, req.clientRequestId)) };
       },
       async stopVm(req, ctx) {
-        return { vm: vmToProto(await manager.stop(req.uuid, req.force, ctx.signal)) };
+        return { vm: vmToProto(await manager.stop(req.uuid, req.force, ctx.signal, req.clientRequestId)) };
       },
       async rebootVm(req, ctx) {
-        return { vm: vmToProto(await manager.reboot(req.uuid, ctx.signal)) };
+        return { vm: vmToProto(await manager.reboot(req.uuid, ctx.signal, req.clientRequestId)) };
       },
       async destroyVm(req, ctx) {
-        return { vm: vmToProto(await manager.destroy(req.uuid, ctx.signal)) };
+        return { vm: vmToProto(await manager.destroy(req.uuid, ctx.signal, req.clientRequestId)) };
       },
     },
     {

@@ -110,8 +110,8 @@ export class PlacementBatcher {
         FROM unnest(${hostIds}::uuid[], ${hostIds.map((id) => perHost.get(id)!.cpu)}::int[], ${hostIds.map((id) => perHost.get(id)!.memory)}::bigint[]) AS x(uuid, cpu, memory)
         WHERE h.uuid = x.uuid`;
       const inserted = await tx`
-        INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor)
-        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, ${this.lease.holder()}
+        INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor, op_request)
+        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, ${this.lease.holder()}, x.client_request_id
         FROM unnest(
           ${placed.map((p) => p.vm.uuid)}::uuid[], ${placed.map((p) => p.vm.name)}::text[], ${placed.map((p) => p.host.uuid)}::uuid[],
           ${placed.map((p) => p.vm.cpu)}::int[], ${placed.map((p) => p.vm.memory)}::bigint[],

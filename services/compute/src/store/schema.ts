@@ -70,6 +70,11 @@ export const vms = compute.table(
      * replica whose VM was taken over cannot act on it through the agent either.
      */
     fence: bigint({ mode: "number" }).notNull().default(0),
+    /**
+     * The request id of the operation that moved the VM last (null for changes no request made).
+     * A retry of that request after its replica died finds its outcome here (see `VmManager`).
+     */
+    opRequest: text("op_request"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     seq: bigserial({ mode: "number" }).notNull(),

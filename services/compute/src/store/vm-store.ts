@@ -58,6 +58,7 @@ export class VmStore {
       stamp: { column: vms.lastActor, value: actor },
       guard: this.#guard,
       fence: vms.fence,
+      request: vms.opRequest,
       // Every state change and its event in one statement: neither exists without the other.
       outbox: { table: outbox, domain: "compute", event: VM_STATE_CHANGED, payload: (q) => q`${q.unsafe(vmChangePayload("m", "m.__from"))}`, written: eventsWritten },
     });
@@ -122,8 +123,8 @@ export class VmStore {
           RETURNING uuid
         )
         , placed AS (
-          INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor)
-          SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()} FROM reserved
+          INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor, op_request)
+          SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()}, ${vm.clientRequestId} FROM reserved
           RETURNING *
         ), event AS (
           INSERT INTO ${outbox} (domain, event, payload, request_id)
@@ -172,8 +173,8 @@ export class VmStore {
    * Moves a VM from `from` to `to` only if it is still in `from`. Returns the updated row, or
    * undefined when the VM was not in `from` (the caller reports the state it found).
    */
-  transition(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string): Promise<VmRow | undefined> {
-    return this.#transitions.transition(uuid, from, to, lastError);
+  transition(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string, opRequest?: string): Promise<VmRow | undefined> {
+    return this.#transitions.transition(uuid, from, to, lastError, opRequest);
   }
 
   /**
@@ -181,7 +182,7 @@ export class VmStore {
    * the VM row loses its host and the host's counters drop by the VM's size, or neither happens.
    * Used when a create is rolled back (→ Error) and when a destroy completes (→ Destroyed).
    */
-  async transitionReleasing(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string): Promise<VmRow | undefined> {
+  async transitionReleasing(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string, opRequest?: string): Promise<VmRow | undefined> {
     const q = this.handle.sql;
     try {
       // `old` is the row before the update (a self-join sees the statement's snapshot): the host
@@ -189,7 +190,7 @@ export class VmStore {
       const [raw] = await q`
         WITH m AS (
           UPDATE compute.vms AS t SET state = ${to}::compute.vm_state, host_uuid = NULL, updated_at = now(), last_actor = ${this.actor()},
-            fence = t.fence + 1, last_error = COALESCE(${lastError ?? null}::text, t.last_error)
+            fence = t.fence + 1, last_error = COALESCE(${lastError ?? null}::text, t.last_error), op_request = ${opRequest || null}::text
           FROM compute.vms AS old
           WHERE t.uuid = ${uuid} AND old.uuid = t.uuid AND t.state = ${from}::compute.vm_state AND ${this.#guard(q)!}
           RETURNING t.*, old.host_uuid AS __old_host, ${from}::text AS __from

@@ -1,0 +1,1 @@
+ALTER TABLE "compute"."vms" ADD COLUMN "op_request" text;
