@@ -14,7 +14,7 @@ interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { callers: { type: "string" }, depth: { type: "string", default: "4" }, top: { type: "string", default: "40" }, inclusive: { type: "boolean", default: false }, filter: { type: "string" } },
+  options: { window: { type: "string" }, timeline: { type: "string" }, callers: { type: "string" }, depth: { type: "string", default: "4" }, top: { type: "string", default: "40" }, inclusive: { type: "boolean", default: false }, filter: { type: "string" } },
 });
 const file = positionals[0];
 if (file === undefined) {
@@ -27,8 +27,32 @@ const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 
 const key = (f: CallFrame) => `${f.functionName || "(anonymous)"} ${f.url.replace(/^file:\/\//, "").replace(/.*node_modules\/\.pnpm\/[^/]+\/node_modules\//, "~/").replace(/.*\/work\/main\//, "")}:${f.lineNumber + 1}`;
+const stackHas = (id: number, part: string): boolean => {
+  for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) if (key(byId.get(cur)!.callFrame).includes(part)) return true;
+  return false;
+};
+// --window A,B: only the samples taken A..B seconds after the profile started (a bench phase);
+// --timeline PART: per second, the share of samples with PART on the stack, to find the phases.
+const [from, to] = (values.window ?? "0,1e9").split(",").map(Number) as [number, number];
 const selfUs = new Map<number, number>();
-profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+const perSecond = new Map<number, [number, number]>();
+let t = 0;
+profile.samples.forEach((id, i) => {
+  t += profile.timeDeltas[i] ?? 0;
+  if (values.timeline !== undefined) {
+    const sec = Math.floor(t / 1e6);
+    const b = perSecond.get(sec) ?? [0, 0];
+    b[1]++;
+    if (stackHas(id, values.timeline)) b[0]++;
+    perSecond.set(sec, b);
+  }
+  if (t / 1e6 < from || t / 1e6 > to) return;
+  selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+});
+if (values.timeline !== undefined) {
+  for (const [sec, [hit, n]] of perSecond) console.log(`${String(sec).padStart(4)} s ${((100 * hit) / n).toFixed(0).padStart(4)}% ${"#".repeat(Math.round((40 * hit) / n))}`);
+  process.exit(0);
+}
 
 const totals = new Map<string, number>();
 if (values.callers !== undefined) {
