@@ -57,10 +57,12 @@ interface Seen {
  * not notify watchers when a KV entry ages out, so waiting for a delete would never end for a
  * replica that crashed. A replica that leaves cleanly deletes its key and drops off at once.
  *
- * Silence is not death: while the view receives no heartbeat from anyone at all (its own replica's
- * included), it is cut off from NATS, not watching every replica die at once, so it declares
- * nobody dead and keeps its rings — owners stay certain through a NATS outage and mutations go on
- * (the Postgres lease, not this view, is what fences a writer). When heartbeats flow again, every
+ * Silence is not death: when the view has received no heartbeat from anyone at all (its own
+ * replica's included) for a TTL, it asks NATS for a round trip before it believes the silence;
+ * if NATS does not answer within a heartbeat, the view is cut off, not watching every replica die
+ * at once, so it declares nobody dead and keeps its rings — owners stay certain through a NATS
+ * outage and mutations go on (the Postgres lease, not this view, is what fences a writer). If
+ * NATS answers, the silence is real and the dead are dropped. When heartbeats flow again, every
  * member gets a fresh TTL to re-announce itself before it can be declared dead.
  */
 export class MembershipView {
@@ -71,11 +73,15 @@ export class MembershipView {
   #sweeper: NodeJS.Timeout | undefined;
   #watch: { stop(): void } | undefined;
   #loaded = false;
-  /** When the view last received any heartbeat (or delete): it is frozen while this is older than the TTL. */
+  /** When the view last received any heartbeat (or delete). */
   #lastEntryAt = performance.now();
+  /** Whether NATS answered the round trip asked for since the silence began. */
+  #natsAnswers = false;
+  #probing: Promise<void> | undefined;
 
   private constructor(
     readonly kv: KV,
+    private readonly nc: Bus["nc"],
     readonly heartbeatMs: number,
     ttlMs: number,
   ) {
@@ -97,7 +103,7 @@ export class MembershipView {
     const bucket = bus.prefix ? `${bus.prefix}_members` : "stratum_members";
     // The bucket's own TTL only cleans up keys of replicas that vanished long ago; liveness uses ttlMs.
     const kv = await new Kvm(bus.js).create(bucket, { history: 1, ttl: Math.max(60_000, ttlMs * 10), replicas: bus.replicas });
-    const view = new MembershipView(kv, heartbeatMs, ttlMs);
+    const view = new MembershipView(kv, bus.nc, heartbeatMs, ttlMs);
     await view.#start();
     return view;
   }
@@ -129,9 +135,21 @@ export class MembershipView {
     this.#sweeper.unref();
   }
 
-  /** True while the view has heard nothing from anyone for a TTL: it keeps its members then. */
+  /** True while the view has heard nothing from anyone for a TTL and NATS does not answer: it keeps its members then. */
   get silent(): boolean {
-    return performance.now() - this.#lastEntryAt > this.#ttlMs;
+    return performance.now() - this.#lastEntryAt > this.#ttlMs && !this.#natsAnswers;
+  }
+
+  /** One round trip to NATS at a time, bounded by a heartbeat: does the server answer? */
+  #probe(): void {
+    this.#probing ??= Promise.race([
+      this.nc.flush().then(() => true, () => false),
+      new Promise<boolean>((r) => setTimeout(() => r(false), this.heartbeatMs).unref()),
+    ]).then((answers) => {
+      // Heard from someone meanwhile: that settles it, whatever the probe said.
+      if (performance.now() - this.#lastEntryAt > this.#ttlMs) this.#natsAnswers = answers;
+      this.#probing = undefined;
+    });
   }
 
   #heard(): void {
@@ -142,6 +160,7 @@ export class MembershipView {
       for (const members of this.#seen.values()) for (const seen of members.values()) seen.lastSeen = Math.max(seen.lastSeen, now - this.heartbeatMs);
     }
     this.#lastEntryAt = now;
+    this.#natsAnswers = false;
   }
 
   #apply(entry: KvWatchEntry): void {
@@ -185,7 +204,10 @@ export class MembershipView {
   }
 
   #sweep(): void {
-    if (this.silent) return;
+    if (performance.now() - this.#lastEntryAt > this.#ttlMs) {
+      this.#probe();
+      if (!this.#natsAnswers) return;
+    }
     const now = performance.now();
     for (const [service, members] of this.#seen) {
       for (const [replicaId, seen] of members) {
