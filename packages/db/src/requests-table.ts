@@ -20,6 +20,12 @@ export function requestsTable(schema: PgSchema) {
       state: text().notNull().default("running"),
       /** The response message, protobuf binary, base64. */
       response: text(),
+      /**
+       * The replica incarnation running (or that ran) the operation: only it records the outcome,
+       * and a retry may take the request over once that incarnation is dead (see the kit's
+       * idempotency).
+       */
+      holder: text().notNull().default(""),
       createdAt: timestamp("created_at", { withTimezone: true }).notNull().default(sql`now()`),
     },
     (t) => [index("requests_created_at_idx").on(t.createdAt)],

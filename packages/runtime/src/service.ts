@@ -183,6 +183,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       requests,
       protoValidator,
       observers: [metrics.rpcInterceptor, ...(options.observers ?? [])],
+      holder: { self: ownership.incarnation, isLive: ownership.isLive, ...(leases ? { leases } : {}) },
       ...(module.taskTimeoutMs !== undefined ? { staleRequestMs: 2 * module.taskTimeoutMs } : {}),
     });
     const registrations = parts.services.map((api) => api.registration);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { Code, StratumError } from "@stratum/core";
 import { kill9, ownedBy, startChildReplica } from "./child-replica";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
@@ -79,5 +80,32 @@ describe("takeover of VMs a dead replica left mid-operation", () => {
     await until(async () => (await vmOf(uuid)).state === VmState.DESTROYED, "the new owner to complete the destroy");
     expect(await hostCpuUsed()).toBe(before);
     expect(stack.sim.hosts[0]!.inspect().vms.find((v) => v.vmUuid === uuid)).toBeUndefined();
+  });
+});
+
+describe("a retry after the owner died", () => {
+  it("gets the operation's one outcome, once the takeover has settled the VM: the create's VM, Running, started once", async () => {
+    const child = await startChild();
+    const uuid = ownedByChild();
+    const clientRequestId = `create-${uuid}`;
+    const hold = stack.sim.hold(0, "vm/start");
+    const first = stack.vms.createVm({ uuid, name: "retried-create", cpu: 1, memoryBytes: GIB, hostUuid, clientRequestId }).catch((e) => e);
+    const held = await hold.next(10_000);
+    await kill9(child);
+    held.release(); // the agent starts the VM; nobody hears the answer
+    expect(await first).toMatchObject({ code: Code.UNAVAILABLE });
+    // The client's retry, same request id: in progress until the dead holder's lease is gone,
+    // then taken over — the VM exists, the takeover finds it running: that is the outcome.
+    let retried: unknown;
+    for (let attempt = 0; attempt < 200; attempt++) {
+      retried = await stack.vms.createVm({ uuid, name: "retried-create", cpu: 1, memoryBytes: GIB, hostUuid, clientRequestId }).catch((e) => e);
+      if (!(retried instanceof StratumError && retried.code === Code.UNAVAILABLE)) break; // owner unreachable, then in progress
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(retried).toMatchObject({ vm: { uuid, state: VmState.RUNNING } });
+    expect(stack.sim.hosts[0]!.inspect().commands["vm/start"]!.executed).toBeGreaterThanOrEqual(1);
+    const starts = stack.sim.hosts[0]!.inspect().log.filter((e) => e.command === "vm/start" && e.fence?.startsWith(`vm:${uuid}=`) && e.outcome === 200 && !e.deduplicated);
+    expect(starts).toHaveLength(1);
+    await stack.vms.destroyVm({ uuid });
   });
 });

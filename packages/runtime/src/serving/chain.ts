@@ -3,7 +3,7 @@ import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { runWithWork, Violations } from "@stratum/core";
 import type { RequestValidator } from "@stratum/validation";
 import { ownerRouting, type Membership, type ServiceRouters } from "@stratum/bus";
-import type { RequestsTable } from "@stratum/db";
+import type { LeasesTable, RequestsTable } from "@stratum/db";
 import { observeOutcome, type ServerInterceptor, type ServerNext } from "@stratum/rpc";
 import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import type { MethodRules, ServiceApi } from "./api";
@@ -27,6 +27,8 @@ export interface ServingChainOptions {
   observers?: readonly ServerInterceptor[];
   /** See IdempotencyOptions.staleAfterMs. */
   staleRequestMs?: number;
+  /** See IdempotencyOptions.holder: this replica's incarnation, who is alive, the leases. */
+  holder?: { self: () => string; isLive: (holder: string) => boolean; leases?: LeasesTable };
 }
 
 /**
@@ -62,7 +64,7 @@ export function servingChain(o: ServingChainOptions): ServerInterceptor[] {
       keyOf: (call) => rulesOf(call.method)?.owner?.(call.request),
     }),
     mutationLog(rulesOf),
-    idempotency({ db: o.db, table: o.requests, rules: rulesOf, ...(o.staleRequestMs !== undefined ? { staleAfterMs: o.staleRequestMs } : {}) }),
+    idempotency({ db: o.db, table: o.requests, rules: rulesOf, ...(o.staleRequestMs !== undefined ? { staleAfterMs: o.staleRequestMs } : {}), ...(o.holder ? { holder: o.holder } : {}) }),
   ];
 }
 

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
-import { and, eq, lt, sql } from "drizzle-orm";
+import { and, eq, lt, or, sql, type SQL } from "drizzle-orm";
 import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { Code, StratumError, type FieldViolation } from "@stratum/core";
-import type { RequestsTable } from "@stratum/db";
+import type { LeasesTable, RequestsTable } from "@stratum/db";
 import type { ServerInterceptor } from "@stratum/rpc";
 import type { MethodRules } from "./api";
 import { toStratumError } from "./errors";
@@ -40,6 +40,12 @@ export interface IdempotencyOptions {
    * finished: a retry may run the operation again. Above the service's longest operation.
    */
   staleAfterMs?: number;
+  /**
+   * Who runs the operations of this replica (its incarnation), whether another holder is alive,
+   * and the leases that fence them: with these, a retry takes over a request whose holder died as
+   * soon as that holder's lease is gone, instead of after `staleAfterMs`.
+   */
+  holder?: { self: () => string; isLive: (holder: string) => boolean; leases?: LeasesTable };
 }
 
 /**
@@ -49,9 +55,16 @@ export interface IdempotencyOptions {
  * that says the operation ran and failed — is stored, and a retry gets that outcome back
  * without running again. The same id with another request or method is ALREADY_EXISTS
  * `REQUEST_ID_IN_USE` naming the id. A retry that arrives while the first call runs on this
- * replica waits for it and shares its outcome; one that finds it running elsewhere is ABORTED
- * `REQUEST_IN_PROGRESS` (retry later). Failures that mean "nothing happened" (see RETRYABLE)
- * release the id.
+ * replica waits for it and shares its outcome; one that finds it running elsewhere is UNAVAILABLE
+ * `REQUEST_IN_PROGRESS` (a client retries it with backoff). Failures that mean "nothing
+ * happened" (see RETRYABLE) release the id.
+ *
+ * A record names its holder, the incarnation running the operation, and only the holder records
+ * the outcome. A retry runs the operation again — the domain then finds what the first attempt
+ * left and answers from it — when the holder is dead (gone from the membership and its lease
+ * expired), or is this very replica but no call of it runs the request any more (recording its
+ * outcome failed: Postgres was away). A holder whose request was taken over meanwhile (it was
+ * paused past its lease) answers with the outcome the new holder recorded.
  *
  * It runs on the owner of the resource, after validation and routing, so the calls racing for
  * one id meet on one replica.
@@ -64,19 +77,34 @@ export function idempotency(options: IdempotencyOptions): ServerInterceptor {
   const conflict = (requestId: string) =>
     new StratumError(Code.ALREADY_EXISTS, `request id ${requestId} was already used for a different request`, { reason: "REQUEST_ID_IN_USE", resources: { requestId } });
 
+  const me = () => options.holder?.self() ?? "";
+  const leases = options.holder?.leases;
+
+  /** Why a running record's call is gone, so a retry may run it again; undefined if it may not be. */
+  const orphaned = (row: { holder: string }): SQL | undefined => {
+    const stale = lt(table.createdAt, sql`now() - ${`${staleAfterMs} milliseconds`}::interval`);
+    if (!options.holder) return stale;
+    // This replica's own record that no call of it runs (it is not in flight here).
+    if (row.holder === me()) return or(stale, eq(table.holder, me()));
+    if (options.holder.isLive(row.holder)) return stale;
+    // A dead holder's, once its lease is gone too (the authority: it may only be paused).
+    if (!leases) return or(stale, eq(table.holder, row.holder));
+    return or(stale, and(eq(table.holder, row.holder), sql`NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.holder} = ${table.holder} AND ${leases.expiresAt} > now())`));
+  };
+
   /** Claims the id: true if this call runs the operation, else the record that holds it. */
   const claim = async (requestId: string, method: string, hash: string) => {
     for (;;) {
-      const [claimed] = await db.insert(table).values({ requestId, method, requestHash: hash }).onConflictDoNothing().returning({ requestId: table.requestId });
+      const [claimed] = await db.insert(table).values({ requestId, method, requestHash: hash, holder: me() }).onConflictDoNothing().returning({ requestId: table.requestId });
       if (claimed) return { claimed: true as const };
       const [row] = await db.select().from(table).where(eq(table.requestId, requestId));
       if (!row) continue; // released between our insert and select: claim again
-      if (row.state === "running") {
-        // Taken over only if its call is long gone (its replica died mid-operation).
+      const gone = row.state === "running" && row.requestHash === hash && row.method === method ? orphaned(row) : undefined;
+      if (gone) {
         const [retaken] = await db
           .update(table)
-          .set({ createdAt: sql`now()`, method, requestHash: hash })
-          .where(and(eq(table.requestId, requestId), eq(table.state, "running"), lt(table.createdAt, sql`now() - ${`${staleAfterMs} milliseconds`}::interval`), eq(table.requestHash, hash), eq(table.method, method)))
+          .set({ createdAt: sql`now()`, holder: me() })
+          .where(and(eq(table.requestId, requestId), eq(table.state, "running"), gone))
           .returning({ requestId: table.requestId });
         if (retaken) return { claimed: true as const };
       }
@@ -84,15 +112,29 @@ export function idempotency(options: IdempotencyOptions): ServerInterceptor {
     }
   };
 
-  // Recording the outcome can fail too (Postgres gone): the record then stays `running` and is
-  // taken over once stale, so the caller's retry is not refused for ever.
+  /**
+   * Records the outcome, if this replica still holds the request; else the record that holds it
+   * now (taken over while this replica was unresponsive). Recording can fail too (Postgres gone):
+   * the record stays `running`, held by this replica, and its retry runs it again (see `orphaned`).
+   */
   const finish = async (requestId: string, state: "done" | "failed", response: string) => {
-    await db.update(table).set({ state, response }).where(eq(table.requestId, requestId));
+    const held = await db.update(table).set({ state, response }).where(and(eq(table.requestId, requestId), eq(table.holder, me()))).returning({ requestId: table.requestId });
+    if (held.length > 0) return undefined;
+    const [row] = await db.select().from(table).where(eq(table.requestId, requestId));
+    return row;
   };
 
   const release = async (requestId: string) => {
-    await db.delete(table).where(and(eq(table.requestId, requestId), eq(table.state, "running")));
+    await db.delete(table).where(and(eq(table.requestId, requestId), eq(table.state, "running"), eq(table.holder, me())));
   };
+
+  /** The outcome a record holds: the response, the stored failure, or "still running elsewhere". */
+  const outcomeOf = (row: typeof table.$inferSelect, requestId: string, output: DescMessage): Message => {
+    if (row.state === "done") return fromBinary(output, Buffer.from(row.response ?? "", "base64"));
+    if (row.state === "failed") throw restoreError(JSON.parse(row.response ?? "{}") as StoredError, requestId);
+    throw new StratumError(Code.UNAVAILABLE, `request ${requestId} is still in progress; retry later`, { reason: "REQUEST_IN_PROGRESS", resources: { requestId } });
+  };
+
 
   return (next) => async (call) => {
     const requestId = options.rules(call.method)?.requestId?.(call.request);
@@ -114,9 +156,7 @@ export function idempotency(options: IdempotencyOptions): ServerInterceptor {
       if (!held.claimed) {
         const { row } = held;
         if (row.method !== method || row.requestHash !== hash) throw conflict(requestId);
-        if (row.state === "done") return fromBinary(output, Buffer.from(row.response ?? "", "base64"));
-        if (row.state === "failed") throw restoreError(JSON.parse(row.response ?? "{}") as StoredError, requestId);
-        throw new StratumError(Code.ABORTED, `request ${requestId} is still in progress; retry later`, { reason: "REQUEST_IN_PROGRESS", resources: { requestId } });
+        return outcomeOf(row, requestId, output);
       }
       let response: Message;
       try {
@@ -124,12 +164,14 @@ export function idempotency(options: IdempotencyOptions): ServerInterceptor {
       } catch (e) {
         const err = toStratumError(e);
         // A failure the transport would answer INTERNAL stays unrecorded: it says nothing stable.
-        if (err instanceof StratumError && !RETRYABLE.has(err.code)) await finish(requestId, "failed", JSON.stringify(storedError(err)));
-        else await release(requestId);
+        if (err instanceof StratumError && !RETRYABLE.has(err.code)) {
+          const taken = await finish(requestId, "failed", JSON.stringify(storedError(err)));
+          if (taken) return outcomeOf(taken, requestId, output);
+        } else await release(requestId);
         throw err;
       }
-      await finish(requestId, "done", Buffer.from(toBinary(output, response)).toString("base64"));
-      return response;
+      const taken = await finish(requestId, "done", Buffer.from(toBinary(output, response)).toString("base64"));
+      return taken ? outcomeOf(taken, requestId, output) : response;
     })();
     const entry: InFlight = { method, hash, outcome };
     inFlight.set(requestId, entry);

@@ -7,6 +7,7 @@ import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import type { VmStore } from "../store/vm-store";
 import { AgentErrorCode } from "@stratum/agent-protocol";
+import { leaseLost } from "../store/placement-batcher";
 import { TRANSIENT_STATES } from "../store/vm-store";
 import { assertCanRun, TRANSITIONS, type VmOperation } from "./vm-state";
 
@@ -273,6 +274,8 @@ export class VmManager {
         resources: { vmUuid: uuid },
       });
     }
+    // Woken from a pause past its lease, before renewing it: not this replica's to write yet.
+    if (!(await this.d.vms.leaseHeld().catch(() => true))) return leaseLost(this.d.incarnation());
     this.d.log.warn("vm state update matched no row", { vmUuid: uuid, expectedState: expected });
     return new StratumError(Code.ABORTED, `vm ${uuid} changed concurrently (expected ${expected})`, { reason: "VM_CONCURRENT_UPDATE", resources: { vmUuid: uuid } });
   }

@@ -16,6 +16,10 @@ export interface VmReconcilerDeps {
   owns(vmUuid: string): boolean;
   /** True when `actor` (`<replicaId>@<startedAt>`, see `vms.last_actor`) is a live replica incarnation. */
   isLive(actor: string): boolean;
+  /** This replica's incarnation. */
+  incarnation(): string;
+  /** True while an operation of this replica on the VM is queued or running. */
+  busy(vmUuid: string): boolean;
 }
 
 /** Default period of the scan for VMs left mid-operation, besides the scan on every ring change. */
@@ -40,6 +44,9 @@ export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
  *   settle → running → Running, otherwise Stopped (capacity kept, the VM can be started or
  *            destroyed); a destroy is completed (re-sent to the agent) and its capacity released.
  *            `last_error` says what happened.
+ *
+ * The same repair serves this replica's own VMs left transient with no operation of its working
+ * on them: an operation that failed before it could record its end (Postgres went away under it).
  */
 export class VmReconciler {
   #timer: NodeJS.Timeout | undefined;
@@ -73,7 +80,8 @@ export class VmReconciler {
   async #scan(): Promise<number> {
     let candidates: VmRow[];
     try {
-      candidates = (await this.d.vms.abandoned()).filter((vm) => this.d.owns(vm.uuid) && !this.d.isLive(vm.lastActor));
+      const me = this.d.incarnation();
+      candidates = (await this.d.vms.abandoned()).filter((vm) => (vm.lastActor === me ? !this.d.busy(vm.uuid) : this.d.owns(vm.uuid) && !this.d.isLive(vm.lastActor)));
     } catch (e) {
       this.d.log.warn("takeover scan failed", { error: errorMessage(e) });
       return 0;
@@ -102,12 +110,15 @@ export class VmReconciler {
   async repairHere(uuid: string): Promise<boolean> {
     const found = await this.d.vms.get(uuid);
     // Re-read in the VM's queue: an operation may have finished it, or a live replica taken it.
-    if (!found || !TRANSIENT_STATES.includes(found.state) || this.d.isLive(found.lastActor)) return false;
+    const own = found?.lastActor === this.d.incarnation();
+    if (!found || !TRANSIENT_STATES.includes(found.state) || (!own && this.d.isLive(found.lastActor))) return false;
     const vm = await this.d.vms.claim(uuid, found.state);
     if (!vm) return false; // moved meanwhile, or its actor renewed its lease: not abandoned after all
     const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
     const onAgent = host ? (await this.d.agents.vms(host, undefined, fenceOf(vm))).vms.find((v) => v.vmUuid === uuid)?.state : undefined;
-    const left = `replica ${found.lastActor.split("@")[0] || "(unknown)"} stopped while the VM was ${vm.state}`;
+    const left = own
+      ? `an operation on this replica ended without recording its outcome while the VM was ${vm.state}`
+      : `replica ${found.lastActor.split("@")[0] || "(unknown)"} stopped while the VM was ${vm.state}`;
     if (vm.state === "Destroying") {
       if (host && onAgent !== undefined) await this.d.agents.vm(host, "vm/destroy", { vmUuid: uuid }, `reconcile-destroy-${uuid}`, fenceOf(vm));
       // The operation's request key stays on the VM: a retry of it finds its outcome (see VmManager).

@@ -104,6 +104,11 @@ export class VmStore {
       LIMIT 1 FOR UPDATE ${waitForLocks ? sql`` : sql`SKIP LOCKED`}`;
   }
 
+  /** Whether this replica holds its lease now (a write that matched nothing may be why). */
+  leaseHeld(): Promise<boolean> {
+    return this.#leaseHeld();
+  }
+
   async #leaseHeld(): Promise<boolean> {
     const [row] = await this.handle.db.execute<{ ok: boolean }>(sql`SELECT ${leaseHeldSql(this.#lease)} AS ok`);
     return row?.ok === true;
@@ -145,13 +150,15 @@ export class VmStore {
   }
 
   /**
-   * Every VM left in the middle of an operation (a transient state) by an incarnation whose lease
-   * is gone, for the takeover scan: a VM a replica with a lease works on is not listed.
+   * The VMs in the middle of an operation (a transient state) that may need a repair, for the
+   * takeover scan: those left by an incarnation whose lease is gone, and this replica's own (one
+   * of its operations may have failed before recording its end). A VM another replica with a
+   * lease works on is not listed.
    */
   async abandoned(): Promise<VmRow[]> {
     return this.handle.db.select().from(vms).where(and(
       inArray(vms.state, [...TRANSIENT_STATES]),
-      sql`NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.holder} = ${vms.lastActor} AND ${leases.expiresAt} > now())`,
+      sql`(${vms.lastActor} = ${this.actor()} OR NOT EXISTS (SELECT 1 FROM ${leases} WHERE ${leases.holder} = ${vms.lastActor} AND ${leases.expiresAt} > now()))`,
     ));
   }
 

@@ -1,0 +1,1 @@
+ALTER TABLE "compute"."requests" ADD COLUMN "holder" text DEFAULT '' NOT NULL;
