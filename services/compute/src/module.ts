@@ -3,7 +3,6 @@ import { createAgentClient, type AgentClientOptions } from "@stratum/agent-clien
 import type { ServiceModule } from "@stratum/runtime";
 import { HostAgents } from "./clients/agents";
 import { COMPUTE_ENV, COMPUTE_TASK_TIMEOUT_MS } from "./config";
-import { ComputeEvents } from "./domain/events";
 import { HostManager } from "./domain/host-manager";
 import { VmManager } from "./domain/vm-manager";
 import { VmReconciler } from "./domain/vm-reconciler";
@@ -27,14 +26,13 @@ export function computeModule(agent: AgentClientOptions = {}): ServiceModule<typ
     tables,
     setup(ctx) {
       const agentClient = createAgentClient({ logger: ctx.log, onCall: ctx.metrics.onAgentCall, ...agent });
-      const events = new ComputeEvents(ctx.events, ctx.log);
       const agents = new HostAgents(agentClient, ctx.queue, ctx.settings.STRATUM_HOST_SYNC_LEVEL);
       const { owns, isLive, incarnation } = ctx.ownership;
-      const [vmStore, hostStore] = [new VmStore(ctx.db, incarnation, ctx.eventsWritten), new HostStore(ctx.db)];
+      const [vmStore, hostStore] = [new VmStore(ctx.db, incarnation, ctx.eventsWritten), new HostStore(ctx.db, ctx.eventsWritten)];
       const busy = (uuid: string) => ctx.queue.runningCount(`vm-${uuid}`) + ctx.queue.pendingCount(`vm-${uuid}`) > 0;
       const takeover = new VmReconciler({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, owns, isLive, incarnation, busy });
       const vms = new VmManager({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, incarnation, repairHere: (uuid) => takeover.repairHere(uuid) });
-      const hosts = new HostManager({ hosts: hostStore, vms: vmStore, agents, queue: ctx.queue, events, log: ctx.log });
+      const hosts = new HostManager({ hosts: hostStore, vms: vmStore, agents, queue: ctx.queue, log: ctx.log });
       return {
         services: [vmApi(vms, vmStore), hostApi(hosts, hostStore)],
         start() {

@@ -4,7 +4,6 @@ import type { HostAgents, HostCallBound } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmStore } from "../store/vm-store";
 import type { HostRow, HostStateValue } from "../store/schema";
-import type { ComputeEvents } from "./events";
 
 export interface HostSpec {
   uuid: string;
@@ -20,7 +19,6 @@ export interface HostManagerDeps {
   vms: VmStore;
   agents: HostAgents;
   queue: ChainTaskQueue;
-  events: ComputeEvents;
   log: Logger;
 }
 
@@ -80,8 +78,7 @@ export class HostManager {
       try {
         const facts = await this.d.agents.connect(row, signal);
         assertAgentHas(spec, facts);
-        const connected = await this.d.hosts.setStatus(row.uuid, "Connected", { lastError: "", agentBootId: facts.bootId, seen: true });
-        this.d.events.hostStatusChanged({ hostUuid: row.uuid, from: null, to: "Connected", lastError: "" });
+        const connected = await this.d.hosts.setStatus(row.uuid, "Connected", { lastError: "", agentBootId: facts.bootId, seen: true, added: true });
         return connected!;
       } catch (e) {
         await this.d.hosts.deleteIfEmpty(row.uuid);
@@ -245,10 +242,8 @@ export class HostManager {
   async #setStatus(host: HostRow, status: "Connected" | "Disconnected", lastError: string, agentBootId?: string): Promise<HostRow> {
     const row = await this.d.hosts.setStatus(host.uuid, status, { lastError, seen: status === "Connected", ...(agentBootId ? { agentBootId } : {}) });
     if (!row) throw StratumError.notFound("host", host.uuid);
-    if (host.status !== status) {
-      this.d.log.info("host status changed", { hostUuid: host.uuid, from: host.status, to: status, lastError });
-      this.d.events.hostStatusChanged({ hostUuid: host.uuid, from: host.status, to: status, lastError });
-    }
+    // Its event went into the outbox with the change (HostStore.setStatus).
+    if (host.status !== status) this.d.log.info("host status changed", { hostUuid: host.uuid, from: host.status, to: status, lastError });
     return row;
   }
 

@@ -202,10 +202,14 @@ export class VmManager {
     });
   }
 
-  /** The VM, after repairing it first if a dead replica left it mid-operation. */
+  /**
+   * The VM, after repairing it first if it was left mid-operation: by a dead replica, or by this
+   * one (an operation that could not record its end — none of this replica's runs on it now,
+   * since this runs in the VM's queue).
+   */
   async #settled(uuid: string): Promise<VmRow> {
     const vm = await this.get(uuid);
-    if (!TRANSIENT_STATES.includes(vm.state) || vm.lastActor === this.d.incarnation()) return vm;
+    if (!TRANSIENT_STATES.includes(vm.state)) return vm;
     return (await this.d.repairHere(uuid)) ? this.get(uuid) : vm;
   }
 

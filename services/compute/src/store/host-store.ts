@@ -2,6 +2,12 @@ import { and, asc, eq, gt, sql, type SQL } from "drizzle-orm";
 import { mapPgError, pgErrorCode } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { hosts, vms, type HostRow, type HostStateValue, type HostStatusValue } from "./schema";
+import { rowMapper } from "@stratum/db";
+import { currentWork } from "@stratum/core";
+
+/** The event every change of a host's status writes (`stratum.compute.host_status_changed`). */
+export const HOST_STATUS_CHANGED = "host_status_changed";
+const hostFromRaw = rowMapper(hosts);
 
 const HOST_CONSTRAINTS = {
   constraints: {
@@ -16,7 +22,11 @@ export class HostStore {
   /** Agent URLs by host: a host's URL never changes, so every VM operation need not read it again. */
   readonly #agents = new Map<string, { uuid: string; agentUrl: string }>();
 
-  constructor(private readonly handle: ComputeDb) {}
+  constructor(
+    private readonly handle: ComputeDb,
+    /** Tells the kit's outbox relay that events were committed (it publishes them at once). */
+    private readonly eventsWritten: () => void = () => {},
+  ) {}
 
   /** Where the agent of a host is, from memory after the first read. */
   async agentOf(uuid: string): Promise<{ uuid: string; agentUrl: string } | undefined> {
@@ -53,18 +63,38 @@ export class HostStore {
     return rows.map((r) => r.uuid);
   }
 
-  async setStatus(uuid: string, status: HostStatusValue, patch: { lastError?: string; agentBootId?: string; seen?: boolean } = {}): Promise<HostRow | undefined> {
-    const [row] = await this.handle.db
-      .update(hosts)
-      .set({
-        status,
-        ...(patch.lastError !== undefined ? { lastError: patch.lastError } : {}),
-        ...(patch.agentBootId !== undefined ? { agentBootId: patch.agentBootId } : {}),
-        ...(patch.seen ? { lastSeenAt: sql`now()` } : {}),
-      })
-      .where(eq(hosts.uuid, uuid))
-      .returning();
-    return row;
+  /**
+   * Sets a host's status and, when it changed (or the host was just `added`, from no status), writes
+   * its `host_status_changed` event into the outbox in the same statement: no status change
+   * without its event, across a crash or a NATS outage (the kit's relay publishes it).
+   */
+  async setStatus(uuid: string, status: HostStatusValue, patch: { lastError?: string; agentBootId?: string; seen?: boolean; added?: boolean } = {}): Promise<HostRow | undefined> {
+    const q = this.handle.sql;
+    try {
+      const [raw] = await q`
+        WITH m AS (
+          UPDATE compute.hosts AS h SET status = ${status}::compute.host_status,
+            last_error = COALESCE(${patch.lastError ?? null}::text, h.last_error),
+            agent_boot_id = COALESCE(${patch.agentBootId ?? null}::text, h.agent_boot_id),
+            last_seen_at = CASE WHEN ${patch.seen ?? false} THEN now() ELSE h.last_seen_at END
+          FROM compute.hosts AS old
+          WHERE h.uuid = ${uuid} AND old.uuid = h.uuid
+          RETURNING h.*, old.status::text AS __from
+        ), event AS (
+          INSERT INTO compute.outbox (domain, event, payload, request_id)
+          SELECT 'compute', ${HOST_STATUS_CHANGED},
+            jsonb_build_object('hostUuid', m.uuid, 'from', CASE WHEN ${patch.added ?? false} THEN NULL ELSE m.__from END, 'to', m.status, 'lastError', m.last_error),
+            ${currentWork()?.requestId ?? null}::text
+          FROM m WHERE ${patch.added ?? false} OR m.__from <> m.status::text
+          RETURNING 1
+        )
+        SELECT m.*, (SELECT count(*) FROM event)::int AS __events FROM m`;
+      if (!raw) return undefined;
+      if ((raw.__events as number) > 0) this.eventsWritten();
+      return hostFromRaw(raw as Record<string, unknown>);
+    } catch (e) {
+      throw mapPgError(e, { operation: "set host status", resources: { hostUuid: uuid } });
+    }
   }
 
   async setState(uuid: string, state: HostStateValue): Promise<HostRow | undefined> {
