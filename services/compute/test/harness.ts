@@ -3,7 +3,7 @@ import type { AgentSim, AgentSimOptions } from "@stratum/agent-sim";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
-import type { RunningService, StartOptions } from "@stratum/runtime";
+import type { RunningService, ServiceConfig, StartOptions } from "@stratum/runtime";
 import { startTestService } from "@stratum/runtime/testing";
 import type { AgentClientOptions } from "@stratum/agent-client";
 import { computeModule } from "../src/module";
@@ -31,7 +31,7 @@ export interface ComputeStack {
  * of an in-process agent simulator: the same parts as production but the hypervisors.
  */
 export async function startComputeStack(
-  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings">; databaseUrl?: string; natsUrl?: string } = {},
+  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings">; databaseUrl?: string; natsUrl?: string; config?: (replica: number) => Partial<ServiceConfig> } = {},
 ): Promise<ComputeStack> {
   const service = await startTestService(computeModule(options.compute?.agent), {
     replicas: options.replicas ?? 2,
@@ -40,6 +40,7 @@ export async function startComputeStack(
     ...(options.startOptions ? { startOptions: options.startOptions } : {}),
     ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
     ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
+    ...(options.config ? { config: options.config } : {}),
   });
   const { replicas, natsUrl, busPrefix } = service;
   const sim = service.sim!;
