@@ -36,6 +36,19 @@ it("the owner marks a host Disconnected when its agent stops answering, and reco
   // Reconnecting is a new handshake, not just a ping that answered.
   expect(sim.inspect().connection!.count).toBeGreaterThan(handshakes);
 
+  // Each status change has its event (written with it, relayed from the outbox): added, down, back.
+  const seen: Array<{ from: string | null; to: string }> = [];
+  const sub = await stack.replicas[0]!.ctx.events.subscribe<{ hostUuid: string; from: string | null; to: string }>(
+    "compute.host_status_changed",
+    (e) => void (e.data.hostUuid === uuid && seen.push({ from: e.data.from, to: e.data.to })),
+    { from: "all" },
+  );
+  try {
+    await until(() => seen.length >= 3, "the host's three status events");
+    expect(seen).toEqual([{ from: null, to: "Connected" }, { from: "Connected", to: "Disconnected" }, { from: "Disconnected", to: "Connected" }]);
+  } finally {
+    await sub.stop();
+  }
 });
 
 it("an explicit reconnect to a dead agent fails with the agent's error and leaves the host Disconnected", async () => {

@@ -1,8 +1,9 @@
 import { and, asc, eq, gt, sql, type SQL } from "drizzle-orm";
 import { mapPgError, pgErrorCode } from "@stratum/db";
 import type { ComputeDb } from "./db";
-import { hosts, vms, type HostRow, type HostStateValue, type HostStatusValue } from "./schema";
-import { rowMapper } from "@stratum/db";
+import { hosts, leases, vms, type HostRow, type HostStateValue, type HostStatusValue } from "./schema";
+import { leaseHeld, rowMapper } from "@stratum/db";
+import { leaseLost } from "./placement-batcher";
 import { currentWork } from "@stratum/core";
 
 /** The event every change of a host's status writes (`stratum.compute.host_status_changed`). */
@@ -24,6 +25,8 @@ export class HostStore {
 
   constructor(
     private readonly handle: ComputeDb,
+    /** This replica's incarnation: the holder of the lease its status writes need (see `ownerWriteGuard`). */
+    private readonly actor: () => string,
     /** Tells the kit's outbox relay that events were committed (it publishes them at once). */
     private readonly eventsWritten: () => void = () => {},
   ) {}
@@ -64,21 +67,23 @@ export class HostStore {
   }
 
   /**
-   * Sets a host's status and, when it changed (or the host was just `added`, from no status), writes
-   * its `host_status_changed` event into the outbox in the same statement: no status change
-   * without its event, across a crash or a NATS outage (the kit's relay publishes it).
+   * Sets a host's status — an owner write, fenced by this replica's lease — and, when it changed
+   * (or the host was just `added`, from no status), writes its `host_status_changed` event into
+   * the outbox in the same statement: no status change without its event, across a crash or a
+   * NATS outage (the kit's relay publishes it).
    */
   async setStatus(uuid: string, status: HostStatusValue, patch: { lastError?: string; agentBootId?: string; seen?: boolean; added?: boolean } = {}): Promise<HostRow | undefined> {
     const q = this.handle.sql;
+    let raw: Record<string, unknown> | undefined;
     try {
-      const [raw] = await q`
+      [raw] = await q`
         WITH m AS (
           UPDATE compute.hosts AS h SET status = ${status}::compute.host_status,
             last_error = COALESCE(${patch.lastError ?? null}::text, h.last_error),
             agent_boot_id = COALESCE(${patch.agentBootId ?? null}::text, h.agent_boot_id),
             last_seen_at = CASE WHEN ${patch.seen ?? false} THEN now() ELSE h.last_seen_at END
           FROM compute.hosts AS old
-          WHERE h.uuid = ${uuid} AND old.uuid = h.uuid
+          WHERE h.uuid = ${uuid} AND old.uuid = h.uuid AND ${leaseHeld(q, { leases, holder: this.actor })}
           RETURNING h.*, old.status::text AS __from
         ), event AS (
           INSERT INTO compute.outbox (domain, event, payload, request_id)
@@ -88,13 +93,17 @@ export class HostStore {
           FROM m WHERE ${patch.added ?? false} OR m.__from <> m.status::text
           RETURNING 1
         )
-        SELECT m.*, (SELECT count(*) FROM event)::int AS __events FROM m`;
-      if (!raw) return undefined;
-      if ((raw.__events as number) > 0) this.eventsWritten();
-      return hostFromRaw(raw as Record<string, unknown>);
+        SELECT m.*, (SELECT count(*) FROM event)::int AS __events FROM m` as Record<string, unknown>[];
     } catch (e) {
       throw mapPgError(e, { operation: "set host status", resources: { hostUuid: uuid } });
     }
+    if (!raw) {
+      // The host's status is written by its owner only while it holds its lease.
+      if (await this.get(uuid)) throw leaseLost(this.actor());
+      return undefined;
+    }
+    if ((raw.__events as number) > 0) this.eventsWritten();
+    return hostFromRaw(raw);
   }
 
   async setState(uuid: string, state: HostStateValue): Promise<HostRow | undefined> {
