@@ -3,6 +3,7 @@ import { HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { Code } from "@stratum/core";
 import { startComputeStack, type ComputeStack } from "./harness";
+import { HostStore } from "../src/store/host-store";
 import { until } from "./until";
 
 let stack: ComputeStack;
@@ -135,4 +136,19 @@ it("a replica that stops drains the operations its calls started before it close
   const after = (await stack.clientsTo(stack.replicas.indexOf(survivor)).vms.getVm({ uuid: vm!.uuid })).vm!;
   expect(after).toMatchObject({ state: VmState.STOPPED, lastError: "" });
   expect(stack.sim.hosts[0]!.inspect().vms.find((v) => v.vmUuid === vm!.uuid)?.state).toBe("stopped");
+});
+
+it("a host is fenced by its row version: a status write or an agent command made from an old read of it is refused", async () => {
+  const uuid = hostUuids[0]!;
+  const { db } = stack.replicas[0]!.ctx;
+  const store = new HostStore(db as never, stack.replicas[0]!.ctx.ownership.incarnation);
+  const stale = (await store.get(uuid))!;
+  // Two pings by the owner since that read: each carries the fence it read and moves it on.
+  await until(async () => (await store.get(uuid))!.fence >= stale.fence + 2, "two pings", 10_000);
+  expect(await store.setStatus(uuid, "Disconnected", { lastError: "stale", fence: stale.fence })).toBe("fenced");
+  expect((await store.get(uuid))!.status).toBe("Connected");
+  const sim = stack.sim.hosts[0]!;
+  const res = await fetch(`${sim.url}/host/ping`, { method: "POST", headers: { "content-type": "application/json", "x-fencing-token": `host:${uuid}=${stale.fence}` }, body: JSON.stringify({ hostUuid: uuid }) });
+  expect(res.status).toBe(409);
+  expect(((await res.json()) as { error: { code: string } }).error.code).toBe("FENCED");
 });

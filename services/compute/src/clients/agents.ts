@@ -8,6 +8,8 @@ import { currentWork } from "@stratum/core";
 export interface AgentHost {
   readonly uuid: string;
   readonly agentUrl: string;
+  /** The host's fencing token as read (`hosts.fence`): sent with the host's own commands when known. */
+  readonly fence?: number;
 }
 
 /**
@@ -38,6 +40,14 @@ export interface VmFence {
   token: number;
 }
 
+/** A fence as the agent client sends it, or a VM's. */
+type Fence = VmFence | { resource: string; token: number };
+
+/** The host's own fence (`host:<uuid>`), when the caller read it. */
+function hostFence(host: AgentHost): Fence | undefined {
+  return host.fence === undefined ? undefined : { resource: `host:${host.uuid}`, token: host.fence };
+}
+
 /** The fence of a VM row. */
 export function fenceOf(vm: { uuid: string; fence: number }): VmFence {
   return { vmUuid: vm.uuid, token: vm.fence };
@@ -61,11 +71,11 @@ export class HostAgents {
   ) {}
 
   connect(host: AgentHost, signal?: AbortSignal, bound?: HostCallBound): Promise<ConnectReply> {
-    return this.#send(host, "host/connect", { hostUuid: host.uuid }, undefined, signal, bound);
+    return this.#send(host, "host/connect", { hostUuid: host.uuid }, undefined, signal, bound, hostFence(host));
   }
 
   ping(host: AgentHost, signal?: AbortSignal, bound?: HostCallBound): Promise<PingReply> {
-    return this.#send(host, "host/ping", { hostUuid: host.uuid }, undefined, signal, bound);
+    return this.#send(host, "host/ping", { hostUuid: host.uuid }, undefined, signal, bound, hostFence(host));
   }
 
   /**
@@ -74,7 +84,7 @@ export class HostAgents {
    * ended, and refuses the old owner's commands from then on.
    */
   vms(host: AgentHost, signal?: AbortSignal, fencedFor?: VmFence): Promise<VmsReply> {
-    return this.#send(host, "host/vms", {}, undefined, signal, undefined, fencedFor);
+    return this.#send(host, "host/vms", {}, undefined, signal, undefined, fencedFor ?? hostFence(host));
   }
 
   /**
@@ -92,7 +102,7 @@ export class HostAgents {
   }
 
   #send<C extends AgentCommand>(
-    host: AgentHost, command: C, body: AgentRequest<C>, taskId: string | undefined, signal: AbortSignal | undefined, bound?: HostCallBound, fence?: VmFence,
+    host: AgentHost, command: C, body: AgentRequest<C>, taskId: string | undefined, signal: AbortSignal | undefined, bound?: HostCallBound, fence?: Fence,
   ): Promise<AgentReply<C>> {
     // Taken now, at submission: the queue may run the call later, under another caller's turn.
     const requestId = currentWork()?.requestId;
@@ -104,7 +114,7 @@ export class HostAgents {
         name: command,
         run: () => this.client.call(host.agentUrl, command, body, {
           hostUuid: host.uuid, ...(taskId ? { taskId } : {}), ...(requestId ? { requestId } : {}), ...(signal ? { signal } : {}),
-          ...(fence ? { fence: { resource: `vm:${fence.vmUuid}`, token: fence.token } } : {}),
+          ...(fence ? { fence: "vmUuid" in fence ? { resource: `vm:${fence.vmUuid}`, token: fence.token } : fence } : {}),
           ...(timeoutMs === undefined ? {} : { timeoutMs }),
         }),
       },

@@ -1,3 +1,4 @@
+import { AgentErrorCode } from "@stratum/agent-protocol";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { errorMessage, Code, StratumError, type Logger } from "@stratum/core";
 import type { HostAgents, HostCallBound } from "../clients/agents";
@@ -78,8 +79,8 @@ export class HostManager {
       try {
         const facts = await this.d.agents.connect(row, signal);
         assertAgentHas(spec, facts);
-        const connected = await this.d.hosts.setStatus(row.uuid, "Connected", { lastError: "", agentBootId: facts.bootId, seen: true, added: true });
-        return connected!;
+        const connected = await this.d.hosts.setStatus(row.uuid, "Connected", { lastError: "", agentBootId: facts.bootId, seen: true, added: true, fence: row.fence });
+        return written(connected, row.uuid);
       } catch (e) {
         await this.d.hosts.deleteIfEmpty(row.uuid);
         throw e;
@@ -176,9 +177,12 @@ export class HostManager {
           const reply = await this.d.agents.ping(host, undefined, { atMostMs: this.#pingIntervalMs });
           // A new boot id means the agent restarted and lost its session: shake hands again.
           if (host.agentBootId && reply.bootId && reply.bootId !== host.agentBootId) return this.#connect(host);
-          return await this.d.hosts.setStatus(uuid, "Connected", { seen: true });
+          const seen = await this.d.hosts.setStatus(uuid, "Connected", { seen: true, fence: host.fence });
+          return seen === "fenced" ? undefined : seen;
         } catch (e) {
-          return this.#setStatus(host, "Disconnected", errorMessage(e));
+          // Refused as fenced, or written meanwhile: another replica has the host now.
+          if (isFenced(e)) return undefined;
+          return this.#setStatus(host, "Disconnected", errorMessage(e)).catch((w) => (isHostTaken(w) ? undefined : Promise.reject(w)));
         }
       },
     });
@@ -239,9 +243,9 @@ export class HostManager {
     }
   }
 
+  /** Records the outcome of talking to the host, as read in `host` (its fence): see `written`. */
   async #setStatus(host: HostRow, status: "Connected" | "Disconnected", lastError: string, agentBootId?: string): Promise<HostRow> {
-    const row = await this.d.hosts.setStatus(host.uuid, status, { lastError, seen: status === "Connected", ...(agentBootId ? { agentBootId } : {}) });
-    if (!row) throw StratumError.notFound("host", host.uuid);
+    const row = written(await this.d.hosts.setStatus(host.uuid, status, { lastError, seen: status === "Connected", fence: host.fence, ...(agentBootId ? { agentBootId } : {}) }), host.uuid);
     // Its event went into the outbox with the change (HostStore.setStatus).
     if (host.status !== status) this.d.log.info("host status changed", { hostUuid: host.uuid, from: host.status, to: status, lastError });
     return row;
@@ -252,6 +256,28 @@ export class HostManager {
   }
 }
 
+
+/**
+ * The host row a status write returned. NOT_FOUND when the host is gone; UNAVAILABLE
+ * `HOST_TAKEN_OVER` when another replica wrote it since this one read it (ownership moved during
+ * the call): a retry reaches its owner.
+ */
+function written(row: HostRow | undefined | "fenced", uuid: string): HostRow {
+  if (row === "fenced") {
+    throw new StratumError(Code.UNAVAILABLE, `host ${uuid} was changed by another replica meanwhile; retry`, { reason: "HOST_TAKEN_OVER", resources: { hostUuid: uuid } });
+  }
+  if (!row) throw StratumError.notFound("host", uuid);
+  return row;
+}
+
+function isHostTaken(e: unknown): boolean {
+  return e instanceof StratumError && e.reason === "HOST_TAKEN_OVER";
+}
+
+/** The agent refused a command as fenced: a newer token for the host (or VM) exists. */
+function isFenced(e: unknown): boolean {
+  return e instanceof StratumError && e.resources.agentErrorCode === AgentErrorCode.FENCED;
+}
 
 /** FAILED_PRECONDITION `HOST_CAPACITY_EXCEEDS_AGENT` when the spec offers more than the agent has. */
 function assertAgentHas(spec: HostSpec, facts: { cpuNum: number; memoryBytes: number }): void {

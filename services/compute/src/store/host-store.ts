@@ -67,12 +67,13 @@ export class HostStore {
   }
 
   /**
-   * Sets a host's status — an owner write, fenced by this replica's lease — and, when it changed
+   * Sets a host's status — an owner write, fenced by this replica's lease and, given `fence`, by
+   * the host's fence it read ("fenced" when another write came first) — and, when it changed
    * (or the host was just `added`, from no status), writes its `host_status_changed` event into
    * the outbox in the same statement: no status change without its event, across a crash or a
    * NATS outage (the kit's relay publishes it).
    */
-  async setStatus(uuid: string, status: HostStatusValue, patch: { lastError?: string; agentBootId?: string; seen?: boolean; added?: boolean } = {}): Promise<HostRow | undefined> {
+  async setStatus(uuid: string, status: HostStatusValue, patch: { lastError?: string; agentBootId?: string; seen?: boolean; added?: boolean; fence?: number } = {}): Promise<HostRow | undefined | "fenced"> {
     const q = this.handle.sql;
     let raw: Record<string, unknown> | undefined;
     try {
@@ -81,9 +82,11 @@ export class HostStore {
           UPDATE compute.hosts AS h SET status = ${status}::compute.host_status,
             last_error = COALESCE(${patch.lastError ?? null}::text, h.last_error),
             agent_boot_id = COALESCE(${patch.agentBootId ?? null}::text, h.agent_boot_id),
-            last_seen_at = CASE WHEN ${patch.seen ?? false} THEN now() ELSE h.last_seen_at END
+            last_seen_at = CASE WHEN ${patch.seen ?? false} THEN now() ELSE h.last_seen_at END,
+            fence = h.fence + 1
           FROM compute.hosts AS old
           WHERE h.uuid = ${uuid} AND old.uuid = h.uuid AND ${leaseHeld(q, { leases, holder: this.actor })}
+            AND (${patch.fence ?? null}::bigint IS NULL OR h.fence = ${patch.fence ?? null}::bigint)
           RETURNING h.*, old.status::text AS __from
         ), event AS (
           INSERT INTO compute.outbox (domain, event, payload, request_id)
@@ -98,9 +101,12 @@ export class HostStore {
       throw mapPgError(e, { operation: "set host status", resources: { hostUuid: uuid } });
     }
     if (!raw) {
+      const now = await this.get(uuid);
+      if (!now) return undefined;
+      // Written by another replica since it was read (the fence moved on): not this one's to write.
+      if (patch.fence !== undefined && now.fence !== patch.fence) return "fenced";
       // The host's status is written by its owner only while it holds its lease.
-      if (await this.get(uuid)) throw leaseLost(this.actor());
-      return undefined;
+      throw leaseLost(this.actor());
     }
     if ((raw.__events as number) > 0) this.eventsWritten();
     return hostFromRaw(raw);

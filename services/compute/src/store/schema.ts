@@ -30,6 +30,13 @@ export const hosts = compute.table(
     clientRequestId: text("client_request_id"),
     /** The agent's boot id from the last handshake: a change means the agent restarted. */
     agentBootId: text("agent_boot_id").notNull().default(""),
+    /**
+     * The host's fencing token: incremented by every status write, which must name the value it
+     * read (compare-and-set); every command to the host's agent about the host carries it. A
+     * replica that read the host before another wrote it can then neither write it nor command its
+     * agent as its owner.
+     */
+    fence: bigint({ mode: "number" }).notNull().default(0),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     lastSeenAt: timestamp("last_seen_at", { withTimezone: true }),
     seq: bigserial({ mode: "number" }).notNull(),

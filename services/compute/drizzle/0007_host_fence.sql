@@ -1,0 +1,1 @@
+ALTER TABLE "compute"."hosts" ADD COLUMN "fence" bigint DEFAULT 0 NOT NULL;
