@@ -115,6 +115,22 @@ it("a new VM is not placed on a disconnected host", async () => {
   await sim.start();
 });
 
+it("a host is fenced by its row version: a status write or an agent command made from an old read of it is refused", async () => {
+  const uuid = hostUuids[0]!;
+  const { db } = stack.replicas[0]!.ctx;
+  const store = new HostStore(db as never, stack.replicas[0]!.ctx.ownership.incarnation);
+  await until(async () => (await status(uuid)) === HostStatus.CONNECTED, "the host to be connected");
+  const stale = (await store.get(uuid))!;
+  // Two pings by the owner since that read: each carries the fence it read and moves it on.
+  await until(async () => (await store.get(uuid))!.fence >= stale.fence + 2, "two pings", 10_000);
+  expect(await store.setStatus(uuid, "Disconnected", { lastError: "stale", fence: stale.fence })).toBe("fenced");
+  expect((await store.get(uuid))!.status).toBe("Connected");
+  const sim = stack.sim.hosts[0]!;
+  const res = await fetch(`${sim.url}/host/ping`, { method: "POST", headers: { "content-type": "application/json", "x-fencing-token": `host:${uuid}=${stale.fence}` }, body: JSON.stringify({ hostUuid: uuid }) });
+  expect(res.status).toBe(409);
+  expect(((await res.json()) as { error: { code: string } }).error.code).toBe("FENCED");
+});
+
 it("a replica that stops drains the operations its calls started before it closes its agent client", async () => {
   const { vm } = await stack.vms.createVm({ name: "drain", cpu: 1, memoryBytes: 1n << 30n, hostUuid: hostUuids[0]! });
   const owner = stack.replicas.find((r) => r.ctx.membership()!.owns(vm!.uuid))!;
@@ -136,19 +152,4 @@ it("a replica that stops drains the operations its calls started before it close
   const after = (await stack.clientsTo(stack.replicas.indexOf(survivor)).vms.getVm({ uuid: vm!.uuid })).vm!;
   expect(after).toMatchObject({ state: VmState.STOPPED, lastError: "" });
   expect(stack.sim.hosts[0]!.inspect().vms.find((v) => v.vmUuid === vm!.uuid)?.state).toBe("stopped");
-});
-
-it("a host is fenced by its row version: a status write or an agent command made from an old read of it is refused", async () => {
-  const uuid = hostUuids[0]!;
-  const { db } = stack.replicas[0]!.ctx;
-  const store = new HostStore(db as never, stack.replicas[0]!.ctx.ownership.incarnation);
-  const stale = (await store.get(uuid))!;
-  // Two pings by the owner since that read: each carries the fence it read and moves it on.
-  await until(async () => (await store.get(uuid))!.fence >= stale.fence + 2, "two pings", 10_000);
-  expect(await store.setStatus(uuid, "Disconnected", { lastError: "stale", fence: stale.fence })).toBe("fenced");
-  expect((await store.get(uuid))!.status).toBe("Connected");
-  const sim = stack.sim.hosts[0]!;
-  const res = await fetch(`${sim.url}/host/ping`, { method: "POST", headers: { "content-type": "application/json", "x-fencing-token": `host:${uuid}=${stale.fence}` }, body: JSON.stringify({ hostUuid: uuid }) });
-  expect(res.status).toBe(409);
-  expect(((await res.json()) as { error: { code: string } }).error.code).toBe("FENCED");
 });
