@@ -33,27 +33,29 @@ it("concurrent transitions each get their own outcome: the row when its conditio
 
 it("every write is fenced: a writer without a lease places nothing, and moves no VM; one with a lease cannot move a VM another live lease holder is working on, until that lease is gone", async () => {
   const { sql } = stack.replicas[0]!.ctx.db;
-  const vm = await place(); // Created: in the middle of its create, by replica 0
+  // Two writers whose leases the test holds (no keeper renews them behind its back).
+  await sql`INSERT INTO compute.leases (holder, replica_id, expires_at) VALUES ('mine@1', 'mine', now() + interval '1 minute'), ('other@1', 'other', now() + interval '1 minute')`;
+  const mine = new VmStore(stack.replicas[0]!.ctx.db as never, () => "mine@1");
+  const other = new VmStore(stack.replicas[0]!.ctx.db as never, () => "other@1");
+  const vm = (await mine.insertPlaced({ uuid: randomUUID(), name: "fenced", cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined))!;
+  expect(vm).toMatchObject({ state: "Created", lastActor: "mine@1" }); // in the middle of its create
+
   const leaseless = new VmStore(stack.replicas[0]!.ctx.db as never, () => "ghost@1");
   const err = await leaseless.insertPlaced({ uuid: randomUUID(), name: "ghost", cpu: 1, memory: 1 << 20, clientRequestId: null }, undefined).catch((e) => e);
   expect(err).toMatchObject({ reason: "LEASE_NOT_HELD" });
   expect(await leaseless.transition(vm.uuid, "Created", "Starting")).toBeUndefined();
 
-  // "other@1" holds a lease, but the VM is replica 0's operation: not its to move, nor to claim.
-  await sql`INSERT INTO compute.leases (holder, replica_id, expires_at) VALUES ('other@1', 'other', now() + interval '1 minute')`;
-  const other = new VmStore(stack.replicas[0]!.ctx.db as never, () => "other@1");
+  // "other@1" holds a lease, but the VM is mine's operation: not its to move, nor to claim.
   expect(await other.transition(vm.uuid, "Created", "Starting")).toBeUndefined();
   expect(await other.claim(vm.uuid, "Created")).toBeUndefined();
-  expect((await store.get(vm.uuid))!.lastActor).toBe(stack.replicas[0]!.ctx.ownership.incarnation());
 
-  // Replica 0's lease lapses (as if it had been paused): now the VM can be taken over — and then
-  // replica 0, even with its lease back, cannot finish the operation it started.
-  const me = stack.replicas[0]!.ctx.ownership.incarnation();
-  await sql`UPDATE compute.leases SET expires_at = now() - interval '1 second' WHERE holder = ${me}`;
+  // mine's lease lapses (as if it had been paused): now the VM can be taken over — and then
+  // mine, even with its lease back, cannot finish the operation it started.
+  await sql`UPDATE compute.leases SET expires_at = now() - interval '1 second' WHERE holder = 'mine@1'`;
   const claimed = await other.claim(vm.uuid, "Created");
   expect(claimed).toMatchObject({ state: "Created", lastActor: "other@1", fence: vm.fence + 1 });
-  await sql`UPDATE compute.leases SET expires_at = now() + interval '1 minute' WHERE holder = ${me}`;
-  expect(await store.transition(vm.uuid, "Created", "Starting")).toBeUndefined();
+  await sql`UPDATE compute.leases SET expires_at = now() + interval '1 minute' WHERE holder = 'mine@1'`;
+  expect(await mine.transition(vm.uuid, "Created", "Starting")).toBeUndefined();
   expect(await other.transition(vm.uuid, "Created", "Starting")).toMatchObject({ state: "Starting", lastActor: "other@1", fence: vm.fence + 2 });
-  await sql`DELETE FROM compute.leases WHERE holder = 'other@1'`;
+  await sql`DELETE FROM compute.leases WHERE holder IN ('mine@1', 'other@1')`;
 });

@@ -78,15 +78,17 @@ export class PlacementBatcher {
 
   async #placeAll(vms: PlacementRequest[]): Promise<Map<string, VmRow>> {
     return this.sql.begin(async (tx) => {
-      // Fenced like every owner write: without its lease this replica places nothing.
-      const [held] = await tx`SELECT ${leaseHeld(tx, this.lease)} AS ok`;
-      if (held?.ok !== true) throw leaseLost(this.lease.holder());
+      // Fenced like every owner write: without its lease this replica locks and places nothing.
       const free: FreeHost[] = (
         await tx`
           SELECT uuid, cpu_capacity - cpu_used AS cpu, memory_capacity - memory_used AS memory
-          FROM compute.hosts WHERE status = 'Connected' AND state = 'Enabled'
+          FROM compute.hosts WHERE status = 'Connected' AND state = 'Enabled' AND ${leaseHeld(tx, this.lease)}
           ORDER BY uuid FOR UPDATE`
       ).map((h) => ({ uuid: h.uuid as string, cpu: Number(h.cpu), memory: Number(h.memory) }));
+      if (free.length === 0) {
+        const [held] = await tx`SELECT ${leaseHeld(tx, this.lease)} AS ok`;
+        if (held?.ok !== true) throw leaseLost(this.lease.holder());
+      }
       const placed: Array<{ vm: PlacementRequest; host: FreeHost }> = [];
       for (const vm of vms) {
         let best: FreeHost | undefined;
