@@ -29,8 +29,7 @@ export function computeModule(agent: AgentClientOptions = {}): ServiceModule<typ
       const agents = new HostAgents(agentClient, ctx.queue, ctx.settings.STRATUM_HOST_SYNC_LEVEL);
       const { owns, isLive, incarnation } = ctx.ownership;
       const [vmStore, hostStore] = [new VmStore(ctx.db, incarnation, ctx.eventsWritten), new HostStore(ctx.db, incarnation, ctx.eventsWritten)];
-      const busy = (uuid: string) => ctx.queue.runningCount(`vm-${uuid}`) + ctx.queue.pendingCount(`vm-${uuid}`) > 0;
-      const takeover = new VmReconciler({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, owns, isLive, incarnation, busy });
+      const takeover = new VmReconciler({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, owns, isLive, incarnation });
       const vms = new VmManager({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, incarnation, repairHere: (uuid) => takeover.repairHere(uuid) });
       const hosts = new HostManager({ hosts: hostStore, vms: vmStore, agents, queue: ctx.queue, log: ctx.log });
       return {

@@ -18,8 +18,6 @@ export interface VmReconcilerDeps {
   isLive(actor: string): boolean;
   /** This replica's incarnation. */
   incarnation(): string;
-  /** True while an operation of this replica on the VM is queued or running. */
-  busy(vmUuid: string): boolean;
 }
 
 /** Default period of the scan for VMs left mid-operation, besides the scan on every ring change. */
@@ -81,7 +79,7 @@ export class VmReconciler {
     let candidates: VmRow[];
     try {
       const me = this.d.incarnation();
-      candidates = (await this.d.vms.abandoned()).filter((vm) => (vm.lastActor === me ? !this.d.busy(vm.uuid) : this.d.owns(vm.uuid) && !this.d.isLive(vm.lastActor)));
+      candidates = (await this.d.vms.abandoned()).filter((vm) => (vm.lastActor === me ? !this.#busy(vm.uuid) : this.d.owns(vm.uuid) && !this.d.isLive(vm.lastActor)));
     } catch (e) {
       this.d.log.warn("takeover scan failed", { error: errorMessage(e) });
       return 0;
@@ -96,6 +94,11 @@ export class VmReconciler {
       ),
     );
     return repaired.filter(Boolean).length;
+  }
+
+  /** True while an operation of this replica on the VM is queued or running (in its queue). */
+  #busy(uuid: string): boolean {
+    return this.d.queue.runningCount(`vm-${uuid}`) + this.d.queue.pendingCount(`vm-${uuid}`) > 0;
   }
 
   #reconcile(uuid: string): Promise<boolean> {
