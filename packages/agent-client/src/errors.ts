@@ -54,6 +54,14 @@ export function isRetryable(err: StratumError): boolean {
   return err.code === Code.UNAVAILABLE && err.reason !== AgentFailure.CLIENT_CLOSED;
 }
 
+/**
+ * True when the agent refused the command as fenced (409 `FENCED`): it has seen a newer fencing
+ * token for the resource, so the caller no longer owns it and must not act on it as owner.
+ */
+export function isFenced(err: unknown): boolean {
+  return err instanceof StratumError && err.resources["agentErrorCode"] === AgentErrorCode.FENCED;
+}
+
 function describe(t: CallTarget): string {
   return `agent ${t.hostUuid === undefined ? t.hostUrl : `${t.hostUuid} (${t.hostUrl})`} ${t.command}`;
 }

@@ -5,7 +5,7 @@ export { DEFAULT_COMMAND_POLICIES, FALLBACK_COMMAND_POLICY } from "./command-pol
 export type { CommandPolicy } from "./command-policy";
 export { createAgentDispatcher, DEFAULT_KEEP_ALIVE_TIMEOUT_MS } from "./dispatcher";
 export type { AgentDispatcherOptions } from "./dispatcher";
-export { AgentFailure, errorCode, isRetryable } from "./errors";
+export { AgentFailure, errorCode, isFenced, isRetryable } from "./errors";
 export type { CallTarget } from "./errors";
 export { backoffDelay } from "./backoff";
 export type { BackoffOptions } from "./backoff";

@@ -58,6 +58,20 @@ async function startReplica(prefix: string, replicaId: string, options: ReplicaO
   return { view, server, address: `127.0.0.1:${server.port}`, leave: () => membership!.leave() };
 }
 
+/** A client-side router for the `echo` replicas of `prefix`, once it sees `replicas` of them. */
+async function clientRouter(prefix: string, replicas: number) {
+  const clientBus = await connectBus({ servers: natsUrl, prefix, name: "client" });
+  const view = await MembershipView.open(clientBus, { heartbeatMs: 200 });
+  const router = new ServiceRouter(view, "echo", EchoService);
+  cleanup.push(async () => {
+    router.close();
+    view.close();
+    await clientBus.close();
+  });
+  await view.until((v) => v.members("echo").length === replicas);
+  return { view, router };
+}
+
 /** A resource UUID that `view` places on `replicaId`. */
 function ownedBy(view: MembershipView, replicaId: string): string {
   let uuid = randomUUID();
@@ -93,8 +107,7 @@ describe("routing to the owning replica", () => {
     const a = await startReplica(prefix, "a");
     const b = await startReplica(prefix, "b");
     await b.view.until((v) => v.members("echo").length === 2);
-    let uuid = randomUUID();
-    while (b.view.ownerOf("echo", uuid)?.replicaId !== "a") uuid = randomUUID();
+    const uuid = ownedBy(b.view, "a");
 
     const toB = createClient(EchoService, b.address);
     cleanup.push(() => closeClient(toB));
@@ -107,15 +120,7 @@ describe("routing to the owning replica", () => {
     const prefix = `t${randomUUID().slice(0, 8)}`;
     const a = await startReplica(prefix, "a");
     await startReplica(prefix, "b");
-    const clientBus = await connectBus({ servers: natsUrl, prefix, name: "client" });
-    const view = await MembershipView.open(clientBus, { heartbeatMs: 200 });
-    const router = new ServiceRouter(view, "echo", EchoService);
-    cleanup.push(async () => {
-      router.close();
-      view.close();
-      await clientBus.close();
-    });
-    await view.until((v) => v.members("echo").length === 2);
+    const { view, router } = await clientRouter(prefix, 2);
     for (let i = 0; i < 20; i++) {
       const uuid = randomUUID();
       const res = await router.call(uuid, (c) => c.echo({ message: uuid }));
@@ -182,15 +187,7 @@ describe("routing to the owning replica", () => {
     const prefix = `t${randomUUID().slice(0, 8)}`;
     const a = await startReplica(prefix, "a");
     const b = await startReplica(prefix, "b");
-    const clientBus = await connectBus({ servers: natsUrl, prefix, name: "client" });
-    const view = await MembershipView.open(clientBus, { heartbeatMs: 200 });
-    const router = new ServiceRouter(view, "echo", EchoService);
-    cleanup.push(async () => {
-      router.close();
-      view.close();
-      await clientBus.close();
-    });
-    await view.until((v) => v.members("echo").length === 2);
+    const { view, router } = await clientRouter(prefix, 2);
     const uuid = ownedBy(view, "b");
     let attempts = 0;
     const res = await router.call(uuid, async (c) => {

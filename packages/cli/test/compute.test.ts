@@ -3,7 +3,7 @@
  * the CLI's requests, output and exit codes as an operator sees them.
  */
 import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
+import { getFreePort } from "@stratum/testing";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -44,15 +44,6 @@ async function ok(...argv: string[]): Promise<string> {
   expect(res.stderr, `stratumctl ${argv.join(" ")}`).toBe("");
   expect(res.code).toBe(0);
   return res.stdout;
-}
-
-/** A TCP port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 const hostUuids: string[] = [];
@@ -206,14 +197,14 @@ describe("usage errors and connectivity", () => {
   });
 
   it("says compute cannot be reached when nothing listens", async () => {
-    const port = await closedPort();
+    const port = await getFreePort();
     const res = await cli(["vm", "create", "--name", "nowhere", "--cpu", "1", "--memory", "1GiB"], { endpoint: `127.0.0.1:${port}` });
     expect(res.code).toBe(1);
     expect(res.stderr).toBe(`error: cannot reach compute at 127.0.0.1:${port} (UNAVAILABLE)\n`);
   });
 
   it("uses the next replica address when the first one is down", async () => {
-    const port = await closedPort();
+    const port = await getFreePort();
     const res = await cli(["vm", "list", "--name", "web-2", "--json"], { endpoint: `127.0.0.1:${port},${endpoint}` });
     expect(res.stderr).toBe("");
     expect(res.code).toBe(0);

@@ -1,4 +1,5 @@
 import { sql as drizzleSql, type SQL } from "drizzle-orm";
+import { Code, StratumError } from "@stratum/core";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import type postgres from "postgres";
 import type { LeasesTable } from "./leases-table";
@@ -19,6 +20,17 @@ export interface LeaseHolder {
 export function leaseHeld(q: postgres.Sql | postgres.TransactionSql, o: LeaseHolder): postgres.PendingQuery<postgres.Row[]> {
   const sql = q as postgres.Sql;
   return sql`EXISTS (SELECT 1 FROM ${sql.unsafe(qualifiedName(o.leases))} WHERE holder = ${o.holder()} AND expires_at > now())`;
+}
+
+/** Reason of the error of an owner write refused because its writer does not hold its lease. */
+export const LEASE_NOT_HELD = "LEASE_NOT_HELD";
+
+/**
+ * UNAVAILABLE {@link LEASE_NOT_HELD}: the writer (paused or cut off from Postgres past its lease)
+ * may not write as owner until it renews it; a caller's retry reaches a replica that holds one.
+ */
+export function leaseLost(holder: string): StratumError {
+  return new StratumError(Code.UNAVAILABLE, `replica ${holder} does not hold its lease: it may not write as owner until it renews it`, { reason: LEASE_NOT_HELD });
 }
 
 /** {@link leaseHeld} for statements built with drizzle's `sql`. */

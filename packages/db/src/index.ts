@@ -30,6 +30,6 @@ export { TurnBatcher } from "./turn-batcher";
 export { outboxTable } from "./outbox-table";
 export { leasesTable } from "./leases-table";
 export type { LeasesTable } from "./leases-table";
-export { leaseHeld, leaseHeldSql, ownerWriteGuard } from "./fencing";
+export { leaseHeld, leaseHeldSql, leaseLost, LEASE_NOT_HELD, ownerWriteGuard } from "./fencing";
 export type { LeaseHolder, OwnerWriteGuardOptions } from "./fencing";
 export type { OutboxTable } from "./outbox-table";

@@ -131,12 +131,12 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
    */
   async claim(key: string, state: TState): Promise<TTable["$inferSelect"] | undefined> {
     const { sql, stamp, fence, guard } = this.o;
-    const set = [stamp ? sql`${sql.unsafe(`"${stamp.column.name}"`)} = ${stamp.value()}` : undefined, fence ? sql.unsafe(`"${fence.name}" = t."${fence.name}" + 1`) : undefined].filter((f) => f !== undefined);
-    if (set.length === 0) throw new TypeError(`${this.#what}: claim needs a stamp or a fence column`);
+    if (!stamp) throw new TypeError(`${this.#what}: claim needs a stamp column (who holds the row)`);
     const g = guard?.(sql);
     try {
       const [raw] = await sql`
-        UPDATE ${sql.unsafe(`${qualifiedName(this.o.table)} AS t`)} SET ${set.length === 2 ? sql`${set[0]!}, ${set[1]!}` : set[0]!}
+        UPDATE ${sql.unsafe(`${qualifiedName(this.o.table)} AS t`)}
+        SET ${sql.unsafe(`"${stamp.column.name}"`)} = ${stamp.value()} ${fence ? sql.unsafe(`, "${fence.name}" = t."${fence.name}" + 1`) : sql``}
         WHERE t.${sql.unsafe(`"${this.o.key.name}"`)} = ${key} AND t.${sql.unsafe(`"${this.o.state.name}"`)}::text = ${state} ${g ? sql`AND ${g}` : sql``}
         RETURNING t.*`;
       return raw ? this.#toRow(raw as Record<string, unknown>) : undefined;

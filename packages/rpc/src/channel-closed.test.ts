@@ -1,4 +1,4 @@
-import { createServer as createNetServer } from "node:net";
+import { getFreePort as freePort } from "@stratum/testing";
 import { ConcatService, EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
@@ -9,14 +9,6 @@ import { Harness, rejection, within } from "./echo.fixture";
 
 const h = new Harness();
 afterEach(() => h.close());
-
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 /** Uncaught exceptions while `fn` runs (vitest also fails the run on them; this names the test). */
 async function uncaughtDuring(fn: () => Promise<void>): Promise<unknown[]> {

@@ -1,4 +1,4 @@
-import { createServer as createNetServer } from "node:net";
+import { getFreePort as freePort } from "@stratum/testing";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { EchoService } from "@stratum/proto/stratum/echo/v1/echo_pb";
 import { afterEach, describe, expect, it } from "vitest";
@@ -13,14 +13,6 @@ afterEach(() => h.close());
 const unavailable = (): StratumError => new StratumError(Code.UNAVAILABLE, "replica is starting", { reason: "REPLICA_NOT_READY" });
 const fast = { initialBackoffMs: 10, maxBackoffMs: 20 };
 
-
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 describe("policy", () => {
   it("retries only UNAVAILABLE, and only idempotent or side-effect-free methods", () => {

@@ -1,4 +1,4 @@
-import { createServer as createNetServer } from "node:net";
+import { getFreePort as freePort } from "@stratum/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { Code, StratumError } from "@stratum/core";
 import { Harness, rejection } from "./echo.fixture";
@@ -6,14 +6,6 @@ import { isTransportUnavailable } from "./transport";
 
 const h = new Harness();
 afterEach(() => h.close());
-
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 describe("isTransportUnavailable", () => {
   it("is true for a connection refused, false for a server's own UNAVAILABLE", async () => {

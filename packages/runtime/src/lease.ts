@@ -84,10 +84,4 @@ export class LeaseKeeper {
     await this.#renewing;
     await this.o.sql`DELETE FROM ${this.o.sql.unsafe(this.#table)} WHERE holder = ${this.o.holder}`;
   }
-
-  /** Stops renewing without giving the lease up (tests of a replica that vanished). */
-  abandon(): void {
-    this.#released = true;
-    if (this.#timer) clearInterval(this.#timer);
-  }
 }

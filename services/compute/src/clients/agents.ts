@@ -34,23 +34,20 @@ export interface HostCallBound {
   atMostMs?: number;
 }
 
-/** A VM's fencing token (`vms.fence`) as the sender's last write of the VM returned it. */
-export interface VmFence {
-  vmUuid: string;
+/** A fencing token for one resource (`vm:<uuid>`, `host:<uuid>`), as the agent client sends it. */
+export interface Fence {
+  resource: string;
   token: number;
 }
 
-/** A fence as the agent client sends it, or a VM's. */
-type Fence = VmFence | { resource: string; token: number };
-
-/** The host's own fence (`host:<uuid>`), when the caller read it. */
+/** The host's own fence, when the caller read it (`hosts.fence`). */
 function hostFence(host: AgentHost): Fence | undefined {
   return host.fence === undefined ? undefined : { resource: `host:${host.uuid}`, token: host.fence };
 }
 
-/** The fence of a VM row. */
-export function fenceOf(vm: { uuid: string; fence: number }): VmFence {
-  return { vmUuid: vm.uuid, token: vm.fence };
+/** A VM's fence, as the sender's last write of the VM returned it (`vms.fence`). */
+export function fenceOf(vm: { uuid: string; fence: number }): Fence {
+  return { resource: `vm:${vm.uuid}`, token: vm.fence };
 }
 
 /** Default of how many agent commands one replica sends one host at once. */
@@ -83,7 +80,7 @@ export class HostAgents {
    * about one VM) sends that VM's fence: the agent answers after any older command on it has
    * ended, and refuses the old owner's commands from then on.
    */
-  vms(host: AgentHost, signal?: AbortSignal, fencedFor?: VmFence): Promise<VmsReply> {
+  vms(host: AgentHost, signal?: AbortSignal, fencedFor?: Fence): Promise<VmsReply> {
     return this.#send(host, "host/vms", {}, undefined, signal, undefined, fencedFor ?? hostFence(host));
   }
 
@@ -91,13 +88,13 @@ export class HostAgents {
    * A VM lifecycle command; `taskId` names this one operation so a retry runs once on the agent,
    * `fence` is the VM's fencing token as the sender's last write of it returned (`vms.fence`).
    */
-  vm<C extends VmCommand>(host: AgentHost, command: C, body: VmCommandBody<C>, taskId: string, fence: VmFence, signal?: AbortSignal): Promise<AgentReply<C>>;
+  vm<C extends VmCommand>(host: AgentHost, command: C, body: VmCommandBody<C>, taskId: string, fence: Fence, signal?: AbortSignal): Promise<AgentReply<C>>;
   /**
    * @deprecated An untyped body, for callers that build it as a plain record (the domain's
    * `startBody`): type it as `VmStartRequest` / `VmRefRequest` and this overload can go.
    */
-  vm(host: AgentHost, command: VmCommand, body: Record<string, unknown>, taskId: string, fence: VmFence, signal?: AbortSignal): Promise<unknown>;
-  vm(host: AgentHost, command: VmCommand, body: VmCommandBody<VmCommand> | Record<string, unknown>, taskId: string, fence: VmFence, signal?: AbortSignal): Promise<unknown> {
+  vm(host: AgentHost, command: VmCommand, body: Record<string, unknown>, taskId: string, fence: Fence, signal?: AbortSignal): Promise<unknown>;
+  vm(host: AgentHost, command: VmCommand, body: VmCommandBody<VmCommand> | Record<string, unknown>, taskId: string, fence: Fence, signal?: AbortSignal): Promise<unknown> {
     return this.#send(host, command, body as AgentRequest<VmCommand>, taskId, signal, undefined, fence);
   }
 
@@ -114,7 +111,7 @@ export class HostAgents {
         name: command,
         run: () => this.client.call(host.agentUrl, command, body, {
           hostUuid: host.uuid, ...(taskId ? { taskId } : {}), ...(requestId ? { requestId } : {}), ...(signal ? { signal } : {}),
-          ...(fence ? { fence: "vmUuid" in fence ? { resource: `vm:${fence.vmUuid}`, token: fence.token } : fence } : {}),
+          ...(fence ? { fence } : {}),
           ...(timeoutMs === undefined ? {} : { timeoutMs }),
         }),
       },

@@ -1,4 +1,4 @@
-import { AgentErrorCode } from "@stratum/agent-protocol";
+import { isFenced } from "@stratum/agent-client";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { errorMessage, Code, StratumError, type Logger } from "@stratum/core";
 import type { HostAgents, HostCallBound } from "../clients/agents";
@@ -274,10 +274,6 @@ function isHostTaken(e: unknown): boolean {
   return e instanceof StratumError && e.reason === "HOST_TAKEN_OVER";
 }
 
-/** The agent refused a command as fenced: a newer token for the host (or VM) exists. */
-function isFenced(e: unknown): boolean {
-  return e instanceof StratumError && e.resources.agentErrorCode === AgentErrorCode.FENCED;
-}
 
 /** FAILED_PRECONDITION `HOST_CAPACITY_EXCEEDS_AGENT` when the spec offers more than the agent has. */
 function assertAgentHas(spec: HostSpec, facts: { cpuNum: number; memoryBytes: number }): void {

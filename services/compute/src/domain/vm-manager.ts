@@ -6,8 +6,8 @@ import { fenceOf, type HostAgents } from "../clients/agents";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import type { VmStore } from "../store/vm-store";
-import { AgentErrorCode } from "@stratum/agent-protocol";
-import { leaseLost } from "../store/placement-batcher";
+import { isFenced } from "@stratum/agent-client";
+import { leaseLost } from "@stratum/db";
 import { TRANSIENT_STATES } from "../store/vm-store";
 import { assertCanRun, TRANSITIONS, type VmOperation } from "./vm-state";
 
@@ -299,10 +299,6 @@ export class VmManager {
   }
 }
 
-/** The agent refused the command: a newer fence for the VM exists, another replica took it over. */
-function isFenced(e: unknown): boolean {
-  return e instanceof StratumError && e.resources.agentErrorCode === AgentErrorCode.FENCED;
-}
 
 /** Raised inside the create flow when the VM of this very request already exists (a retry). */
 class RerunOfCreate extends Error {}

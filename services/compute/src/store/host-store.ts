@@ -2,8 +2,7 @@ import { and, asc, eq, gt, sql, type SQL } from "drizzle-orm";
 import { mapPgError, pgErrorCode } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { hosts, leases, vms, type HostRow, type HostStateValue, type HostStatusValue } from "./schema";
-import { leaseHeld, rowMapper } from "@stratum/db";
-import { leaseLost } from "./placement-batcher";
+import { leaseHeld, leaseLost, rowMapper } from "@stratum/db";
 import { currentWork } from "@stratum/core";
 
 /** The event every change of a host's status writes (`stratum.compute.host_status_changed`). */

@@ -1,5 +1,5 @@
-import { Code, StratumError } from "@stratum/core";
-import { leaseHeld, TurnBatcher, type LeaseHolder } from "@stratum/db";
+import { StratumError } from "@stratum/core";
+import { LEASE_NOT_HELD, leaseHeld, leaseLost, TurnBatcher, type LeaseHolder } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import type { VmRow } from "./schema";
 import { vmChangePayload, VM_STATE_CHANGED } from "./vm-events";
@@ -134,11 +134,4 @@ export class PlacementBatcher {
       return rows;
     });
   }
-}
-
-export const LEASE_NOT_HELD = "LEASE_NOT_HELD";
-
-/** UNAVAILABLE: a caller's retry reaches a replica that holds its lease (or this one, renewed). */
-export function leaseLost(holder: string): StratumError {
-  return new StratumError(Code.UNAVAILABLE, `replica ${holder} does not hold its lease: it may not write as owner until it renews it`, { reason: LEASE_NOT_HELD });
 }

@@ -1,8 +1,8 @@
 import { and, asc, eq, gt, inArray, ne, sql, type SQL } from "drizzle-orm";
 import { currentWork } from "@stratum/core";
-import { leaseHeldSql, mapPgError, ownerWriteGuard, rowMapper, TransitionBatcher, type LeaseHolder, type WriteGuard } from "@stratum/db";
+import { leaseHeldSql, leaseLost, mapPgError, ownerWriteGuard, rowMapper, TransitionBatcher, type LeaseHolder, type WriteGuard } from "@stratum/db";
 import type { ComputeDb } from "./db";
-import { leaseLost, PlacementBatcher } from "./placement-batcher";
+import { PlacementBatcher } from "./placement-batcher";
 import { hosts, leases, outbox, vms, type VmRow, type VmStateValue } from "./schema";
 import { vmChangePayload, VM_STATE_CHANGED } from "./vm-events";
 
@@ -78,7 +78,7 @@ export class VmStore {
   async insertPlaced(vm: NewVm, hostUuid: string | undefined): Promise<VmRow | undefined> {
     if (hostUuid) {
       const placed = await this.#insertOn(vm, sql`SELECT ${hosts.uuid} FROM ${hosts} WHERE ${hosts.uuid} = ${hostUuid} FOR UPDATE`);
-      if (!placed && !(await this.#leaseHeld())) throw leaseLost(this.#lease.holder());
+      if (!placed && !(await this.leaseHeld())) throw leaseLost(this.#lease.holder());
       return placed;
     }
     return this.#placements.place({ ...vm, requestId: currentWork()?.requestId ?? null });
@@ -93,7 +93,7 @@ export class VmStore {
       const wait = attempt > 3;
       const inserted = await this.#insertOn(vm, this.#fittingHost(vm, wait));
       if (inserted) return inserted;
-      if (!(await this.#leaseHeld())) throw leaseLost(this.#lease.holder());
+      if (!(await this.leaseHeld())) throw leaseLost(this.#lease.holder());
       if (wait || !(await this.#anyHostFits(vm))) return undefined;
     }
   }
@@ -105,11 +105,7 @@ export class VmStore {
   }
 
   /** Whether this replica holds its lease now (a write that matched nothing may be why). */
-  leaseHeld(): Promise<boolean> {
-    return this.#leaseHeld();
-  }
-
-  async #leaseHeld(): Promise<boolean> {
+  async leaseHeld(): Promise<boolean> {
     const [row] = await this.handle.db.execute<{ ok: boolean }>(sql`SELECT ${leaseHeldSql(this.#lease)} AS ok`);
     return row?.ok === true;
   }
