@@ -57,13 +57,12 @@ interface Seen {
  * not notify watchers when a KV entry ages out, so waiting for a delete would never end for a
  * replica that crashed. A replica that leaves cleanly deletes its key and drops off at once.
  *
- * Silence is not death: when the view has received no heartbeat from anyone at all (its own
- * replica's included) for a TTL, it asks NATS for a round trip before it believes the silence;
- * if NATS does not answer within a heartbeat, the view is cut off, not watching every replica die
- * at once, so it declares nobody dead and keeps its rings — owners stay certain through a NATS
- * outage and mutations go on (the Postgres lease, not this view, is what fences a writer). If
- * NATS answers, the silence is real and the dead are dropped. When heartbeats flow again, every
- * member gets a fresh TTL to re-announce itself before it can be declared dead.
+ * Silence is not death: a replica whose heartbeat is overdue is declared dead only once NATS has
+ * answered a round trip sent after it became overdue (NATS delivers in order, so a heartbeat
+ * published before would have arrived first). While NATS does not answer, the view is cut off,
+ * not watching replicas die, so it declares nobody dead and keeps its rings — owners stay certain
+ * through a NATS outage and mutations go on (the Postgres lease, not this view, is what fences a
+ * writer). When NATS answers again, every member gets a fresh TTL from then to re-announce itself.
  */
 export class MembershipView {
   readonly #seen = new Map<string, Map<string, Seen>>();
@@ -73,10 +72,10 @@ export class MembershipView {
   #sweeper: NodeJS.Timeout | undefined;
   #watch: { stop(): void } | undefined;
   #loaded = false;
-  /** When the view last received any heartbeat (or delete). */
-  #lastEntryAt = performance.now();
-  /** Whether NATS answered the round trip asked for since the silence began. */
-  #natsAnswers = false;
+  /** When the last round trip that NATS answered was sent. */
+  #answeredSentAt = -Infinity;
+  /** Since when NATS has answered every round trip; undefined while the last one went unanswered. */
+  #reachableSince: number | undefined = performance.now();
   #probing: Promise<void> | undefined;
 
   private constructor(
@@ -115,7 +114,6 @@ export class MembershipView {
     const initial = new Promise<void>((resolve) => {
       initialDone = () => {
         this.#loaded = true;
-        this.#lastEntryAt = performance.now();
         resolve();
       };
     });
@@ -135,36 +133,27 @@ export class MembershipView {
     this.#sweeper.unref();
   }
 
-  /** True while the view has heard nothing from anyone for a TTL and NATS does not answer: it keeps its members then. */
+  /** True while NATS does not answer the view's round trips: it keeps its members then. */
   get silent(): boolean {
-    return performance.now() - this.#lastEntryAt > this.#ttlMs && !this.#natsAnswers;
+    return this.#reachableSince === undefined;
   }
 
   /** One round trip to NATS at a time, bounded by a heartbeat: does the server answer? */
   #probe(): void {
+    const sentAt = performance.now();
     this.#probing ??= Promise.race([
       this.nc.flush().then(() => true, () => false),
       new Promise<boolean>((r) => setTimeout(() => r(false), this.heartbeatMs).unref()),
     ]).then((answers) => {
-      // Heard from someone meanwhile: that settles it, whatever the probe said.
-      if (performance.now() - this.#lastEntryAt > this.#ttlMs) this.#natsAnswers = answers;
+      if (answers) {
+        this.#answeredSentAt = sentAt;
+        this.#reachableSince ??= performance.now();
+      } else this.#reachableSince = undefined;
       this.#probing = undefined;
     });
   }
 
-  #heard(): void {
-    const now = performance.now();
-    // Back from a silence (a NATS outage): what was not heard meanwhile could not be heard, so
-    // every member gets a full TTL from now to show it is alive.
-    if (now - this.#lastEntryAt > this.heartbeatMs * 2) {
-      for (const members of this.#seen.values()) for (const seen of members.values()) seen.lastSeen = Math.max(seen.lastSeen, now - this.heartbeatMs);
-    }
-    this.#lastEntryAt = now;
-    this.#natsAnswers = false;
-  }
-
   #apply(entry: KvWatchEntry): void {
-    if (this.#loaded) this.#heard();
     const [service, replicaId] = splitKey(entry.key);
     if (!service || !replicaId) return;
     if (entry.operation !== "PUT") {
@@ -204,16 +193,19 @@ export class MembershipView {
   }
 
   #sweep(): void {
-    if (performance.now() - this.#lastEntryAt > this.#ttlMs) {
-      this.#probe();
-      if (!this.#natsAnswers) return;
-    }
     const now = performance.now();
+    let unconfirmed = false;
     for (const [service, members] of this.#seen) {
       for (const [replicaId, seen] of members) {
-        if (now - seen.lastSeen > this.#ttlMs) this.#drop(service, replicaId);
+        if (now - seen.lastSeen <= this.#ttlMs) continue;
+        // Overdue; dead only if NATS answered since (else it may be this view that is cut off),
+        // and a full TTL after NATS came back.
+        const confirmed = this.#answeredSentAt >= seen.lastSeen + this.#ttlMs && this.#reachableSince !== undefined && now - this.#reachableSince > this.#ttlMs;
+        if (confirmed) this.#drop(service, replicaId);
+        else unconfirmed = true;
       }
     }
+    if (unconfirmed) this.#probe();
   }
 
   #membersOf(service: string): Map<string, Seen> {
