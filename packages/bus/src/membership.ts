@@ -138,12 +138,16 @@ export class MembershipView {
     return this.#reachableSince === undefined;
   }
 
-  /** One round trip to NATS at a time, bounded by a heartbeat: does the server answer? */
+  /**
+   * One round trip to NATS at a time: does the server answer? Unanswered within a TTL, the view
+   * counts itself cut off — not sooner, so a busy event loop late to read the answer is not an
+   * outage (after one, every member gets a fresh TTL, which would only delay takeovers).
+   */
   #probe(): void {
     const sentAt = performance.now();
     this.#probing ??= Promise.race([
       this.nc.flush().then(() => true, () => false),
-      new Promise<boolean>((r) => setTimeout(() => r(false), this.heartbeatMs).unref()),
+      new Promise<boolean>((r) => setTimeout(() => r(false), this.#ttlMs).unref()),
     ]).then((answers) => {
       if (answers) {
         this.#answeredSentAt = sentAt;
