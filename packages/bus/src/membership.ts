@@ -149,11 +149,12 @@ export class MembershipView {
       this.nc.flush().then(() => true, () => false),
       new Promise<boolean>((r) => setTimeout(() => r(false), this.#ttlMs).unref()),
     ]).then((answers) => {
+      this.#probing = undefined;
       if (answers) {
         this.#answeredSentAt = sentAt;
         this.#reachableSince ??= performance.now();
+        this.#sweep(false); // the overdue this answer confirms are dead now, not a sweep later
       } else this.#reachableSince = undefined;
-      this.#probing = undefined;
     });
   }
 
@@ -196,7 +197,8 @@ export class MembershipView {
     this.#changed(service, [], known.member.draining ? [] : [known.member]);
   }
 
-  #sweep(): void {
+  /** Drops the confirmed dead; with `probe`, asks NATS about the overdue it cannot confirm yet. */
+  #sweep(probe = true): void {
     const now = performance.now();
     let unconfirmed = false;
     for (const [service, members] of this.#seen) {
@@ -209,7 +211,7 @@ export class MembershipView {
         else unconfirmed = true;
       }
     }
-    if (unconfirmed) this.#probe();
+    if (unconfirmed && probe) this.#probe();
   }
 
   #membersOf(service: string): Map<string, Seen> {
