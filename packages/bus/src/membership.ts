@@ -74,6 +74,8 @@ export class MembershipView {
   #loaded = false;
   /** When the last round trip that NATS answered was sent. */
   #answeredSentAt = -Infinity;
+  /** When the view last received any heartbeat (or delete), its own replica's included. */
+  #lastEntryAt = performance.now();
   /** Since when NATS has answered every round trip; undefined while the last one went unanswered. */
   #reachableSince: number | undefined = performance.now();
   #probing: Promise<void> | undefined;
@@ -114,6 +116,7 @@ export class MembershipView {
     const initial = new Promise<void>((resolve) => {
       initialDone = () => {
         this.#loaded = true;
+        this.#lastEntryAt = performance.now();
         resolve();
       };
     });
@@ -139,6 +142,19 @@ export class MembershipView {
   }
 
   /**
+   * Any entry received is evidence the view is connected. After a gap of more than two heartbeats
+   * with none (NATS was away), every member gets a fresh TTL: what could not be heard was not
+   * silence.
+   */
+  #heard(): void {
+    const now = performance.now();
+    if (now - this.#lastEntryAt > this.heartbeatMs * 2) {
+      for (const members of this.#seen.values()) for (const seen of members.values()) seen.lastSeen = Math.max(seen.lastSeen, now - this.heartbeatMs);
+    }
+    this.#lastEntryAt = now;
+  }
+
+  /**
    * One round trip to NATS at a time: does the server answer? Unanswered within a TTL, the view
    * counts itself cut off — not sooner, so a busy event loop late to read the answer is not an
    * outage (after one, every member gets a fresh TTL, which would only delay takeovers).
@@ -159,6 +175,7 @@ export class MembershipView {
   }
 
   #apply(entry: KvWatchEntry): void {
+    if (this.#loaded) this.#heard();
     const [service, replicaId] = splitKey(entry.key);
     if (!service || !replicaId) return;
     if (entry.operation !== "PUT") {
@@ -204,9 +221,12 @@ export class MembershipView {
     for (const [service, members] of this.#seen) {
       for (const [replicaId, seen] of members) {
         if (now - seen.lastSeen <= this.#ttlMs) continue;
-        // Overdue; dead only if NATS answered since (else it may be this view that is cut off),
-        // and a full TTL after NATS came back.
-        const confirmed = this.#answeredSentAt >= seen.lastSeen + this.#ttlMs && this.#reachableSince !== undefined && now - this.#reachableSince > this.#ttlMs;
+        // Overdue; dead only if the view has heard from NATS since — an entry, or the answer to a
+        // round trip sent after — (else it may be this view that is cut off), and a full TTL
+        // after NATS last came back.
+        const overdueAt = seen.lastSeen + this.#ttlMs;
+        const heardSince = this.#lastEntryAt >= overdueAt || this.#answeredSentAt >= overdueAt;
+        const confirmed = heardSince && this.#reachableSince !== undefined && now - this.#reachableSince > this.#ttlMs;
         if (confirmed) this.#drop(service, replicaId);
         else unconfirmed = true;
       }
