@@ -2,11 +2,13 @@ import { createHash } from "node:crypto";
 import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
 import { and, eq, lt, or, sql, type SQL } from "drizzle-orm";
 import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import type postgres from "postgres";
 import { Code, StratumError, type FieldViolation } from "@stratum/core";
 import type { LeasesTable, RequestsTable } from "@stratum/db";
 import type { ServerInterceptor } from "@stratum/rpc";
 import type { MethodRules } from "./api";
 import { toStratumError } from "./errors";
+import { RequestBatcher } from "./request-batcher";
 
 /**
  * Failures after which the operation did not happen (or must be allowed to run again): the
@@ -33,6 +35,11 @@ interface InFlight {
 
 export interface IdempotencyOptions {
   db: PostgresJsDatabase<Record<string, unknown>>;
+  /**
+   * The postgres-js pool under `db`, which the batched claim and outcome statements go out on.
+   * Default: `db.$client`, the pool drizzle was made over.
+   */
+  sql?: postgres.Sql;
   table: RequestsTable;
   rules: (method: DescMethod) => MethodRules<unknown> | undefined;
   /**
@@ -73,6 +80,10 @@ export function idempotency(options: IdempotencyOptions): ServerInterceptor {
   const { db, table } = options;
   const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_REQUEST_MS;
   const inFlight = new Map<string, InFlight>();
+  const client = options.sql ?? (db as { $client?: postgres.Sql }).$client;
+  if (typeof client !== "function") throw new TypeError("idempotency: db has no postgres-js client ($client); pass the pool as options.sql");
+  // The claim and the outcome of every call, one statement per event-loop turn for all calls.
+  const statements = new RequestBatcher({ sql: client, table });
 
   const conflict = (requestId: string) =>
     new StratumError(Code.ALREADY_EXISTS, `request id ${requestId} was already used for a different request`, { reason: "REQUEST_ID_IN_USE", resources: { requestId } });
@@ -95,8 +106,7 @@ export function idempotency(options: IdempotencyOptions): ServerInterceptor {
   /** Claims the id: true if this call runs the operation, else the record that holds it. */
   const claim = async (requestId: string, method: string, hash: string) => {
     for (;;) {
-      const [claimed] = await db.insert(table).values({ requestId, method, requestHash: hash, holder: me() }).onConflictDoNothing().returning({ requestId: table.requestId });
-      if (claimed) return { claimed: true as const };
+      if (await statements.claim(requestId, method, hash, me())) return { claimed: true as const };
       const [row] = await db.select().from(table).where(eq(table.requestId, requestId));
       if (!row) continue; // released between our insert and select: claim again
       const gone = row.state === "running" && row.requestHash === hash && row.method === method ? orphaned(row) : undefined;
@@ -118,8 +128,7 @@ export function idempotency(options: IdempotencyOptions): ServerInterceptor {
    * the record stays `running`, held by this replica, and its retry runs it again (see `orphaned`).
    */
   const finish = async (requestId: string, state: "done" | "failed", response: string) => {
-    const held = await db.update(table).set({ state, response }).where(and(eq(table.requestId, requestId), eq(table.holder, me()))).returning({ requestId: table.requestId });
-    if (held.length > 0) return undefined;
+    if (await statements.finish(requestId, me(), state, response)) return undefined;
     const [row] = await db.select().from(table).where(eq(table.requestId, requestId));
     return row;
   };
