@@ -31,7 +31,7 @@ async function flakyCompute(): Promise<{ server: StratumServer; seen: string[] }
 describe("the CLI's api", () => {
   it("retries a mutating call on UNAVAILABLE with one client_request_id it drew for all attempts", async () => {
     const { server, seen } = await flakyCompute();
-    const { api, close } = openApi({ endpoint: { target: server.address, display: server.address, source: "--endpoint" }, timeoutMs: 10_000, requestId: "req-1" });
+    const { api, close } = openApi({ endpointFor: (service) => ({ service, target: server.address, display: server.address, source: "--endpoint" }), timeoutMs: 10_000, requestId: "req-1" });
     cleanup.push(close);
     const res = await api.vms.createVm({ name: "web-1", cpu: 1, memoryBytes: 1n << 30n });
     expect(seen).toHaveLength(2);
@@ -42,7 +42,7 @@ describe("the CLI's api", () => {
 
   it("keeps the user's --request-id on every attempt", async () => {
     const { server, seen } = await flakyCompute();
-    const { api, close } = openApi({ endpoint: { target: server.address, display: server.address, source: "--endpoint" }, timeoutMs: 10_000, requestId: "req-2" });
+    const { api, close } = openApi({ endpointFor: (service) => ({ service, target: server.address, display: server.address, source: "--endpoint" }), timeoutMs: 10_000, requestId: "req-2" });
     cleanup.push(close);
     await api.vms.createVm({ name: "web-1", cpu: 1, memoryBytes: 1n << 30n, clientRequestId: "deploy-42" });
     expect(seen).toEqual(["deploy-42", "deploy-42"]);

@@ -1,8 +1,10 @@
 /**
- * The CLI's connection to compute: typed clients created on first use (so `--help` or a usage
- * error never dials anything), each call carrying the invocation's deadline and request id (the
- * id is printed with server-side failures so an operator can find the matching log lines), and
- * closed when the command ends so the process can exit.
+ * The CLI's connections to compute and longjob: typed clients created on first use (so `--help`
+ * or a usage error never dials anything), each at its own service's endpoint, each unary call
+ * carrying the invocation's deadline and every call its request id (the id is printed with
+ * server-side failures so an operator can find the matching log lines) and the Ctrl-C signal,
+ * and closed when the command ends so the process can exit. Streams (WatchJob) get no deadline:
+ * `--wait` follows a job for as long as it runs, and `--timeout` bounds each call, not the job.
  *
  * Mutating calls are retried on UNAVAILABLE (a replica died, restarted, or could not reach the
  * resource's owner) with one `client_request_id` for all attempts — the user's `--request-id`,
@@ -10,10 +12,11 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
+import { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, REQUEST_ID_KEY, type CallOptions, type Client, type ClientOptions } from "@stratum/rpc";
 import type { Api } from "./commands/command";
-import type { Endpoint } from "./endpoint";
+import type { Endpoint, ServiceName } from "./endpoint";
 
 /**
  * The CLI's client options: mutating retries (see `ClientOptions.retry`), within the
@@ -25,17 +28,24 @@ export const CLI_CLIENT_OPTIONS: Readonly<ClientOptions> = Object.freeze({ retry
 export type Connect = <S extends DescService>(service: S, target: string, options: ClientOptions) => Client<S>;
 
 export interface ApiOptions {
-  endpoint: Endpoint;
+  /** Each service's endpoint, asked for when its first client is made. */
+  endpointFor: (service: ServiceName) => Endpoint;
   timeoutMs: number;
   requestId: string;
   connect?: Connect;
+  /** Cancels every call (Ctrl-C). */
+  signal?: AbortSignal;
 }
 
-/** A client whose every call gets `defaults` (the caller's own options win). */
-function withDefaults<S extends DescService>(client: Client<S>, defaults: CallOptions): Client<S> {
+/** A client whose every call gets `defaults` (the caller's own options win); streams get no deadline. */
+function withDefaults<S extends DescService>(service: S, client: Client<S>, defaults: CallOptions): Client<S> {
+  const streamDefaults: CallOptions = { ...defaults };
+  delete streamDefaults.timeoutMs;
   const wrapped: Record<string, unknown> = {};
   for (const [name, method] of Object.entries(client as Record<string, (request: unknown, options?: CallOptions) => unknown>)) {
-    wrapped[name] = (request: unknown, options?: CallOptions) => method(request, { ...defaults, ...options });
+    const streaming = service.methods.find((m) => m.localName === name)?.methodKind === "server_streaming";
+    const own = streaming ? streamDefaults : defaults;
+    wrapped[name] = (request: unknown, options?: CallOptions) => method(request, { ...own, ...options });
   }
   return wrapped as Client<S>;
 }
@@ -43,20 +53,25 @@ function withDefaults<S extends DescService>(client: Client<S>, defaults: CallOp
 export function openApi(options: ApiOptions): { api: Api; close(): void } {
   const connect: Connect = options.connect ?? createClient;
   const opened: object[] = [];
-  const defaults: CallOptions = { timeoutMs: options.timeoutMs, metadata: { [REQUEST_ID_KEY]: options.requestId } };
-  const lazy = <S extends DescService>(service: S): (() => Client<S>) => {
+  const defaults: CallOptions = {
+    timeoutMs: options.timeoutMs,
+    metadata: { [REQUEST_ID_KEY]: options.requestId },
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  const lazy = <S extends DescService>(name: ServiceName, service: S): (() => Client<S>) => {
     let client: Client<S> | undefined;
     return () => {
       if (!client) {
-        const raw = connect(service, options.endpoint.target, CLI_CLIENT_OPTIONS);
+        const raw = connect(service, options.endpointFor(name).target, CLI_CLIENT_OPTIONS);
         opened.push(raw);
-        client = withDefaults(raw, defaults);
+        client = withDefaults(service, raw, defaults);
       }
       return client;
     };
   };
-  const hosts = lazy(HostService);
-  const vms = lazy(VmService);
+  const hosts = lazy("compute", HostService);
+  const vms = lazy("compute", VmService);
+  const jobs = lazy("longjob", LongJobService);
   return {
     api: {
       get hosts() {
@@ -64,6 +79,9 @@ export function openApi(options: ApiOptions): { api: Api; close(): void } {
       },
       get vms() {
         return vms();
+      },
+      get jobs() {
+        return jobs();
       },
     },
     close() {

@@ -72,6 +72,15 @@ describe("parseCommandLine", () => {
     expect(usageError(() => parse("--name", "a", "--name", "b", "--cpu", "1")).message).toBe("flag --name given more than once");
   });
 
+  it("collects a repeatable flag's values in order, each still needing a value", () => {
+    const specs: FlagSpecs = { ...GLOBALS, param: { type: "string", value: "KEY=VALUE", description: "", repeatable: true } };
+    const { flags } = parseCommandLine(["--param", "a=1", "--param=b=2", "--json", "--param", "c"], specs, [], "job submit");
+    expect(flags.strings("param")).toEqual(["a=1", "b=2", "c"]);
+    expect(flags.strings("absent")).toEqual([]);
+    expect(usageError(() => parseCommandLine(["--param", "a=1", "--param"], specs, [], "job submit")).message).toBe("flag --param needs a value (KEY=VALUE)");
+    expect(usageError(() => parseCommandLine(["--json", "--json"], specs, [], "job submit")).message).toBe("flag --json given more than once");
+  });
+
   it("rejects a value flag without a value, or whose value is the next flag", () => {
     expect(usageError(() => parse("--cpu", "1", "--name")).message).toBe("flag --name needs a value (NAME)");
     expect(usageError(() => parse("--name", "--cpu", "1")).message).toBe("flag --name needs a value (NAME)");

@@ -4,7 +4,8 @@
  *
  * - an unknown flag is an error, never ignored (a typo like `--forse` must not silently run a
  *   graceful stop), with a "did you mean" when one is close;
- * - a flag given twice is an error rather than "last one wins";
+ * - a flag given twice is an error rather than "last one wins" (unless its spec says it is
+ *   repeatable, like `--param`);
  * - a value flag needs a value, and a value that looks like another flag is not taken as one
  *   (`--name --cpu 2` is a missing name, not a VM called "--cpu");
  * - every conversion (count, size, choice, seconds) names the flag it came from.
@@ -26,6 +27,8 @@ export interface FlagSpec {
   readonly required?: boolean;
   /** One-letter alias, e.g. `h` for `-h`. */
   readonly short?: string;
+  /** A `string` flag that may be given several times (`--param a=1 --param b=2`), read with `Flags.strings`. */
+  readonly repeatable?: boolean;
 }
 
 export type FlagSpecs = Readonly<Record<string, FlagSpec>>;
@@ -97,6 +100,7 @@ export function parseCommandLine(argv: readonly string[], specs: FlagSpecs, posi
   const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
 
   const values = new Map<string, string | true>();
+  const lists = new Map<string, string[]>();
   const args: string[] = [];
   const known = Object.keys(specs).map((n) => `--${n}`);
   for (const token of tokens) {
@@ -108,7 +112,7 @@ export function parseCommandLine(argv: readonly string[], specs: FlagSpecs, posi
     const spec = specs[token.name];
     if (!spec) throw new UsageError(`unknown flag ${token.rawName} for '${command}'${didYouMean(token.rawName, known)}`, command);
     const display = `--${token.name}`;
-    if (values.has(token.name)) throw new UsageError(`flag ${display} given more than once`, command);
+    if (values.has(token.name) && !spec.repeatable) throw new UsageError(`flag ${display} given more than once`, command);
     if (spec.type === "boolean") {
       if (token.value !== undefined) throw new UsageError(`flag ${display} takes no value (got "${token.value}")`, command);
       values.set(token.name, true);
@@ -118,8 +122,9 @@ export function parseCommandLine(argv: readonly string[], specs: FlagSpecs, posi
       throw new UsageError(`flag ${display} needs a value${spec.value ? ` (${spec.value})` : ""}`, command);
     }
     values.set(token.name, token.value);
+    if (spec.repeatable) lists.set(token.name, [...(lists.get(token.name) ?? []), token.value]);
   }
-  const flags = new Flags(values, command);
+  const flags = new Flags(values, command, lists);
   if (flags.bool("help")) return { flags, args };
 
   const missing = Object.entries(specs)
@@ -141,7 +146,13 @@ export class Flags {
   constructor(
     private readonly values: ReadonlyMap<string, string | true>,
     private readonly command: string,
+    private readonly lists: ReadonlyMap<string, readonly string[]> = new Map(),
   ) {}
+
+  /** Every value of a repeatable flag, in command-line order (none: empty). */
+  strings(name: string): readonly string[] {
+    return this.lists.get(name) ?? [];
+  }
 
   has(name: string): boolean {
     return this.values.has(name);

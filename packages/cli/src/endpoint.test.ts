@@ -33,7 +33,7 @@ describe("resolveEndpoint", () => {
 
   it("dials every devstack replica through one pick_first target, so one replica down does not matter", () => {
     writeDevstack(JSON.stringify({ compute: ["127.0.0.1:7101", "127.0.0.1:7102"] }));
-    expect(resolveEndpoint({ env: {}, repoRoot: root })).toEqual({ target: "ipv4:127.0.0.1:7101,127.0.0.1:7102", display: "127.0.0.1:7101,127.0.0.1:7102", source: "devstack" });
+    expect(resolveEndpoint({ env: {}, repoRoot: root })).toEqual({ service: "compute", target: "ipv4:127.0.0.1:7101,127.0.0.1:7102", display: "127.0.0.1:7101,127.0.0.1:7102", source: "devstack" });
   });
 
   it("refuses a devstack file without a compute list, naming the file", () => {
@@ -41,6 +41,27 @@ describe("resolveEndpoint", () => {
     expect(() => resolveEndpoint({ env: {}, repoRoot: root })).toThrow(/endpoints\.json has no "compute" list/);
     writeDevstack("{not json");
     expect(() => resolveEndpoint({ env: {}, repoRoot: root })).toThrow(UsageError);
+  });
+});
+
+describe("resolveEndpoint for longjob", () => {
+  it("has its own flag, variable and devstack list, so compute's settings never move the jobs", () => {
+    writeDevstack(JSON.stringify({ compute: ["127.0.0.1:7101"], longjob: ["127.0.0.1:7401", "127.0.0.1:7402"] }));
+    const env = { STRATUM_ENDPOINT: "10.0.0.1:7000", STRATUM_LONGJOB_ENDPOINT: "10.0.0.9:7400" };
+    expect(resolveEndpoint({ service: "longjob", flag: "10.0.0.8:7400", env, repoRoot: root })).toEqual({ service: "longjob", target: "10.0.0.8:7400", display: "10.0.0.8:7400", source: "--longjob-endpoint" });
+    expect(resolveEndpoint({ service: "longjob", env, repoRoot: root })).toMatchObject({ target: "10.0.0.9:7400", source: "STRATUM_LONGJOB_ENDPOINT" });
+    expect(resolveEndpoint({ service: "longjob", env: { STRATUM_ENDPOINT: "10.0.0.1:7000" }, repoRoot: root })).toMatchObject({ target: "ipv4:127.0.0.1:7401,127.0.0.1:7402", source: "devstack" });
+    rmSync(join(root, ENDPOINTS_FILE));
+    expect(resolveEndpoint({ service: "longjob", env: { STRATUM_ENDPOINT: "10.0.0.1:7000" }, repoRoot: root })).toMatchObject({ target: "127.0.0.1:7401", source: "default" });
+  });
+
+  it("refuses a devstack file that runs no longjob, saying how to reach one elsewhere", () => {
+    writeDevstack(JSON.stringify({ compute: ["127.0.0.1:7101"] }));
+    expect(() => resolveEndpoint({ service: "longjob", env: {}, repoRoot: root })).toThrow(/has no "longjob" list of addresses .*set \$STRATUM_LONGJOB_ENDPOINT/);
+  });
+
+  it("names its own variable when the address is bad", () => {
+    expect(() => resolveEndpoint({ service: "longjob", env: { STRATUM_LONGJOB_ENDPOINT: "nowhere" }, repoRoot: root })).toThrow('$STRATUM_LONGJOB_ENDPOINT: "nowhere" is not HOST:PORT');
   });
 });
 

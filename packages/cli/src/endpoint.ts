@@ -1,9 +1,13 @@
 /**
- * Where the compute API is. In order: `--endpoint`, `$STRATUM_ENDPOINT`, the devstack's
- * `.data/devstack/endpoints.json` under the repository root (written by `pnpm start`, so the CLI
- * finds a devstack on random ports with no configuration), then `127.0.0.1:7101`.
+ * Where each service's API is. For compute, in order: `--endpoint`, `$STRATUM_ENDPOINT`, the
+ * devstack's `.data/devstack/endpoints.json` under the repository root (written by `pnpm start`,
+ * so the CLI finds a devstack on random ports with no configuration; its `compute` list), then
+ * `127.0.0.1:7101`. For longjob the same with `--longjob-endpoint`, `$STRATUM_LONGJOB_ENDPOINT`,
+ * the file's `longjob` list and `127.0.0.1:7401` (the devstack's fixed port for longjob-0). Each
+ * service has its own sources because they are separate deployments: pointing compute elsewhere
+ * must not silently move the jobs too.
  *
- * Each source may name several replicas (`a:7101,b:7102`; the endpoints file lists every compute
+ * Each source may name several replicas (`a:7101,b:7102`; the endpoints file lists every
  * replica). Any replica serves any request — it forwards to the resource's owner — so when the
  * addresses are IP literals the CLI hands them all to gRPC's `pick_first` balancer
  * (`ipv4:a,b`), which uses the first one that accepts a connection: one replica being down does
@@ -17,6 +21,23 @@ import { UsageError } from "./usage-error";
 
 export const DEFAULT_ENDPOINT = "127.0.0.1:7101";
 export const ENDPOINT_ENV = "STRATUM_ENDPOINT";
+export const LONGJOB_ENDPOINT_ENV = "STRATUM_LONGJOB_ENDPOINT";
+
+/** The services the CLI talks to; also their keys in the devstack's endpoints file. */
+export type ServiceName = "compute" | "longjob";
+
+/** Where one service's address may come from, highest priority first after the flag. */
+export interface ServiceSources {
+  /** The global flag (without `--`). */
+  readonly flag: string;
+  readonly env: string;
+  readonly defaultAddress: string;
+}
+
+export const SERVICE_SOURCES: Readonly<Record<ServiceName, ServiceSources>> = {
+  compute: { flag: "endpoint", env: ENDPOINT_ENV, defaultAddress: DEFAULT_ENDPOINT },
+  longjob: { flag: "longjob-endpoint", env: LONGJOB_ENDPOINT_ENV, defaultAddress: "127.0.0.1:7401" },
+};
 /** The devstack's endpoints file, relative to the repository root. */
 export const ENDPOINTS_FILE = join(".data", "devstack", "endpoints.json");
 
@@ -24,15 +45,21 @@ export const ENDPOINTS_FILE = join(".data", "devstack", "endpoints.json");
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 export interface Endpoint {
+  /** The service it serves (messages name it). */
+  readonly service: ServiceName;
   /** The gRPC target to dial. */
   readonly target: string;
   /** The address(es) as the user should read them in messages. */
   readonly display: string;
-  /** Where it came from, for messages that tell the user what to change. */
-  readonly source: "--endpoint" | typeof ENDPOINT_ENV | "devstack" | "default";
+  /** Where it came from, for messages that tell the user what to change: `--flag`, the env var's name, `devstack` or `default`. */
+  readonly source: EndpointSource;
 }
 
+export type EndpointSource = `--${string}` | typeof ENDPOINT_ENV | typeof LONGJOB_ENDPOINT_ENV | "devstack" | "default";
+
 export interface EndpointSources {
+  /** Default: compute. */
+  service?: ServiceName;
   flag?: string | undefined;
   env: Readonly<Record<string, string | undefined>>;
   repoRoot: string;
@@ -45,32 +72,27 @@ const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d+)$/;
 const TARGET_WITH_SCHEME = /^(dns|unix|unix-abstract|ipv4|ipv6|vsock):/;
 
 /** Turns a list of `host:port` addresses into one gRPC target (see the module comment). */
-export function targetFor(addresses: readonly string[], source: Endpoint["source"]): Endpoint {
+export function targetFor(addresses: readonly string[], source: EndpointSource, service: ServiceName = "compute"): Endpoint {
   const first = addresses[0];
   if (first === undefined) throw new UsageError(`${describeSource(source)} names no address`);
-  if (addresses.length === 1 && TARGET_WITH_SCHEME.test(first)) return { target: first, display: first, source };
+  if (addresses.length === 1 && TARGET_WITH_SCHEME.test(first)) return { service, target: first, display: first, source };
   for (const address of addresses) {
     const match = HOST_PORT.exec(address);
     const port = match ? Number(match[2]) : 0;
     if (!match || port < 1 || port > 65535) throw new UsageError(`${describeSource(source)}: "${address}" is not HOST:PORT`);
   }
-  if (addresses.length === 1) return { target: first, display: first, source };
-  if (addresses.every((a) => IPV4_ADDRESS.test(a))) return { target: `ipv4:${addresses.join(",")}`, display: addresses.join(","), source };
-  if (addresses.every((a) => IPV6_ADDRESS.test(a))) return { target: `ipv6:${addresses.join(",")}`, display: addresses.join(","), source };
-  return { target: first, display: first, source };
+  if (addresses.length === 1) return { service, target: first, display: first, source };
+  if (addresses.every((a) => IPV4_ADDRESS.test(a))) return { service, target: `ipv4:${addresses.join(",")}`, display: addresses.join(","), source };
+  if (addresses.every((a) => IPV6_ADDRESS.test(a))) return { service, target: `ipv6:${addresses.join(",")}`, display: addresses.join(","), source };
+  return { service, target: first, display: first, source };
 }
 
-function describeSource(source: Endpoint["source"]): string {
-  switch (source) {
-    case "--endpoint":
-      return "--endpoint";
-    case ENDPOINT_ENV:
-      return `$${ENDPOINT_ENV}`;
-    case "devstack":
-      return ENDPOINTS_FILE;
-    case "default":
-      return "the default endpoint";
-  }
+/** The source as the user would look for it: the flag, `$VAR`, the file. */
+export function describeSource(source: EndpointSource): string {
+  if (source === "devstack") return ENDPOINTS_FILE;
+  if (source === "default") return "the default endpoint";
+  if (source.startsWith("--")) return source;
+  return `$${source}`;
 }
 
 function splitList(text: string): string[] {
@@ -80,8 +102,12 @@ function splitList(text: string): string[] {
     .filter((s) => s !== "");
 }
 
-/** The compute addresses in the devstack's endpoints file, or undefined when there is no file. */
-function devstackAddresses(repoRoot: string): string[] | undefined {
+/**
+ * The service's addresses in the devstack's endpoints file, or undefined when there is no file.
+ * A file without the service's list is an error, not a fall-back to the default: that devstack
+ * does not run the service, and dialling a default port would only fail later, less clearly.
+ */
+function devstackAddresses(repoRoot: string, service: ServiceName): string[] | undefined {
   const path = join(repoRoot, ENDPOINTS_FILE);
   if (!existsSync(path)) return undefined;
   let parsed: unknown;
@@ -90,19 +116,21 @@ function devstackAddresses(repoRoot: string): string[] | undefined {
   } catch (e) {
     throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const compute = typeof parsed === "object" && parsed !== null ? (parsed as { compute?: unknown }).compute : undefined;
-  if (!Array.isArray(compute) || !compute.every((a): a is string => typeof a === "string")) {
-    throw new UsageError(`${path} has no "compute" list of addresses (expected {"compute": ["127.0.0.1:7101", …]})`);
+  const list = typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>)[service] : undefined;
+  if (!Array.isArray(list) || !list.every((a): a is string => typeof a === "string")) {
+    throw new UsageError(`${path} has no "${service}" list of addresses (expected {"${service}": ["${SERVICE_SOURCES[service].defaultAddress}", …]}); set $${SERVICE_SOURCES[service].env} to reach it elsewhere`);
   }
-  return compute;
+  return list;
 }
 
-/** Resolves the compute endpoint from the sources, in priority order. */
+/** Resolves a service's endpoint (compute by default) from the sources, in priority order. */
 export function resolveEndpoint(sources: EndpointSources): Endpoint {
-  if (sources.flag !== undefined) return targetFor(splitList(sources.flag), "--endpoint");
-  const env = sources.env[ENDPOINT_ENV];
-  if (env !== undefined && env.trim() !== "") return targetFor(splitList(env), ENDPOINT_ENV);
-  const devstack = devstackAddresses(sources.repoRoot);
-  if (devstack !== undefined) return targetFor(devstack, "devstack");
-  return targetFor([DEFAULT_ENDPOINT], "default");
+  const service = sources.service ?? "compute";
+  const spec = SERVICE_SOURCES[service];
+  if (sources.flag !== undefined) return targetFor(splitList(sources.flag), `--${spec.flag}`, service);
+  const env = sources.env[spec.env];
+  if (env !== undefined && env.trim() !== "") return targetFor(splitList(env), spec.env as EndpointSource, service);
+  const devstack = devstackAddresses(sources.repoRoot, service);
+  if (devstack !== undefined) return targetFor(devstack, "devstack", service);
+  return targetFor([spec.defaultAddress], "default", service);
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Code, STATUS_DETAILS_KEY, StratumError } from "@stratum/rpc";
 import { describeError, type ErrorContext } from "./error-message";
 
-const ctx: ErrorContext = { endpoint: { target: "127.0.0.1:7101", display: "127.0.0.1:7101", source: "default" }, timeoutMs: 60_000, requestId: "req-1" };
+const ctx: ErrorContext = { endpoint: { service: "compute", target: "127.0.0.1:7101", display: "127.0.0.1:7101", source: "default" }, timeoutMs: 60_000, requestId: "req-1" };
 
 /** What the client raises for a status that came with google.rpc.Status details (i.e. from a Stratum server). */
 function fromServer(code: Code, message: string, options: ConstructorParameters<typeof StratumError>[2] = {}): StratumError {
@@ -37,6 +37,15 @@ describe("describeError", () => {
     expect(line).toMatch(/^error: cannot reach compute at 127\.0\.0\.1:7101 \(UNAVAILABLE\); start the devstack/);
     const fromFlag = describeError(fromTransport(Code.UNAVAILABLE, "x"), { ...ctx, endpoint: { ...ctx.endpoint, source: "--endpoint" } });
     expect(fromFlag).toEqual(["error: cannot reach compute at 127.0.0.1:7101 (UNAVAILABLE)"]);
+  });
+
+  it("names the service and its own settings when longjob cannot be reached", () => {
+    const longjob = { ...ctx, endpoint: { service: "longjob" as const, target: "127.0.0.1:7401", display: "127.0.0.1:7401", source: "default" as const } };
+    expect(describeError(fromTransport(Code.UNAVAILABLE, "x"), longjob)).toEqual([
+      "error: cannot reach longjob at 127.0.0.1:7401 (UNAVAILABLE); start the devstack (pnpm start), or pass --longjob-endpoint HOST:PORT or set STRATUM_LONGJOB_ENDPOINT",
+    ]);
+    const fromEnv = { ...longjob, endpoint: { ...longjob.endpoint, source: "STRATUM_LONGJOB_ENDPOINT" as const } };
+    expect(describeError(fromTransport(Code.UNAVAILABLE, "x"), fromEnv)).toEqual(["error: cannot reach longjob at 127.0.0.1:7401 (UNAVAILABLE); the address is from $STRATUM_LONGJOB_ENDPOINT"]);
   });
 
   it("keeps a server's own UNAVAILABLE (e.g. an unreachable agent) as the server worded it", () => {

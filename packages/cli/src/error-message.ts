@@ -6,10 +6,10 @@
  * violation on its own line, so a create with three bad fields is fixed in one go. Errors that
  * never reached a Stratum server (nothing listening, a deadline that ran out on the way) have no
  * status details; those are told apart and worded as what they are: the CLI could not reach
- * compute, or gave up waiting.
+ * the service (compute, longjob), or gave up waiting.
  */
 import { Code, codeName, STATUS_DETAILS_KEY, StratumError } from "@stratum/rpc";
-import { ENDPOINT_ENV, ENDPOINTS_FILE, type Endpoint } from "./endpoint";
+import { describeSource, ENDPOINTS_FILE, SERVICE_SOURCES, type Endpoint } from "./endpoint";
 
 export interface ErrorContext {
   endpoint: Endpoint;
@@ -19,12 +19,17 @@ export interface ErrorContext {
 }
 
 /** What to check when nothing answers, by where the address came from. */
-const UNREACHABLE_HINT: Readonly<Record<Endpoint["source"], string>> = {
-  "--endpoint": "",
-  [ENDPOINT_ENV]: `; the address is from $${ENDPOINT_ENV}`,
-  devstack: `; the address is from ${ENDPOINTS_FILE}: is the devstack running (pnpm start)?`,
-  default: "; start the devstack (pnpm start), or pass --endpoint HOST:PORT or set STRATUM_ENDPOINT",
-};
+function unreachableHint(endpoint: Endpoint): string {
+  const { flag, env } = SERVICE_SOURCES[endpoint.service];
+  switch (endpoint.source) {
+    case "devstack":
+      return `; the address is from ${ENDPOINTS_FILE}: is the devstack running (pnpm start)?`;
+    case "default":
+      return `; start the devstack (pnpm start), or pass --${flag} HOST:PORT or set ${env}`;
+    default:
+      return endpoint.source.startsWith("--") ? "" : `; the address is from ${describeSource(endpoint.source)}`;
+  }
+}
 
 /** Whether the error came back from a Stratum server (its google.rpc.Status trailer is present). */
 function fromServer(err: StratumError): boolean {
@@ -37,11 +42,11 @@ export function describeError(err: StratumError, ctx: ErrorContext): string[] {
   const code = codeName(err.code);
   if (!fromServer(err)) {
     if (err.code === Code.UNAVAILABLE) {
-      return [`error: cannot reach compute at ${ctx.endpoint.display} (${code})${UNREACHABLE_HINT[ctx.endpoint.source]}`];
+      return [`error: cannot reach ${ctx.endpoint.service} at ${ctx.endpoint.display} (${code})${unreachableHint(ctx.endpoint)}`];
     }
     if (err.code === Code.DEADLINE_EXCEEDED) {
       return [
-        `error: no answer from compute at ${ctx.endpoint.display} within ${ctx.timeoutMs / 1000} s (${code}); a change may still complete — check with get, or raise --timeout`,
+        `error: no answer from ${ctx.endpoint.service} at ${ctx.endpoint.display} within ${ctx.timeoutMs / 1000} s (${code}); a change may still complete — check with get, or raise --timeout`,
       ];
     }
   }

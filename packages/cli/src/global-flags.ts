@@ -14,9 +14,14 @@ export const GLOBAL_FLAGS: FlagSpecs = {
   endpoint: {
     type: "string",
     value: "HOST:PORT",
-    description: "compute API address(es), comma-separated (default: $STRATUM_ENDPOINT, else the devstack's .data/devstack/endpoints.json, else 127.0.0.1:7101)",
+    description: "compute API address(es), comma-separated, for the host and vm commands (default: $STRATUM_ENDPOINT, else the devstack's .data/devstack/endpoints.json, else 127.0.0.1:7101)",
   },
-  timeout: { type: "string", value: "SECONDS", description: `deadline of each call (default ${DEFAULT_TIMEOUT_MS / 1000})` },
+  "longjob-endpoint": {
+    type: "string",
+    value: "HOST:PORT",
+    description: "longjob API address(es), for the job commands (default: $STRATUM_LONGJOB_ENDPOINT, else the devstack's endpoints.json \"longjob\" list, else 127.0.0.1:7401)",
+  },
+  timeout: { type: "string", value: "SECONDS", description: `deadline of each call (default ${DEFAULT_TIMEOUT_MS / 1000}); --wait follows a job however long it runs` },
   json: { type: "boolean", description: "print protobuf JSON (for scripts) instead of a table" },
   help: { type: "boolean", short: "h", description: "show help" },
 };

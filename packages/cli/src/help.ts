@@ -6,8 +6,9 @@ import type { FlagSpec, FlagSpecs } from "./args";
 import { GROUPS, type CommandGroup } from "./commands";
 import type { Command } from "./commands/command";
 import { GLOBAL_FLAGS } from "./global-flags";
+import { TOOL_NAME } from "./tool-name";
 
-export const TOOL = "stratumctl";
+export const TOOL = TOOL_NAME;
 
 /** Help is wrapped to this many columns, the width of a terminal that is not full-screen. */
 const WIDTH = 100;
@@ -42,7 +43,7 @@ function columns(rows: readonly (readonly [string, string])[], indent = "  "): s
 }
 
 function flagLabel(name: string, spec: FlagSpec): string {
-  const long = `--${name}${spec.type === "string" && spec.value ? ` ${spec.value}` : ""}`;
+  const long = `--${name}${spec.type === "string" && spec.value ? ` ${spec.value}` : ""}${spec.repeatable ? " …" : ""}`;
   return spec.short ? `-${spec.short}, ${long}` : long;
 }
 

@@ -4,9 +4,9 @@
  * only to the injected streams, so tests drive the real CLI in-process; the bottom of the file
  * wires it to the process when this file is executed.
  *
- * Exit codes: 0 success; 1 the call failed (the server refused, or could not be reached);
- * 2 usage error — unknown command or flag, missing or unparsable value — in which case nothing
- * was sent.
+ * Exit codes: 0 success; 1 the call failed (the server refused, or could not be reached), or a
+ * job waited for did not succeed; 2 usage error — unknown command or flag, missing or unparsable
+ * value — in which case nothing was sent; 130 Ctrl-C (a job waited for goes on).
  */
 import { randomUUID } from "node:crypto";
 import { realpathSync } from "node:fs";
@@ -15,21 +15,23 @@ import { StratumError } from "@stratum/core";
 import { openApi, type Connect } from "./api";
 import { parseCommandLine, splitCommand } from "./args";
 import { findCommand, findGroup, GROUPS } from "./commands";
-import { resolveEndpoint, REPO_ROOT } from "./endpoint";
+import { resolveEndpoint, REPO_ROOT, SERVICE_SOURCES, type Endpoint, type ServiceName } from "./endpoint";
 import { describeError, type ErrorContext } from "./error-message";
 import { DEFAULT_TIMEOUT_MS, GLOBAL_FLAGS } from "./global-flags";
 import { commandHelp, groupHelp, TOOL, toolHelp } from "./help";
 import { didYouMean } from "./suggest";
 import { UsageError } from "./usage-error";
+import { EXIT_INTERRUPTED, type Writer } from "./writer";
 
-export interface Writer {
-  write(chunk: string): unknown;
-}
+export type { Writer } from "./writer";
 
 export interface Io {
+  /** A terminal (`isTTY`) gets `--wait`'s progress redrawn in place; anything else one line per change. */
   stdout: Writer;
   stderr: Writer;
-  /** Environment (for STRATUM_ENDPOINT). Default: process.env. */
+  /** Ctrl-C: aborting it cancels the calls and stops any waiting (exit 130). The entry point wires it to SIGINT. */
+  signal?: AbortSignal;
+  /** Environment (for STRATUM_ENDPOINT, STRATUM_LONGJOB_ENDPOINT). Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Where `.data/devstack/endpoints.json` is looked for. Default: this repository. */
   repoRoot?: string;
@@ -92,21 +94,35 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       return 0;
     }
     const timeoutMs = flags.seconds("timeout") ?? DEFAULT_TIMEOUT_MS;
-    const endpoint = resolveEndpoint({ flag: flags.string("endpoint"), env: io.env ?? process.env, repoRoot: io.repoRoot ?? REPO_ROOT });
+    const resolved = new Map<ServiceName, Endpoint>();
+    const endpointFor = (service: ServiceName): Endpoint => {
+      let endpoint = resolved.get(service);
+      if (!endpoint) {
+        endpoint = resolveEndpoint({ service, flag: flags.string(SERVICE_SOURCES[service].flag), env: io.env ?? process.env, repoRoot: io.repoRoot ?? REPO_ROOT });
+        resolved.set(service, endpoint);
+      }
+      return endpoint;
+    };
+    // Resolved now, not on first use: a bad address is a usage error before anything is sent.
+    const endpoint = endpointFor(command.service ?? "compute");
     const requestId = randomUUID();
     errorContext = { endpoint, timeoutMs, requestId };
-    const opened = openApi({ endpoint, timeoutMs, requestId, ...(io.connect ? { connect: io.connect } : {}) });
+    const opened = openApi({ endpointFor, timeoutMs, requestId, ...(io.connect ? { connect: io.connect } : {}), ...(io.signal ? { signal: io.signal } : {}) });
     close = opened.close;
 
-    const result = await command.run({ flags, args, api: opened.api });
+    const result = await command.run({ flags, args, api: opened.api, io: { stdout: io.stdout, stderr: io.stderr, signal: io.signal } });
     if (flags.bool("json")) {
       io.stdout.write(`${JSON.stringify(result.json, null, 2)}\n`);
     } else {
       io.stdout.write(result.text);
       for (const note of result.notes ?? []) io.stderr.write(`${note}\n`);
     }
-    return 0;
+    return result.exitCode ?? 0;
   } catch (e) {
+    if (io.signal?.aborted && !(e instanceof UsageError)) {
+      io.stderr.write("interrupted\n");
+      return EXIT_INTERRUPTED;
+    }
     if (e instanceof UsageError) {
       io.stderr.write(`error: ${e.message}\nRun '${[TOOL, e.helpCommand, "--help"].filter(Boolean).join(" ")}' for usage.\n`);
       return 2;
@@ -139,5 +155,9 @@ if (isEntryPoint()) {
     if (e.code !== "EPIPE") throw e;
     process.exit(process.exitCode ?? 0);
   });
-  process.exitCode = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr });
+  // Ctrl-C aborts the calls and any waiting (a waited-for job goes on, and the CLI says how to
+  // cancel it). Once only: a second Ctrl-C kills the process the usual way.
+  const interrupt = new AbortController();
+  process.once("SIGINT", () => interrupt.abort());
+  process.exitCode = await run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: interrupt.signal });
 }

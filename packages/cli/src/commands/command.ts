@@ -8,14 +8,30 @@ import { toJson, type DescMessage, type JsonValue, type MessageShape } from "@bu
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import type { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import type { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import type { Client } from "@stratum/rpc";
 import type { FlagSpecs, Flags } from "../args";
+import type { ServiceName } from "../endpoint";
 import { EMPTY, renderTable } from "../table";
+import type { Writer } from "../writer";
 
-/** The compute API, connected on first use (a usage error never opens a connection). */
+/** The APIs, each connected on first use (a usage error never opens a connection). */
 export interface Api {
   readonly hosts: Client<typeof HostService>;
   readonly vms: Client<typeof VmService>;
+  /** longjob's LongJobService, at longjob's own endpoint. */
+  readonly jobs: Client<typeof LongJobService>;
+}
+
+/**
+ * The streams and signal of the invocation, for commands that show progress while they run
+ * (`--wait`, `job watch`); everything else returns its output in the CommandResult.
+ */
+export interface CommandIo {
+  stdout: Writer;
+  stderr: Writer;
+  /** Aborted on Ctrl-C: a waiting command stops waiting (the job goes on). */
+  signal?: AbortSignal | undefined;
 }
 
 export interface CommandInput {
@@ -23,6 +39,7 @@ export interface CommandInput {
   /** Positional arguments, as many as the command's `args` names. */
   args: readonly string[];
   api: Api;
+  io: CommandIo;
 }
 
 export interface CommandResult {
@@ -32,11 +49,15 @@ export interface CommandResult {
   text: string;
   /** Extra remarks for people (e.g. "more pages"); stderr, never in `--json` output. */
   notes?: string[];
+  /** The exit status when it is not 0 although the calls succeeded (a waited-for job that failed: 1; Ctrl-C: 130). */
+  exitCode?: number;
 }
 
 export interface Command {
-  /** `host` or `vm`. */
+  /** `host`, `vm` or `job`. */
   readonly group: string;
+  /** The service it talks to (whose endpoint error messages name). Default: compute. */
+  readonly service?: ServiceName;
   /** The verb, e.g. `create`. */
   readonly name: string;
   /** One line for the command list. */
@@ -64,7 +85,7 @@ export function jsonOf<Desc extends DescMessage>(schema: Desc, message: MessageS
  * row instead would look like success with nothing in it.
  */
 export function present<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new Error(`compute answered without the ${what}`);
+  if (value === undefined) throw new Error(`the server answered without the ${what}`);
   return value;
 }
 

@@ -1,6 +1,7 @@
 /** Every command, by group: the one list that help, parsing and dispatch read. */
 import type { Command } from "./command";
 import { HOST_COMMANDS } from "./host";
+import { JOB_COMMANDS } from "./job";
 import { VM_COMMANDS } from "./vm";
 
 export interface CommandGroup {
@@ -13,6 +14,7 @@ export interface CommandGroup {
 export const GROUPS: readonly CommandGroup[] = [
   { name: "host", title: "Hosts (hypervisors)", commands: HOST_COMMANDS },
   { name: "vm", title: "VMs", commands: VM_COMMANDS },
+  { name: "job", title: "Long jobs (on the longjob service)", commands: JOB_COMMANDS },
 ];
 
 export function findGroup(name: string): CommandGroup | undefined {
@@ -23,4 +25,4 @@ export function findCommand(group: CommandGroup, name: string): Command | undefi
   return group.commands.find((c) => c.name === name);
 }
 
-export type { Api, Command, CommandInput, CommandResult } from "./command";
+export type { Api, Command, CommandInput, CommandIo, CommandResult } from "./command";
