@@ -1,13 +1,13 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { JobSchema, JobState, type Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
+import { JobProgressSchema, JobSchema, JobState, type Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { Code, StratumError } from "@stratum/core";
 import { waitForJob, type WaitForJobOptions, type WatchJob } from "./wait";
 
 const UUID = "11111111-1111-4111-8111-111111111111";
 
-function job(revision: number, state: JobState, progress: MessageInitShape<typeof JobSchema>["progress"] = {}, more: Partial<MessageInitShape<typeof JobSchema>> = {}): Job {
-  return create(JobSchema, { uuid: UUID, type: "longjob.sleep", revision: BigInt(revision), state, progress, ...more });
+function job(revision: number, state: JobState, progress: MessageInitShape<typeof JobProgressSchema> = {}, more: MessageInitShape<typeof JobSchema> = {}): Job {
+  return create(JobSchema, { uuid: UUID, type: "longjob.sleep", revision: BigInt(revision), state, progress: create(JobProgressSchema, progress), ...more });
 }
 
 /**
