@@ -38,6 +38,8 @@ export interface PublishOptions {
 export interface EncodedEvent {
   readonly domain: string;
   readonly event: string;
+  /** Optional last subject token (`stratum.<domain>.<event>.<key>`), e.g. the resource's UUID. */
+  readonly key?: string;
   /** The event's data as JSON text: sent as it is, not parsed again. */
   readonly json: string;
   /** Stable event id for dedup: required, since a failed batch is sent again. */
@@ -105,7 +107,7 @@ export class EventBus {
     const messages = events.map((e) => {
       if (typeof e.json !== "string" || e.json === "") throw new TypeError(`event ${e.domain}.${e.event}: json must be the data as JSON text, got ${JSON.stringify(e.json)}`);
       checkHeaderValue(`event ${e.domain}.${e.event}: id`, e.id);
-      const { subject: to, h } = this.#envelope(e.domain, e.event, { id: e.id, ...(e.requestId !== undefined ? { requestId: e.requestId } : {}) });
+      const { subject: to, h } = this.#envelope(e.domain, e.event, { id: e.id, ...(e.requestId !== undefined ? { requestId: e.requestId } : {}), ...(e.key !== undefined ? { key: e.key } : {}) });
       return { subject: to, payload: e.json, headers: h };
     });
     this.#batches ??= new AckedBatchPublisher(this.bus.nc);
@@ -132,9 +134,10 @@ export class EventBus {
   }
 
   /** The subject and headers of an event: what every publish path sends the same way. */
-  #envelope(domain: string, event: string, options: PublishOptions) {
+  #envelope(domain: string, event: string, options: PublishOptions & { key?: string }) {
     assertToken("domain", domain);
     assertToken("event", event);
+    if (options.key !== undefined) assertToken("key", options.key);
     const requestId = options.requestId ?? currentWork()?.requestId;
     if (options.requestId !== undefined) checkHeaderValue(`event ${domain}.${event}: requestId`, options.requestId);
     const id = options.id ?? crypto.randomUUID();
@@ -144,7 +147,7 @@ export class EventBus {
     // A scope's id that a header cannot carry is left out rather than failing the publish: the
     // event matters more than the trace.
     if (requestId !== undefined && requestId !== "" && isHeaderSafe(requestId)) h.set(REQUEST_ID_HEADER, requestId);
-    return { subject: subject(this.bus.prefix, ROOT, domain, event), id, h };
+    return { subject: subject(this.bus.prefix, ROOT, domain, event, ...(options.key !== undefined ? [options.key] : [])), id, h };
   }
 
   /**

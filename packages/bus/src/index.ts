@@ -9,3 +9,5 @@ export type { ReplyResult, UnclaimedReply } from "./replies";
 export { Membership, MembershipView, DEFAULT_HEARTBEAT_MS } from "./membership";
 export type { Member, MembershipChange, MembershipOptions } from "./membership";
 export { ServiceRouter, ServiceRouters, ownerRouting, withoutAddresses, FORWARDED_BY_KEY, NOT_OWNER, OWNER_UNREACHABLE } from "./routing";
+export { ensureStream, nanos } from "./streams";
+export { assertToken, streamName, subject } from "./names";

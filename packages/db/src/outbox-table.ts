@@ -15,6 +15,11 @@ export function outboxTable(schema: PgSchema) {
     /** `stratum.<domain>.<event>`'s parts, e.g. `compute` and `vm_state_changed`. */
     domain: text().notNull(),
     event: text().notNull(),
+    /**
+     * Optional last subject token, `stratum.<domain>.<event>.<key>` (e.g. the job's UUID), so a
+     * watcher of one resource subscribes to its events alone and the server does the filtering.
+     */
+    key: text(),
     payload: jsonb().notNull(),
     /** The request that caused the change, carried into the event's `X-Request-Id`. */
     requestId: text("request_id"),

@@ -3,7 +3,7 @@ export type { EnvSpec, EnvValues, EnvVar, ServiceConfig } from "./config";
 export { startService } from "./service";
 export type { RunningService, ServiceContext, ServiceModule, ServiceParts, StartOptions } from "./service";
 export { runMain } from "./main";
-export { serviceApi } from "./serving/api";
+export { mutationOf, serviceApi } from "./serving/api";
 export type { MethodRules, RequestOf, ServiceApi, ServiceRules } from "./serving/api";
 export { servingChain } from "./serving/chain";
 export type { ProtoValidator, ServingChainOptions } from "./serving/chain";

@@ -101,7 +101,7 @@ export class OutboxRelay {
       if (lock?.ok !== true) return 0; // another replica is relaying this very moment
       const table = tx.unsafe(`"${this.#o.schema}"."outbox"`);
       // payload::text: the JSON goes out as Postgres holds it, not parsed and stringified again.
-      const rows = await tx`SELECT id, domain, event, payload::text AS json, request_id FROM ${table} ORDER BY id LIMIT ${this.#o.batch}`;
+      const rows = await tx`SELECT id, domain, event, key, payload::text AS json, request_id FROM ${table} ORDER BY id LIMIT ${this.#o.batch}`;
       if (rows.length === 0) return 0;
       // Sent in id order on one connection, so they are stored in that order; the batch resolves
       // once every one is acknowledged, and fails (rolling the delete back) if any is not.
@@ -109,6 +109,7 @@ export class OutboxRelay {
         rows.map((r) => ({
           domain: r.domain as string,
           event: r.event as string,
+          ...(r.key ? { key: r.key as string } : {}),
           json: r.json as string,
           id: `${this.#o.schema}-outbox-${r.id}`,
           ...(r.request_id ? { requestId: r.request_id as string } : {}),

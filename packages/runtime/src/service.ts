@@ -32,6 +32,11 @@ export interface ServiceContext<TTables extends Record<string, unknown> = Record
   readonly replies: ReplyInbox;
   /** Live replicas of every service, with their rings. */
   readonly view: MembershipView;
+  /**
+   * Clients to another service's replicas (or this one's), picked by resource UUID on its ring:
+   * `ctx.peers("longjob").for(LongJobService).call(jobUuid, (c) => …)`. Closed at shutdown.
+   */
+  peers(service: string): ServiceRouters;
   /** This replica's own membership, once it has joined (after its server listens). */
   membership(): Membership | undefined;
   /** What this replica owns, its incarnation, and who else is alive: for takeover. */
@@ -152,7 +157,16 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       ? new LeaseKeeper({ sql: db.sql, leases, holder: `${config.replicaId}@${startedAt}`, replicaId: config.replicaId, renewMs: config.heartbeatMs, ttlMs: config.heartbeatMs * LEASE_TTL_HEARTBEATS, log })
       : undefined;
     const ownership = ownershipOf(config.service, config.replicaId, startedAt, view, () => membership);
-    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, membership: () => membership, ownership, queue, log, metrics, eventsWritten };
+    const peerRouters = new Map<string, ServiceRouters>();
+    closers.push(() => {
+      for (const r of peerRouters.values()) r.close();
+    });
+    const peers = (service: string) => {
+      let r = peerRouters.get(service);
+      if (!r) peerRouters.set(service, (r = new ServiceRouters(view, service)));
+      return r;
+    };
+    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, peers, membership: () => membership, ownership, queue, log, metrics, eventsWritten };
     const parts = await module.setup(ctx);
     const routers = new ServiceRouters(view, config.service);
     closers.push(() => routers.close());

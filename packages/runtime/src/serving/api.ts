@@ -51,3 +51,11 @@ export function serviceApi<S extends DescService>(service: S, impl: ServiceImpl<
   }
   return { registration: implement(service, impl), rules: byMethod };
 }
+
+/**
+ * The rules of a mutation of one existing resource named by `uuid` (its limits are in the
+ * proto), with an optional request id: run on the resource's owner, answered once per request id.
+ */
+export function mutationOf<R extends { uuid: string; clientRequestId: string }>(): MethodRules<R> {
+  return { owner: (r) => r.uuid, requestId: (r) => r.clientRequestId };
+}

@@ -1,10 +1,10 @@
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
-import { serviceApi, type ServiceApi } from "@stratum/runtime";
+import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
 import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
 import type { HostManager } from "../domain/host-manager";
 import type { HostStore } from "../store/host-store";
 import { HOST_STATE_FROM_PROTO, HOST_STATUS_FROM_PROTO, hostToProto } from "./convert";
-import { mutationOf } from "./rules";
+
 
 /**
  * HostService: the handlers only call the domain. The kit validates each request (the limits

@@ -1,10 +1,10 @@
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
-import { serviceApi, type ServiceApi } from "@stratum/runtime";
+import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
 import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
 import type { VmManager } from "../domain/vm-manager";
 import type { VmStore } from "../store/vm-store";
 import { VM_STATE_FROM_PROTO, vmToProto } from "./convert";
-import { mutationOf } from "./rules";
+
 
 /**
  * VmService: the handlers only call the domain. The kit validates each request (the limits are

@@ -1,0 +1,18 @@
+import { Code, StratumError } from "@stratum/core";
+
+/** Thrown by `checkpoint()` when the job was cancelled: the job stops and rolls back. */
+export class JobCanceledError extends StratumError {
+  constructor(jobUuid: string) {
+    super(Code.CANCELLED, `job ${jobUuid} was cancelled`, { reason: "JOB_CANCELED", resources: { jobUuid } });
+  }
+}
+
+/**
+ * Thrown by `checkpoint()` when a newer attempt runs the job (this executor was thought dead, e.g.
+ * it was paused): it stops without reporting — its reports would be ignored anyway.
+ */
+export class JobSupersededError extends StratumError {
+  constructor(jobUuid: string, attempt: number, current: number) {
+    super(Code.ABORTED, `job ${jobUuid}: attempt ${attempt} was superseded by attempt ${current}`, { reason: "JOB_SUPERSEDED", resources: { jobUuid } });
+  }
+}

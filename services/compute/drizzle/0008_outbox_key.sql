@@ -1,0 +1,1 @@
+ALTER TABLE "compute"."outbox" ADD COLUMN "key" text;

@@ -1,0 +1,4 @@
+import { runMain } from "@stratum/runtime";
+import { longjobModule } from "./module";
+
+runMain(longjobModule());
