@@ -49,7 +49,15 @@ export interface TransitionBatcherOptions<TTable extends PgTable> {
    * (see `outboxTable`): `payload` builds its JSON from the moved row, aliased `m`, whose state
    * before the move is `m.__from`. The request id of each transition's submitter goes with it.
    */
-  outbox?: { table: PgTable; domain: string; event: string; payload: (sql: postgres.Sql) => postgres.PendingQuery<postgres.Row[]>; written?: () => void };
+  outbox?: {
+    table: PgTable;
+    domain: string;
+    event: string;
+    payload: (sql: postgres.Sql) => postgres.PendingQuery<postgres.Row[]>;
+    /** The event's subject key from the moved row `m` (e.g. `m.uuid::text`): watchers of one resource subscribe to it alone. */
+    key?: (sql: postgres.Sql) => postgres.PendingQuery<postgres.Row[]>;
+    written?: () => void;
+  };
   /** Largest batch: keeps one statement's arrays and its lock set small. Default 512. */
   maxBatch?: number;
 }
@@ -116,7 +124,7 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
       if (!outbox) return sql`${update} RETURNING t.*`;
       return sql`
         WITH m AS (${update} RETURNING t.*, x.from_state AS __from, x.request_id AS __request_id),
-        o AS (INSERT INTO ${outboxName!} (domain, event, payload, request_id) SELECT ${outbox.domain}, ${outbox.event}, ${outbox.payload(sql)}, m.__request_id FROM m)
+        o AS (INSERT INTO ${outboxName!} (domain, event, key, payload, request_id) SELECT ${outbox.domain}, ${outbox.event}, ${outbox.key ? outbox.key(sql) : sql`NULL`}, ${outbox.payload(sql)}, m.__request_id FROM m)
         SELECT m.* FROM m`;
     };
     this.#batcher = new TurnBatcher((pending) => this.#flush(pending), (p, e) => p.reject(e));
