@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratum/compute/v1/vm.proto.
  */
 export const file_stratum_compute_v1_vm: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHJhdHVtL2NvbXB1dGUvdjEvdm0ucHJvdG8SEnN0cmF0dW0uY29tcHV0ZS52MSKTAgoCVm0SDAoEdXVpZBgBIAEoCRIMCgRuYW1lGAIgASgJEioKBXN0YXRlGAMgASgOMhsuc3RyYXR1bS5jb21wdXRlLnYxLlZtU3RhdGUSEQoJaG9zdF91dWlkGAQgASgJEgsKA2NwdRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKbGFzdF9lcnJvchgHIAEoCRIZChFjbGllbnRfcmVxdWVzdF9pZBgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItcCCg9DcmVhdGVWbVJlcXVlc3QSHQoEbmFtZRgBIAEoCUIPukgMyAEBcgcYgAEyAlxTEhcKA2NwdRgCIAEoDUIKukgHKgUYgAQoARIoCgxtZW1vcnlfYnl0ZXMYAyABKARCErpIDzINGICAgICAgAQogICACBJbCglob3N0X3V1aWQYBCABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBItChFjbGllbnRfcmVxdWVzdF9pZBgFIAEoCUISukgPcg0YgAEyCF5bIS1+XSokElYKBHV1aWQYBiABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JCI2ChBDcmVhdGVWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtImYKDEdldFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiMwoNR2V0Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSL2AQoOTGlzdFZtc1JlcXVlc3QSNAoFc3RhdGUYASABKA4yGy5zdHJhdHVtLmNvbXB1dGUudjEuVm1TdGF0ZUIIukgFggECEAESWwoJaG9zdF91dWlkGAIgASgJQki6SEXYAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSFgoEbmFtZRgDIAEoCUIIukgFcgMYgAESGwoJcGFnZV9zaXplGAQgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiACCJPCg9MaXN0Vm1zUmVzcG9uc2USIwoDdm1zGAEgAygLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKXAQoOU3RhcnRWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNQoPU3RhcnRWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIqUBCg1TdG9wVm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBINCgVmb3JjZRgCIAEoCBItChFjbGllbnRfcmVxdWVzdF9pZBgDIAEoCUISukgPcg0YgAEyCF5bIS1+XSokIjQKDlN0b3BWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIpgBCg9SZWJvb3RWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNgoQUmVib290Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSKZAQoQRGVzdHJveVZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSLQoRY2xpZW50X3JlcXVlc3RfaWQYAiABKAlCErpID3INGIABMgheWyEtfl0qJCI3ChFEZXN0cm95Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSrwAQoHVm1TdGF0ZRIYChRWTV9TVEFURV9VTlNQRUNJRklFRBAAEhQKEFZNX1NUQVRFX0NSRUFURUQQARIVChFWTV9TVEFURV9TVEFSVElORxACEhQKEFZNX1NUQVRFX1JVTk5JTkcQAxIVChFWTV9TVEFURV9TVE9QUElORxAEEhQKEFZNX1NUQVRFX1NUT1BQRUQQBRIWChJWTV9TVEFURV9SRUJPT1RJTkcQBhIXChNWTV9TVEFURV9ERVNUUk9ZSU5HEAcSFgoSVk1fU1RBVEVfREVTVFJPWUVEEAgSEgoOVk1fU1RBVEVfRVJST1IQCTLpBAoJVm1TZXJ2aWNlElUKCENyZWF0ZVZtEiMuc3RyYXR1bS5jb21wdXRlLnYxLkNyZWF0ZVZtUmVxdWVzdBokLnN0cmF0dW0uY29tcHV0ZS52MS5DcmVhdGVWbVJlc3BvbnNlElEKBUdldFZtEiAuc3RyYXR1bS5jb21wdXRlLnYxLkdldFZtUmVxdWVzdBohLnN0cmF0dW0uY29tcHV0ZS52MS5HZXRWbVJlc3BvbnNlIgOQAgESVwoHTGlzdFZtcxIiLnN0cmF0dW0uY29tcHV0ZS52MS5MaXN0Vm1zUmVxdWVzdBojLnN0cmF0dW0uY29tcHV0ZS52MS5MaXN0Vm1zUmVzcG9uc2UiA5ACARJSCgdTdGFydFZtEiIuc3RyYXR1bS5jb21wdXRlLnYxLlN0YXJ0Vm1SZXF1ZXN0GiMuc3RyYXR1bS5jb21wdXRlLnYxLlN0YXJ0Vm1SZXNwb25zZRJPCgZTdG9wVm0SIS5zdHJhdHVtLmNvbXB1dGUudjEuU3RvcFZtUmVxdWVzdBoiLnN0cmF0dW0uY29tcHV0ZS52MS5TdG9wVm1SZXNwb25zZRJVCghSZWJvb3RWbRIjLnN0cmF0dW0uY29tcHV0ZS52MS5SZWJvb3RWbVJlcXVlc3QaJC5zdHJhdHVtLmNvbXB1dGUudjEuUmVib290Vm1SZXNwb25zZRJdCglEZXN0cm95Vm0SJC5zdHJhdHVtLmNvbXB1dGUudjEuRGVzdHJveVZtUmVxdWVzdBolLnN0cmF0dW0uY29tcHV0ZS52MS5EZXN0cm95Vm1SZXNwb25zZSIDkAICYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChtzdHJhdHVtL2NvbXB1dGUvdjEvdm0ucHJvdG8SEnN0cmF0dW0uY29tcHV0ZS52MSKlAgoCVm0SDAoEdXVpZBgBIAEoCRIMCgRuYW1lGAIgASgJEioKBXN0YXRlGAMgASgOMhsuc3RyYXR1bS5jb21wdXRlLnYxLlZtU3RhdGUSEQoJaG9zdF91dWlkGAQgASgJEgsKA2NwdRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKbGFzdF9lcnJvchgHIAEoCRIZChFjbGllbnRfcmVxdWVzdF9pZBgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAsgASgEItcCCg9DcmVhdGVWbVJlcXVlc3QSHQoEbmFtZRgBIAEoCUIPukgMyAEBcgcYgAEyAlxTEhcKA2NwdRgCIAEoDUIKukgHKgUYgAQoARIoCgxtZW1vcnlfYnl0ZXMYAyABKARCErpIDzINGICAgICAgAQogICACBJbCglob3N0X3V1aWQYBCABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBItChFjbGllbnRfcmVxdWVzdF9pZBgFIAEoCUISukgPcg0YgAEyCF5bIS1+XSokElYKBHV1aWQYBiABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JCI2ChBDcmVhdGVWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtImYKDEdldFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiMwoNR2V0Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSL2AQoOTGlzdFZtc1JlcXVlc3QSNAoFc3RhdGUYASABKA4yGy5zdHJhdHVtLmNvbXB1dGUudjEuVm1TdGF0ZUIIukgFggECEAESWwoJaG9zdF91dWlkGAIgASgJQki6SEXYAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSFgoEbmFtZRgDIAEoCUIIukgFcgMYgAESGwoJcGFnZV9zaXplGAQgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiACCJPCg9MaXN0Vm1zUmVzcG9uc2USIwoDdm1zGAEgAygLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKXAQoOU3RhcnRWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNQoPU3RhcnRWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIqUBCg1TdG9wVm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBINCgVmb3JjZRgCIAEoCBItChFjbGllbnRfcmVxdWVzdF9pZBgDIAEoCUISukgPcg0YgAEyCF5bIS1+XSokIjQKDlN0b3BWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIpgBCg9SZWJvb3RWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNgoQUmVib290Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSKZAQoQRGVzdHJveVZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSLQoRY2xpZW50X3JlcXVlc3RfaWQYAiABKAlCErpID3INGIABMgheWyEtfl0qJCI3ChFEZXN0cm95Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSJoCg5XYXRjaFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiNQoPV2F0Y2hWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtKvABCgdWbVN0YXRlEhgKFFZNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQVk1fU1RBVEVfQ1JFQVRFRBABEhUKEVZNX1NUQVRFX1NUQVJUSU5HEAISFAoQVk1fU1RBVEVfUlVOTklORxADEhUKEVZNX1NUQVRFX1NUT1BQSU5HEAQSFAoQVk1fU1RBVEVfU1RPUFBFRBAFEhYKElZNX1NUQVRFX1JFQk9PVElORxAGEhcKE1ZNX1NUQVRFX0RFU1RST1lJTkcQBxIWChJWTV9TVEFURV9ERVNUUk9ZRUQQCBISCg5WTV9TVEFURV9FUlJPUhAJMsQFCglWbVNlcnZpY2USVQoIQ3JlYXRlVm0SIy5zdHJhdHVtLmNvbXB1dGUudjEuQ3JlYXRlVm1SZXF1ZXN0GiQuc3RyYXR1bS5jb21wdXRlLnYxLkNyZWF0ZVZtUmVzcG9uc2USUQoFR2V0Vm0SIC5zdHJhdHVtLmNvbXB1dGUudjEuR2V0Vm1SZXF1ZXN0GiEuc3RyYXR1bS5jb21wdXRlLnYxLkdldFZtUmVzcG9uc2UiA5ACARJXCgdMaXN0Vm1zEiIuc3RyYXR1bS5jb21wdXRlLnYxLkxpc3RWbXNSZXF1ZXN0GiMuc3RyYXR1bS5jb21wdXRlLnYxLkxpc3RWbXNSZXNwb25zZSIDkAIBElIKB1N0YXJ0Vm0SIi5zdHJhdHVtLmNvbXB1dGUudjEuU3RhcnRWbVJlcXVlc3QaIy5zdHJhdHVtLmNvbXB1dGUudjEuU3RhcnRWbVJlc3BvbnNlEk8KBlN0b3BWbRIhLnN0cmF0dW0uY29tcHV0ZS52MS5TdG9wVm1SZXF1ZXN0GiIuc3RyYXR1bS5jb21wdXRlLnYxLlN0b3BWbVJlc3BvbnNlElUKCFJlYm9vdFZtEiMuc3RyYXR1bS5jb21wdXRlLnYxLlJlYm9vdFZtUmVxdWVzdBokLnN0cmF0dW0uY29tcHV0ZS52MS5SZWJvb3RWbVJlc3BvbnNlEl0KCURlc3Ryb3lWbRIkLnN0cmF0dW0uY29tcHV0ZS52MS5EZXN0cm95Vm1SZXF1ZXN0GiUuc3RyYXR1bS5jb21wdXRlLnYxLkRlc3Ryb3lWbVJlc3BvbnNlIgOQAgISWQoHV2F0Y2hWbRIiLnN0cmF0dW0uY29tcHV0ZS52MS5XYXRjaFZtUmVxdWVzdBojLnN0cmF0dW0uY29tcHV0ZS52MS5XYXRjaFZtUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Vm is a VM instance.
@@ -90,6 +90,14 @@ export type Vm = Message<"stratum.compute.v1.Vm"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 10;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Increases with every change of the VM (its fencing token): a watcher that reconnects skips
+   * what it has seen.
+   *
+   * @generated from field: uint64 revision = 11;
+   */
+  revision: bigint;
 };
 
 /**
@@ -163,7 +171,7 @@ export const CreateVmRequestSchema: GenMessage<CreateVmRequest> = /*@__PURE__*/
  */
 export type CreateVmResponse = Message<"stratum.compute.v1.CreateVmResponse"> & {
   /**
-   * The VM, Running.
+   * The VM as accepted: Created (or further along, for a retry); WatchVm follows it.
    *
    * @generated from field: stratum.compute.v1.Vm vm = 1;
    */
@@ -493,7 +501,7 @@ export const DestroyVmRequestSchema: GenMessage<DestroyVmRequest> = /*@__PURE__*
  */
 export type DestroyVmResponse = Message<"stratum.compute.v1.DestroyVmResponse"> & {
   /**
-   * The VM, Destroyed.
+   * The VM, Destroying (Destroyed when it already was).
    *
    * @generated from field: stratum.compute.v1.Vm vm = 1;
    */
@@ -506,6 +514,48 @@ export type DestroyVmResponse = Message<"stratum.compute.v1.DestroyVmResponse"> 
  */
 export const DestroyVmResponseSchema: GenMessage<DestroyVmResponse> = /*@__PURE__*/
   messageDesc(file_stratum_compute_v1_vm, 14);
+
+/**
+ * WatchVmRequest names the VM to watch.
+ *
+ * @generated from message stratum.compute.v1.WatchVmRequest
+ */
+export type WatchVmRequest = Message<"stratum.compute.v1.WatchVmRequest"> & {
+  /**
+   * VM UUID.
+   *
+   * @generated from field: string uuid = 1;
+   */
+  uuid: string;
+};
+
+/**
+ * Describes the message stratum.compute.v1.WatchVmRequest.
+ * Use `create(WatchVmRequestSchema)` to create a new message.
+ */
+export const WatchVmRequestSchema: GenMessage<WatchVmRequest> = /*@__PURE__*/
+  messageDesc(file_stratum_compute_v1_vm, 15);
+
+/**
+ * WatchVmResponse is the VM after one change.
+ *
+ * @generated from message stratum.compute.v1.WatchVmResponse
+ */
+export type WatchVmResponse = Message<"stratum.compute.v1.WatchVmResponse"> & {
+  /**
+   * The VM as it is now.
+   *
+   * @generated from field: stratum.compute.v1.Vm vm = 1;
+   */
+  vm?: Vm | undefined;
+};
+
+/**
+ * Describes the message stratum.compute.v1.WatchVmResponse.
+ * Use `create(WatchVmResponseSchema)` to create a new message.
+ */
+export const WatchVmResponseSchema: GenMessage<WatchVmResponse> = /*@__PURE__*/
+  messageDesc(file_stratum_compute_v1_vm, 16);
 
 /**
  * VmState is the VM state machine.
@@ -592,14 +642,20 @@ export const VmStateSchema: GenEnum<VmState> = /*@__PURE__*/
 
 /**
  * VmService manages VM instances. Every mutation on a VM runs on the replica that owns the VM's
- * UUID, in the VM's chain-task queue, so operations on one VM never interleave.
+ * UUID. A lifecycle call answers once its operation is accepted: the VM is recorded in the
+ * operation's transient state (Created/Starting, Stopping, Rebooting, Destroying) and the agent
+ * work is queued; WatchVm follows it to its end (Running, Stopped, Destroyed, or back with
+ * last_error set). A VM busy with another operation refuses a new one with FAILED_PRECONDITION
+ * (reason VM_BUSY) naming its state, so operations on one VM never interleave.
  *
  * @generated from service stratum.compute.v1.VmService
  */
 export const VmService: GenService<{
   /**
-   * CreateVm places a VM on a host with enough free capacity (or the named host) and starts it.
-   * It answers when the VM is Running, or with the error that left it in Error.
+   * CreateVm places a VM on a host with enough free capacity (or the named host) and answers
+   * with the VM as soon as it is recorded there (Created): the agent starts it afterwards, and
+   * WatchVm shows it reach Running, or Error with last_error when the start failed. A capacity
+   * error (NO_HOST_CAPACITY, HOST_UNAVAILABLE) is answered at once and records nothing.
    * A retried call with the same client_request_id returns the first VM.
    *
    * @generated from rpc stratum.compute.v1.VmService.CreateVm
@@ -630,7 +686,8 @@ export const VmService: GenService<{
     output: typeof ListVmsResponseSchema;
   },
   /**
-   * StartVm starts a Stopped VM.
+   * StartVm starts a Stopped VM: it answers with the VM Starting; it then reaches Running, or
+   * Stopped again with last_error.
    *
    * @generated from rpc stratum.compute.v1.VmService.StartVm
    */
@@ -640,7 +697,8 @@ export const VmService: GenService<{
     output: typeof StartVmResponseSchema;
   },
   /**
-   * StopVm stops a Running VM, gracefully or forced.
+   * StopVm stops a Running VM, gracefully or forced: it answers with the VM Stopping; it then
+   * reaches Stopped, or Running again with last_error.
    *
    * @generated from rpc stratum.compute.v1.VmService.StopVm
    */
@@ -650,7 +708,8 @@ export const VmService: GenService<{
     output: typeof StopVmResponseSchema;
   },
   /**
-   * RebootVm reboots a Running VM.
+   * RebootVm reboots a Running VM: it answers with the VM Rebooting; it then reaches Running
+   * (with last_error when the reboot failed).
    *
    * @generated from rpc stratum.compute.v1.VmService.RebootVm
    */
@@ -660,7 +719,9 @@ export const VmService: GenService<{
     output: typeof RebootVmResponseSchema;
   },
   /**
-   * DestroyVm destroys a VM and releases its host capacity. Destroying a destroyed VM is a no-op.
+   * DestroyVm destroys a VM and releases its host capacity: it answers with the VM Destroying;
+   * it then reaches Destroyed, or its state before with last_error. Destroying a destroyed VM is
+   * a no-op.
    *
    * @generated from rpc stratum.compute.v1.VmService.DestroyVm
    */
@@ -668,6 +729,17 @@ export const VmService: GenService<{
     methodKind: "unary";
     input: typeof DestroyVmRequestSchema;
     output: typeof DestroyVmResponseSchema;
+  },
+  /**
+   * WatchVm streams the VM: its current state first, then the VM after every change, in order
+   * (revision increases with each), and ends after Destroyed. Any replica serves it.
+   *
+   * @generated from rpc stratum.compute.v1.VmService.WatchVm
+   */
+  watchVm: {
+    methodKind: "server_streaming";
+    input: typeof WatchVmRequestSchema;
+    output: typeof WatchVmResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_stratum_compute_v1_vm, 0);
