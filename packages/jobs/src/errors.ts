@@ -12,7 +12,7 @@ export class JobCanceledError extends StratumError {
  * it was paused): it stops without reporting — its reports would be ignored anyway.
  */
 export class JobSupersededError extends StratumError {
-  constructor(jobUuid: string, attempt: number, current: number) {
-    super(Code.ABORTED, `job ${jobUuid}: attempt ${attempt} was superseded by attempt ${current}`, { reason: "JOB_SUPERSEDED", resources: { jobUuid } });
+  constructor(jobUuid: string, attempt: number, current: number, why?: string) {
+    super(Code.ABORTED, `job ${jobUuid}: attempt ${attempt} ${why ?? `was superseded by attempt ${current}`}`, { reason: "JOB_SUPERSEDED", resources: { jobUuid } });
   }
 }

@@ -91,6 +91,17 @@ export class JobExecutor {
     return this.#registered!;
   }
 
+  /**
+   * Hands the running jobs over: each stops at its next checkpoint or wait without reporting, as
+   * a superseded attempt does, and longjob resumes it (or fails or suspends it, by its type) on
+   * the target's next owner once this replica has left the ring. A long job (a backup) would
+   * otherwise hold a rolling restart for as long as it runs. Call once the replica is off the ring.
+   */
+  async drain(): Promise<void> {
+    this.#stopped = true;
+    for (const run of this.#runs.values()) run.handOver();
+  }
+
   stop(): void {
     this.#stopped = true;
   }
@@ -111,7 +122,7 @@ export class JobExecutor {
       log: this.o.log,
     });
     this.#runs.set(input.jobUuid, run);
-    const signature = type.signature?.({ jobUuid: input.jobUuid, targetUuid: input.targetUuid }) ?? `job-${input.jobUuid}`;
+    const signature = type.signature?.({ jobUuid: input.jobUuid, targetUuid: input.targetUuid }) ?? `job-run-${input.jobUuid}`;
     this.o.queue
       .submit({ signature, name: type.name, executionTimeoutMs: JOB_EXECUTION_TIMEOUT_MS, run: () => run.execute() })
       .catch((e) => run.ctx.log.warn("job run ended abnormally", { error: errorMessage(e) }))

@@ -111,6 +111,13 @@ export class JobRun {
     }
   }
 
+  /** The replica is stopping: the job stops without reporting, for longjob to resume it elsewhere. */
+  handOver(): void {
+    if (this.#superseded) return;
+    this.#superseded = true;
+    this.#abort.abort(new JobSupersededError(this.input.jobUuid, this.input.attempt, this.input.attempt + 1, "its replica is stopping; it is resumed on the next owner"));
+  }
+
   /** A newer attempt of the job runs elsewhere (or here): this one stops, silently. */
   supersede(by: number): void {
     if (this.#superseded) return;

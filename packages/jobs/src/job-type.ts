@@ -61,7 +61,7 @@ export interface JobTypeDefinition<P = Record<string, unknown>, R extends Record
   readonly onInterrupt: InterruptPolicy;
   /** Whether a submit must name a target resource (else a job targets its own UUID). */
   readonly targetRequired?: boolean;
-  /** Chain-task signature the job runs under; default `job-<jobUuid>` (e.g. `vm-<targetUuid>` for a migration). */
+  /** Chain-task signature the job runs under; default `job-run-<jobUuid>`: apart from the job record's own queue (`job-<uuid>`) on longjob (e.g. `vm-<targetUuid>` for a migration). */
   signature?(ctx: { jobUuid: string; targetUuid: string }): string;
   /** The work; its result is the job's. Throwing after `ctx.checkpoint()` threw cancels it. */
   run(ctx: JobContext<P>): Promise<R>;

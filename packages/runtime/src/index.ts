@@ -17,3 +17,4 @@ export { ReadinessWatcher, postgresCheck, natsCheck, LIVENESS_SERVICE, DEFAULT_R
 export type { Ownership } from "./ownership";
 export { LeaseKeeper, LEASE_TTL_HEARTBEATS } from "./lease";
 export type { LeaseKeeperOptions } from "./lease";
+export { crashPoint, CRASH_POINT_ENV } from "./crash-point";

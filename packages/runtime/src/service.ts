@@ -79,6 +79,11 @@ export interface ServiceParts {
   readonly services: readonly ServiceApi[];
   /** Runs once the replica is in the ring (background work: pings, takeovers). */
   start?(): Promise<void> | void;
+  /**
+   * Runs at shutdown once the replica is off the ring, before the queue waits for its running
+   * tasks: work that would outlast any drain (a long job) hands itself over here (see JobExecutor).
+   */
+  drain?(): Promise<void> | void;
   /** Runs at shutdown after the calls in flight drained and the queue finished its running tasks. */
   stop?(): Promise<void> | void;
 }
@@ -183,6 +188,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     });
     // Refuses what is still waiting and lets running operations finish, before their clients close.
     closers.push(() => queue.close());
+    if (parts.drain) closers.push(() => parts.drain?.());
 
     const requests = requestsTable(pgSchema(module.name));
     // Compiling a message type's rules takes tens of ms: done now, not on a caller's first request.

@@ -22,6 +22,8 @@ export interface TestServiceOptions<TEnv extends EnvSpec> {
   databaseUrl?: string;
   /** A nats-server of one's own (e.g. one the test takes down); default: the run's. */
   natsUrl?: string;
+  /** The NATS namespace: another stack's, so that services talk to each other; default a fresh one. */
+  busPrefix?: string;
   /** Changes to each replica's config (heartbeat 200 ms, pool of 8 by default). */
   config?: (replica: number) => Partial<ServiceConfig>;
 }
@@ -44,7 +46,7 @@ export async function startTestService<TTables extends Record<string, unknown>, 
 ): Promise<TestService<TTables>> {
   const databaseUrl = options.databaseUrl ?? (await testDatabase(module.name));
   const natsUrl = options.natsUrl ?? (await testNatsUrl());
-  const busPrefix = uniquePrefix(module.name.slice(0, 1));
+  const busPrefix = options.busPrefix ?? uniquePrefix(module.name.slice(0, 1));
   const sim = options.agentSim ? await startAgentSim(options.agentSim) : undefined;
   const defaults = Object.fromEntries(Object.entries(module.env ?? {}).map(([k, v]) => [k, v.parse(undefined, () => {})]));
   const settings = { ...defaults, ...options.settings } as EnvValues<TEnv>;
@@ -89,3 +91,6 @@ export async function startTestService<TTables extends Record<string, unknown>, 
     },
   };
 }
+
+export { startChildReplica, kill9, exitOf } from "./child-replica";
+export type { ChildReplicaOptions } from "./child-replica";

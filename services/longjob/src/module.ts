@@ -34,7 +34,7 @@ export function longjobModule(): ServiceModule<typeof tables, typeof LONGJOB_ENV
       const types = new TypeRegistry(ctx.db);
       const manager = new JobManager({ store, types, queue: ctx.queue, peers: ctx.peers, view: ctx.view, log: ctx.log });
       const recorder = new JobRecorder(ctx.bus, store, ctx.log);
-      const reconciler = new JobReconciler({ store, manager, types, ownership, view: ctx.view, log: ctx.log });
+      const reconciler = new JobReconciler({ store, manager, types, ownership, view: ctx.view, log: ctx.log, reportsCaughtUp: () => recorder.caughtUp() });
       // Its own job types, run like any service's; their checkpoints read the jobs table directly.
       const executor = new JobExecutor({
         service: "longjob",
@@ -62,6 +62,7 @@ export function longjobModule(): ServiceModule<typeof tables, typeof LONGJOB_ENV
           sweeper = setInterval(sweep, ctx.settings.STRATUM_JOB_SWEEP_INTERVAL_MS);
           sweeper.unref();
         },
+        drain: () => executor.drain(),
         async stop() {
           if (sweeper) clearInterval(sweeper);
           reconciler.stop();

@@ -4,6 +4,7 @@ import type { MembershipView, ServiceRouters } from "@stratum/bus";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { Code, codeName, errorMessage, StratumError, Violations, type Logger } from "@stratum/core";
 import { JobExecutorService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
+import { crashPoint } from "@stratum/runtime";
 import type { JobStore } from "../store/job-store";
 import type { JobRow } from "../store/schema";
 import { isFinal } from "./job-state";
@@ -70,6 +71,7 @@ export class JobManager {
         resources: { jobUuid: s.uuid },
       });
     }
+    crashPoint("longjob:job-recorded");
     this.dispatchSoon(row.uuid);
     return row;
   }
@@ -87,19 +89,24 @@ export class JobManager {
    */
   cancel(uuid: string, signal?: AbortSignal): Promise<JobRow> {
     return this.#serialized(uuid, "cancel", signal, async () => {
-      const row = await this.get(uuid);
-      if (isFinal(row.state)) return row;
-      if (row.state === "Canceling") {
-        await this.#stopOnExecutor(row);
-        return row;
+      // A report may move the job under us (any replica records them): read again and decide again.
+      for (let round = 0; ; round++) {
+        const row = await this.get(uuid);
+        if (isFinal(row.state)) return row;
+        if (row.state === "Canceling") {
+          await this.#stopOnExecutor(row);
+          return row;
+        }
+        const neverRan = (row.state === "Waiting" && row.attempt === 0) || row.state === "Suspended";
+        const moved = neverRan
+          ? await this.d.store.transition(uuid, [row.state], "Canceled", { attempt: row.attempt, bumpAttempt: true })
+          : await this.d.store.transition(uuid, [row.state], "Canceling", { attempt: row.attempt, cancelAsked: true });
+        if (moved) {
+          if (!neverRan) await this.#stopOnExecutor(moved);
+          return moved;
+        }
+        if (round >= 5) return this.#lost(uuid);
       }
-      const neverRan = (row.state === "Waiting" && row.attempt === 0) || row.state === "Suspended";
-      const moved = neverRan
-        ? await this.d.store.transition(uuid, [row.state], "Canceled", { attempt: row.attempt, bumpAttempt: true })
-        : await this.d.store.transition(uuid, [row.state], "Canceling", { attempt: row.attempt, cancelAsked: true });
-      if (!moved) return this.#lost(uuid);
-      if (!neverRan) await this.#stopOnExecutor(moved);
-      return moved;
     });
   }
 
@@ -214,6 +221,7 @@ export class JobManager {
       if (!(await this.d.store.leaseHeld().catch(() => true))) throw this.d.store.leaseLost();
       return; // moved meanwhile (a report, a cancel elsewhere): nothing to dispatch from what we read
     }
+    crashPoint("longjob:job-claimed");
     const resume = row.attempt > 0;
     try {
       await router.call(row.targetUuid, (c) =>

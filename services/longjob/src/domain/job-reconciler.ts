@@ -18,6 +18,8 @@ export interface JobReconcilerDeps {
   ownership: Ownership;
   view: MembershipView;
   log: Logger;
+  /** Whether every stored report has been recorded (JobRecorder.caughtUp). */
+  reportsCaughtUp: () => Promise<boolean>;
 }
 
 /**
@@ -72,8 +74,12 @@ export class JobReconciler {
   /** One pass over the active jobs this replica owns (tests await it). */
   async pass(): Promise<void> {
     const { ownership } = this.d;
+    let caughtUp: boolean | undefined;
     for (const row of await this.d.store.active()) {
       if (!ownership.owns(row.uuid) || this.d.manager.retrying(row.uuid)) continue;
+      // A dead executor's last reports may still wait in the stream (its job may have finished):
+      // its jobs are looked at once they are recorded, on a later pass.
+      if (row.attempt > 0 && !this.#executorAlive(row) && !(caughtUp ??= await this.d.reportsCaughtUp())) continue;
       await this.#reconcile(row);
     }
   }

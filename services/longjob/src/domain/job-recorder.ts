@@ -20,6 +20,7 @@ const RETRY_DELAY_MS = 1_000;
  */
 export class JobRecorder {
   #stop: (() => Promise<void>) | undefined;
+  #stream = "";
 
   constructor(
     private readonly bus: Bus,
@@ -28,7 +29,7 @@ export class JobRecorder {
   ) {}
 
   async start(): Promise<void> {
-    const stream = await ensureReportStream(this.bus);
+    const stream = (this.#stream = await ensureReportStream(this.bus));
     await this.bus.jsm.consumers.add(stream, {
       durable_name: RECORDER,
       ack_policy: AckPolicy.Explicit,
@@ -39,6 +40,16 @@ export class JobRecorder {
     const consumer = await this.bus.js.consumers.get(stream, RECORDER);
     const messages = await consumer.consume({ max_messages: 1_000, callback: (msg) => this.#handle(msg) });
     this.#stop = async () => void (await messages.close());
+  }
+
+  /**
+   * True when every report stored so far has been recorded (none pending, none unacknowledged):
+   * before it resumes the job of a dead executor, an owner makes sure that executor's last reports
+   * — its job may have finished just before it died — are not still waiting in the stream.
+   */
+  async caughtUp(): Promise<boolean> {
+    const info = await this.bus.jsm.consumers.info(this.#stream, RECORDER);
+    return info.num_pending === 0 && info.num_ack_pending === 0;
   }
 
   async stop(): Promise<void> {
