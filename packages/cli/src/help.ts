@@ -65,10 +65,12 @@ export function usageParts(command: Command): string[] {
 
 const FOOTER =
   "Sizes: 4GiB, 512MiB, 1.5G … (B, KiB, MiB, GiB, TiB; K, M, G, T are binary too); a plain number is bytes.\n" +
-  "Exit status: 0 success, 1 the server refused or could not be reached, 2 usage error (nothing was sent).\n";
+  "Exit status: 0 success, 1 the server refused or could not be reached (or a job waited for did not succeed), 2 usage error (nothing was sent), 130 Ctrl-C.\n" +
+  "Endpoints: host and vm commands go to compute (--endpoint, $STRATUM_ENDPOINT), job commands to longjob (--longjob-endpoint,\n" +
+  "$STRATUM_LONGJOB_ENDPOINT); else the devstack's .data/devstack/endpoints.json, else 127.0.0.1:7101 and 127.0.0.1:7401.\n";
 
 export function toolHelp(): string {
-  let text = `${TOOL} — command line for Stratum's compute API: hypervisor hosts and VMs.\n\n`;
+  let text = `${TOOL} — command line for Stratum: hypervisor hosts and VMs (compute), long jobs (longjob).\n\n`;
   text += `Usage:\n  ${TOOL} <group> <command> [arguments] [flags]\n  ${TOOL} help <group> <command>\n`;
   for (const group of GROUPS) {
     text += `\n${group.title}:\n`;

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { startLongjob, type LongjobStack } from "../../../services/longjob/test/harness";
 import { run } from "../src/main";
+import { kill9, startLongjobChild } from "./longjob-child";
 
 let stack: LongjobStack;
 /** Both replicas, as the devstack's endpoints file would list them. */
@@ -22,10 +23,10 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-async function cli(argv: string[], options: { signal?: AbortSignal; onStdout?: (text: string) => void } = {}) {
+async function cli(argv: string[], options: { signal?: AbortSignal; onStdout?: (text: string) => void; endpoint?: string } = {}) {
   let stdout = "";
   let stderr = "";
-  const code = await run(["--longjob-endpoint", endpoint, ...argv], {
+  const code = await run(["--longjob-endpoint", options.endpoint ?? endpoint, ...argv], {
     stdout: {
       write: (s: string) => {
         stdout += s;
@@ -116,5 +117,32 @@ describe("Ctrl-C, watch, delete", () => {
     expect(res.stdout).toMatch(/^NAME\s+SERVICE\s+TARGET\s+ON INTERRUPT\s+STAGES\s+PARAMETERS\s+DESCRIPTION\n/);
     expect(res.stdout).toMatch(/\nlongjob\.sleep\s+longjob\s+\S+\s+\S+.*durationMs\*:number/);
     expect(res.stdout).toMatch(/\nlongjob\.noop\s+longjob\s/);
+  });
+});
+
+describe("a longjob replica dying under a --wait", () => {
+  it("re-opens the broken watch on another replica and still ends with the job's final state", async () => {
+    // pick_first dials the first address: the stream starts on the child, which is then killed.
+    const { child, address } = await startLongjobChild(stack, "longjob-9");
+    let killed: Promise<void> | undefined;
+    try {
+      const res = await cli(["job", "submit", "longjob.sleep", "--param", "durationMs=2000", "--param", "steps=20", "--wait"], {
+        endpoint: `${address},${stack.service.replicas[0]!.address}`,
+        onStdout: (text) => {
+          if (!killed && text.includes("Running")) killed = kill9(child);
+        },
+      });
+      expect(killed).toBeDefined();
+      expect(res.stderr).toBe("");
+      expect(res.code).toBe(0);
+      const lines = res.stdout.trimEnd().split("\n");
+      expect(lines.at(-1)).toMatch(new RegExp(`^job ${UUID} Succeeded \\(waited ${ELAPSED}\\): result \\{"sleptMs":2000\\}$`));
+      // The re-opened stream starts with the current state; nothing already shown is shown again.
+      const percents = lines.slice(0, -1).map((l) => Number(/(\d+)%/.exec(l)![1]));
+      expect(percents).toEqual([...percents].sort((a, b) => a - b));
+      expect(new Set(lines).size).toBe(lines.length);
+    } finally {
+      await kill9(child);
+    }
   });
 });

@@ -172,6 +172,23 @@ describe("job commands", () => {
     expect(f.calls.map((c) => c.method)).toEqual(["submitJob", "watchJob"]);
   });
 
+  it("Ctrl-C during a plain call cancels it and exits 130", async () => {
+    const ctrlC = new AbortController();
+    const connect = ((service: DescService) => {
+      const client: Record<string, unknown> = {};
+      for (const m of service.methods) {
+        client[m.localName] = (_request: unknown, options?: CallOptions) =>
+          new Promise((_, reject) => {
+            options?.signal?.addEventListener("abort", () => reject(new Error("call cancelled")), { once: true });
+            ctrlC.abort();
+          });
+      }
+      return client;
+    }) as Connect;
+    const res = await cli(["job", "list"], { connect, signal: ctrlC.signal });
+    expect(res).toEqual({ code: 130, stdout: "", stderr: "interrupted\n" });
+  });
+
   it("lists jobs with their filters, and the types with their parameters", async () => {
     const f = fake();
     const list = await cli(["job", "list", "--state", "running", "--type", "longjob.sleep", "--target", UUID, "--page-size", "10"], { connect: f.connect });
