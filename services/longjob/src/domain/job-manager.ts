@@ -66,6 +66,8 @@ export class JobManager {
     });
     if (!row) {
       const existing = await this.d.store.get(s.uuid);
+      // This very request, run again after the replica that ran it died: its job is the answer.
+      if (existing && s.clientRequestId && existing.clientRequestId === s.clientRequestId && existing.type === s.type && sameJson(existing.parameters, s.parameters)) return existing;
       throw new StratumError(Code.ALREADY_EXISTS, existing ? `job ${s.uuid} already exists` : `client_request_id ${s.clientRequestId} was already used for another job`, {
         reason: existing ? "JOB_ALREADY_EXISTS" : "REQUEST_ID_IN_USE",
         resources: { jobUuid: s.uuid },
@@ -287,4 +289,11 @@ export class JobManager {
 /** A new job's UUID when the caller gave none and no request id to derive it from. */
 export function newJobUuid(): string {
   return randomUUID();
+}
+
+/** Parameters compared as JSON values (key order aside). */
+function sameJson(a: unknown, b: unknown): boolean {
+  const canon = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canon) : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : v;
+  return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
 }
