@@ -83,8 +83,6 @@ describe("job submit --wait", () => {
   });
 });
 
-// Not here yet: `job cancel UUID --wait` on a Running job, because longjob's CancelJob does not
-// answer for one today (the job stays Running); see the CLI's report.
 describe("Ctrl-C, watch, delete", () => {
   it("Ctrl-C stops waiting (130), not the job: job watch then follows it to Succeeded (0), and delete forgets it", async () => {
     const ctrlC = new AbortController();
@@ -117,6 +115,19 @@ describe("Ctrl-C, watch, delete", () => {
     expect(res.stdout).toMatch(/^NAME\s+SERVICE\s+TARGET\s+ON INTERRUPT\s+STAGES\s+PARAMETERS\s+DESCRIPTION\n/);
     expect(res.stdout).toMatch(/\nlongjob\.sleep\s+longjob\s+\S+\s+\S+.*durationMs\*:number/);
     expect(res.stdout).toMatch(/\nlongjob\.noop\s+longjob\s/);
+  });
+});
+
+describe("job cancel --wait", () => {
+  it("ends a Running job Canceled: exit 1", async () => {
+    const { job } = await stack.jobs.submitJob({ type: "longjob.sleep", parameters: { durationMs: 600_000, steps: 600 } });
+    const uuid = job!.uuid;
+    for await (const m of stack.jobs.watchJob({ uuid })) if (m.job!.state === JobState.RUNNING) break;
+    const res = await cli(["--timeout", "20", "job", "cancel", uuid, "--wait"]);
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(new RegExp(`job ${uuid} Canceled \\(waited ${ELAPSED}\\)[^\n]*\n$`));
+    expect((await stack.jobs.getJob({ uuid })).job!.state).toBe(JobState.CANCELED);
   });
 });
 
