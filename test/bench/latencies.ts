@@ -1,0 +1,47 @@
+/** Latencies of one measured phase, in ms, and the rate it ran at. */
+export interface PhaseFigures {
+  count: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  firstError: unknown;
+}
+
+/**
+ * Runs `total` operations with `concurrency` workers, each operation timed from its start to the
+ * moment it resolves. An operation that throws is counted as an error, not as a latency, and the
+ * first error is kept so the report can say what went wrong instead of printing a fast figure.
+ */
+export async function drive(total: number, concurrency: number, op: (worker: number, i: number) => Promise<number | void>): Promise<PhaseFigures> {
+  const latencies: number[] = [];
+  let next = 0;
+  let errors = 0;
+  let firstError: unknown;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, total) }, async (_, worker) => {
+      for (let i = next++; i < total; i = next++) {
+        const t0 = performance.now();
+        try {
+          // An operation may time a part of itself (cancel→stopped) and return it.
+          const own = await op(worker, i);
+          latencies.push(typeof own === "number" ? own : performance.now() - t0);
+        } catch (e) {
+          errors++;
+          firstError ??= e;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+  return { count: latencies.length, seconds, perSecond: latencies.length / seconds, p50: pct(50), p99: pct(99), errors, firstError };
+}
+
+/** A one-line description of an error, for the report. */
+export function describeError(e: unknown): string {
+  return e instanceof Error ? e.message.split("\n")[0]! : String(e);
+}
