@@ -28,12 +28,22 @@ export async function startChildReplica(stack: ComputeStack, replicaId = "comput
     stdio: ["ignore", "pipe", "ignore"],
   });
   const lines = createInterface({ input: child.stdout! });
+  const output: string[] = [];
+  outputs.set(child, output);
+  lines.on("line", (line) => output.push(line));
   await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`${replicaId} exited with ${code} before it was ready`)));
     lines.on("line", (line) => line.includes('"msg":"ready"') && resolve());
   });
   await stack.replicas[0]!.ctx.view.until((v) => v.members("compute").some((m) => m.replicaId === replicaId));
   return child;
+}
+
+const outputs = new WeakMap<ChildProcess, string[]>();
+
+/** The log lines a child replica has written so far (it logs JSON, a line each). */
+export function outputOf(child: ChildProcess): readonly string[] {
+  return outputs.get(child) ?? [];
 }
 
 export async function kill9(child: ChildProcess): Promise<void> {

@@ -47,7 +47,7 @@ export async function startComputeStack(
 
   const observerBus = await connectBus({ servers: natsUrl, prefix: busPrefix, name: "test-observer" });
   const vmEvents: ComputeStack["vmEvents"] = [];
-  const sub = await (await EventBus.open(observerBus)).subscribe<{ vmUuid: string; from: string | null; to: string }>("compute.vm_state_changed", (e) => void vmEvents.push(e), { from: "all" });
+  const sub = await (await EventBus.open(observerBus)).subscribe<{ vmUuid: string; from: string | null; to: string }>("compute.vm_state_changed.>", (e) => void vmEvents.push(e), { from: "all" });
 
   const clients: Array<{ vms: Client<typeof VmService>; hosts: Client<typeof HostService> }> = [];
   const clientsTo = (i: number) => {

@@ -3,6 +3,7 @@ import { HostState, HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
+import { settle } from "./watch";
 
 /**
  * The pinger against agents that hang. The agent client keeps its default deadlines
@@ -29,7 +30,7 @@ const received = (i: number, command: string) => stack.sim.hosts[i]!.inspect().c
 it("a host whose agent hangs is Disconnected after one hung ping, and reconnected by the next round once it answers though a handshake is still stuck", async () => {
   const sim = stack.sim.hosts[0]!;
   const uuid = hostUuids[0]!;
-  const vm = (await stack.vms.createVm({ name: "gone-while-hung", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid })).vm!;
+  const vm = await settle(stack.vms, stack.vms.createVm({ name: "gone-while-hung", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid }), VmState.RUNNING);
   const pingsBefore = received(0, "host/ping");
 
   const hung = sim.injectFault({ command: "*", kind: "hang" });

@@ -5,6 +5,7 @@ import { Code } from "@stratum/core";
 import { startComputeStack, type ComputeStack } from "./harness";
 import { HostStore } from "../src/store/host-store";
 import { until } from "./until";
+import { settle } from "./watch";
 
 let stack: ComputeStack;
 let hostUuids: string[];
@@ -79,9 +80,9 @@ it("an explicit reconnect to a hung agent fails at host/connect's own deadline w
 it("after its agent restarts, a host's VMs are synced with what it really runs", async () => {
   const sim = stack.sim.hosts[0]!;
   const uuid = hostUuids[0]!;
-  const lost = (await stack.vms.createVm({ name: "lost", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid })).vm!;
-  const revived = (await stack.vms.createVm({ name: "revived", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid })).vm!;
-  await stack.vms.stopVm({ uuid: revived.uuid });
+  const lost = await settle(stack.vms, stack.vms.createVm({ name: "lost", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid }), VmState.RUNNING);
+  const revived = await settle(stack.vms, stack.vms.createVm({ name: "revived", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid }), VmState.RUNNING);
+  await settle(stack.vms, stack.vms.stopVm({ uuid: revived.uuid }), VmState.STOPPED);
   // The hypervisor changed under the agent's restart: one VM gone, the stopped one running.
   await sim.stop();
   sim.state.vms.delete(lost.uuid);
@@ -96,7 +97,7 @@ it("after its agent restarts, a host's VMs are synced with what it really runs",
 
 it("an explicit reconnect syncs the host's VMs at once", async () => {
   const uuid = hostUuids[0]!;
-  const vm = (await stack.vms.createVm({ name: "vanished", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid })).vm!;
+  const vm = await settle(stack.vms, stack.vms.createVm({ name: "vanished", cpu: 1, memoryBytes: 1n << 30n, hostUuid: uuid }), VmState.RUNNING);
   stack.sim.hosts[0]!.state.vms.delete(vm.uuid); // gone from the hypervisor, the agent still up
   await stack.hosts.reconnectHost({ uuid });
   expect((await stack.vms.getVm({ uuid: vm.uuid })).vm).toMatchObject({ state: VmState.STOPPED, lastError: expect.stringContaining("found missing") });
@@ -131,25 +132,23 @@ it("a host is fenced by its row version: a status write or an agent command made
   expect(((await res.json()) as { error: { code: string } }).error.code).toBe("FENCED");
 });
 
-it("a replica that stops drains the operations its calls started before it closes its agent client", async () => {
-  const { vm } = await stack.vms.createVm({ name: "drain", cpu: 1, memoryBytes: 1n << 30n, hostUuid: hostUuids[0]! });
-  const owner = stack.replicas.find((r) => r.ctx.membership()!.owns(vm!.uuid))!;
+it("a replica that stops drains the operations it accepted before it closes its agent client", async () => {
+  const vm = await settle(stack.vms, stack.vms.createVm({ name: "drain", cpu: 1, memoryBytes: 1n << 30n, hostUuid: hostUuids[0]! }), VmState.RUNNING);
+  const owner = stack.replicas.find((r) => r.ctx.membership()!.owns(vm.uuid))!;
   const survivor = stack.replicas.find((r) => r !== owner)!;
   const toOwner = stack.clientsTo(stack.replicas.indexOf(owner));
   const hold = stack.sim.hosts[0]!.hold("vm/reboot", { times: 1 });
-  const rebooting = toOwner.vms.rebootVm({ uuid: vm!.uuid });
+  expect((await toOwner.vms.rebootVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.REBOOTING);
   const held = await hold.next(5_000);
-  const stopping = toOwner.vms.stopVm({ uuid: vm!.uuid });
-  await until(() => owner.ctx.queue.pendingCount(`vm-${vm!.uuid}`) === 1, "the stop to wait behind the reboot");
+  // One operation at a time: a second is refused at once, naming the first's state.
+  await expect(toOwner.vms.stopVm({ uuid: vm.uuid })).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_BUSY", resources: { state: "Rebooting" } });
   const replicaStopped = owner.stop();
   // It left the ring first, so new calls already go elsewhere…
   await until(() => survivor.ctx.view.member("compute", owner.ctx.config.replicaId) === undefined, "the owner to leave the ring");
   held.release();
-  // …and the calls it had accepted still complete, the queued one included.
-  expect((await rebooting).vm!.state).toBe(VmState.RUNNING);
-  expect((await stopping).vm!.state).toBe(VmState.STOPPED);
+  // …and the operation it had accepted still completes before it stops.
   await replicaStopped;
-  const after = (await stack.clientsTo(stack.replicas.indexOf(survivor)).vms.getVm({ uuid: vm!.uuid })).vm!;
-  expect(after).toMatchObject({ state: VmState.STOPPED, lastError: "" });
-  expect(stack.sim.hosts[0]!.inspect().vms.find((v) => v.vmUuid === vm!.uuid)?.state).toBe("stopped");
+  const after = (await stack.clientsTo(stack.replicas.indexOf(survivor)).vms.getVm({ uuid: vm.uuid })).vm!;
+  expect(after).toMatchObject({ state: VmState.RUNNING, lastError: "" });
+  expect(stack.sim.hosts[0]!.inspect().log.filter((l) => l.command === "vm/reboot" && l.fence?.startsWith(`vm:${vm.uuid}=`) && l.outcome === 200)).toHaveLength(1);
 });

@@ -2,7 +2,9 @@ import { randomUUID } from "node:crypto";
 import { HashRing } from "@stratum/hash-ring";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { Code } from "@stratum/core";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
+import { settle, untilVmState } from "./watch";
 
 /**
  * The join race ZStack documents and leaves open: a replica joins, a VM moves to it on the ring
@@ -32,25 +34,25 @@ function movesToJoiner(): string {
 
 it("a VM that moves to a joining replica mid-operation is handed over only after the old owner's operation ended", async () => {
   const uuid = movesToJoiner();
-  await stack.vms.createVm({ uuid, name: "hand-off", cpu: 1, memoryBytes: GIB, hostUuid });
+  await settle(stack.vms, stack.vms.createVm({ uuid, name: "hand-off", cpu: 1, memoryBytes: GIB, hostUuid }), VmState.RUNNING);
   const agent = stack.sim.hosts[0]!;
   const hold = stack.sim.hold(0, "vm/stop");
-  const stop = stack.clientsTo(0).vms.stopVm({ uuid });
+  expect((await stack.clientsTo(0).vms.stopVm({ uuid })).vm!.state).toBe(VmState.STOPPING);
   const held = await hold.next(10_000); // compute-0's stop is in the hypervisor
 
   const joiner = await stack.addReplica();
   expect(stack.replicas[0]!.ctx.view.ownerOf("compute", uuid)?.replicaId).toBe("compute-1");
   // The new owner serves calls on the VM at once — and refuses to act on it while it is Stopping.
   const early = await stack.clientsTo(1).vms.startVm({ uuid }).catch((e: unknown) => e);
-  expect(early).toMatchObject({ reason: "VM_STATE_INVALID" });
+  expect(early).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_BUSY", resources: { state: "Stopping" } });
   // Its takeover scan (on the ring change) leaves the VM alone: its actor, compute-0, holds a lease.
   expect(joiner.ctx.ownership.isLive(stack.replicas[0]!.ctx.ownership.incarnation())).toBe(true);
   const commandsWhileHeld = agent.inspect().log.filter((e) => e.fence?.startsWith(`vm:${uuid}=`)).length;
 
   held.release();
-  expect((await stop).vm!.state).toBe(VmState.STOPPED); // the old owner finished its operation
+  await untilVmState(stack.vms, uuid, VmState.STOPPED); // the old owner finished its operation
   // Now the new owner acts on it.
-  expect((await stack.clientsTo(1).vms.startVm({ uuid })).vm!.state).toBe(VmState.RUNNING);
+  await settle(stack.vms, stack.clientsTo(1).vms.startVm({ uuid }), VmState.RUNNING);
   const [row] = await joiner.ctx.db.sql`SELECT last_actor FROM compute.vms WHERE uuid = ${uuid}`;
   expect(row!.last_actor).toBe(joiner.ctx.ownership.incarnation());
 

@@ -1,6 +1,8 @@
 import { EventBus, connectBus } from "@stratum/bus";
 import { startNats, type NatsServer } from "@stratum/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { VmState, type VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import type { Client } from "@stratum/rpc";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
 
@@ -25,6 +27,15 @@ afterAll(async () => {
   await nats?.stop();
 });
 
+/**
+ * Waits for an accepted operation's outcome by reading the VM: while NATS is away no event can
+ * tell anyone (a WatchVm would fall back to its resync read every 2 s), and what is under test
+ * here is that the operations go on, not how they are watched.
+ */
+async function readUntil(vms: Client<typeof VmService>, uuid: string, state: VmState): Promise<void> {
+  await until(async () => (await vms.getVm({ uuid })).vm!.state === state, `vm ${uuid} ${VmState[state]}`, 20_000);
+}
+
 const LIFECYCLE = ["Created", "Starting", "Running", "Stopping", "Stopped", "Starting", "Running", "Destroying", "Destroyed"];
 
 it("mutations go on through a 10 s NATS outage and every event of the window is delivered once it is back", async () => {
@@ -43,9 +54,13 @@ it("mutations go on through a 10 s NATS outage and every event of the window is 
         try {
           const { vm } = await c.vms.createVm({ name: `outage-${i}-${n}`, cpu: 1, memoryBytes: GIB });
           vms.push(vm!.uuid);
+          await readUntil(c.vms, vm!.uuid, VmState.RUNNING);
           await c.vms.stopVm({ uuid: vm!.uuid });
+          await readUntil(c.vms, vm!.uuid, VmState.STOPPED);
           await c.vms.startVm({ uuid: vm!.uuid });
+          await readUntil(c.vms, vm!.uuid, VmState.RUNNING);
           await c.vms.destroyVm({ uuid: vm!.uuid });
+          await readUntil(c.vms, vm!.uuid, VmState.DESTROYED);
         } catch (e) {
           failures.push(e);
         }
@@ -61,7 +76,7 @@ it("mutations go on through a 10 s NATS outage and every event of the window is 
   const bus = await connectBus({ servers: nats.url, prefix: stack.replicas[0]!.ctx.config.busPrefix, name: "outage-observer" });
   const events = await EventBus.open(bus);
   const seen = new Map<string, string[]>(vms.map((uuid) => [uuid, []]));
-  const sub = await events.subscribe<{ vmUuid: string; to: string }>("compute.vm_state_changed", (e) => void seen.get(e.data.vmUuid)?.push(e.data.to), { from: "all" });
+  const sub = await events.subscribe<{ vmUuid: string; to: string }>("compute.vm_state_changed.>", (e) => void seen.get(e.data.vmUuid)?.push(e.data.to), { from: "all" });
   try {
     await until(() => [...seen.values()].every((tos) => tos.length >= LIFECYCLE.length), "every event of the outage to be delivered", 30_000);
     await new Promise((r) => setTimeout(r, 500)); // a duplicate would arrive right behind

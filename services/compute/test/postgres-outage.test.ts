@@ -3,6 +3,7 @@ import { Code, StratumError } from "@stratum/core";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { createDatabaseAt, startPostgres, type PostgresServer } from "@stratum/testing";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
+import { settle } from "./watch";
 
 /** A Postgres of this file's own, so the test can take it down without touching the others'. */
 let pg: PostgresServer;
@@ -18,9 +19,9 @@ afterAll(async () => {
 });
 
 it("a Postgres outage reaches callers as UNAVAILABLE POSTGRES_UNAVAILABLE, and calls work again once it is back", async () => {
-  const { vm } = await stack.vms.createVm({ name: "outage", cpu: 1, memoryBytes: GIB });
+  const vm = await settle(stack.vms, stack.vms.createVm({ name: "outage", cpu: 1, memoryBytes: GIB }), VmState.RUNNING);
   await pg.halt();
-  for (const call of [() => stack.vms.getVm({ uuid: vm!.uuid }), () => stack.vms.createVm({ name: "during", cpu: 1, memoryBytes: GIB }), () => stack.vms.listVms({})]) {
+  for (const call of [() => stack.vms.getVm({ uuid: vm.uuid }), () => stack.vms.createVm({ name: "during", cpu: 1, memoryBytes: GIB }), () => stack.vms.listVms({})]) {
     const err = await call().catch((e) => e);
     expect(err).toBeInstanceOf(StratumError);
     expect(err).toMatchObject({ code: Code.UNAVAILABLE, reason: "POSTGRES_UNAVAILABLE" });
@@ -32,7 +33,7 @@ it("a Postgres outage reaches callers as UNAVAILABLE POSTGRES_UNAVAILABLE, and c
   let got: VmState | undefined;
   for (let attempt = 0; attempt < 20 && got === undefined; attempt++) {
     try {
-      got = (await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state;
+      got = (await stack.vms.getVm({ uuid: vm.uuid })).vm!.state;
     } catch (e) {
       expect(e).toMatchObject({ code: Code.UNAVAILABLE });
     }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { computeModule } from "../src/module";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
+import { settle } from "./watch";
 
 /**
  * A rolling restart under load: each replica in turn is stopped gracefully (as on SIGTERM: off the
@@ -34,11 +35,12 @@ it("restarting every replica one at a time under load fails no call and leaves e
   const load = clients.map(async (c, w) => {
     for (let n = 0; !stop; n++) {
       try {
-        const { vm } = await c.createVm({ name: `rolling-${w}-${n}`, cpu: 1, memoryBytes: GIB });
-        await c.stopVm({ uuid: vm!.uuid });
-        await c.startVm({ uuid: vm!.uuid });
-        await c.destroyVm({ uuid: vm!.uuid });
-        destroyed.push(vm!.uuid);
+        // Each call answers once accepted; its outcome comes through WatchVm.
+        const vm = await settle(c, c.createVm({ name: `rolling-${w}-${n}`, cpu: 1, memoryBytes: GIB }), VmState.RUNNING);
+        await settle(c, c.stopVm({ uuid: vm.uuid }), VmState.STOPPED);
+        await settle(c, c.startVm({ uuid: vm.uuid }), VmState.RUNNING);
+        await settle(c, c.destroyVm({ uuid: vm.uuid }), VmState.DESTROYED);
+        destroyed.push(vm.uuid);
       } catch (e) {
         const err = StratumError.from(e);
         failures.push(`${err.reason || err.code}: ${err.message}`);

@@ -5,6 +5,7 @@ import { FORWARDED_BY_KEY } from "@stratum/bus";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import type { ServerInterceptor } from "@stratum/rpc";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
+import { settle, untilVmState } from "./watch";
 
 /** What each replica's interceptor chain received: method and whether it was forwarded to it. */
 const received: Array<Array<{ method: string; forwarded: boolean }>> = [[], []];
@@ -57,6 +58,7 @@ describe("serving: validation before routing", () => {
     const { vm } = await stack.vms.createVm(request);
     expect(request.uuid).toBe("");
     expect(vm!.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    await untilVmState(stack.vms, vm!.uuid, VmState.RUNNING);
     await stack.vms.destroyVm({ uuid: vm!.uuid });
   });
 });
@@ -77,54 +79,61 @@ describe("serving: proto-declared limits and page tokens", () => {
     const other = await stack.vms.listVms({ hostUuid: hostUuids[1]!, pageSize: 1, pageToken: first.nextPageToken }).catch((e) => e);
     expect(other).toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "page_token" }] });
     expect(other.violations[0].description).toContain("issued for other filters");
-    for (const { vm } of made) await stack.vms.destroyVm({ uuid: vm!.uuid });
+    for (const { vm } of made) {
+      await untilVmState(stack.vms, vm!.uuid, VmState.RUNNING);
+      await stack.vms.destroyVm({ uuid: vm!.uuid });
+    }
   });
 });
 
 describe("serving: request ids (AIP-155) on every mutating call", () => {
   it("a retried start with the same request id runs once, on any replica, and answers the first outcome", async () => {
-    const { vm } = await stack.vms.createVm({ name: "retry-start", cpu: 1, memoryBytes: GIB });
-    await stack.vms.stopVm({ uuid: vm!.uuid });
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "retry-start", cpu: 1, memoryBytes: GIB }), VmState.RUNNING);
+    await settle(stack.vms, stack.vms.stopVm({ uuid: vm.uuid }), VmState.STOPPED);
     const key = `start-${randomUUID()}`;
-    const first = (await stack.vms.startVm({ uuid: vm!.uuid, clientRequestId: key })).vm!;
-    const again = (await stack.clientsTo(1).vms.startVm({ uuid: vm!.uuid, clientRequestId: key })).vm!;
-    expect(first.state).toBe(VmState.RUNNING);
+    const first = (await stack.vms.startVm({ uuid: vm.uuid, clientRequestId: key })).vm!;
+    expect(first.state).toBe(VmState.STARTING); // accepted: the agent starts it after the answer
+    await untilVmState(stack.vms, vm.uuid, VmState.RUNNING);
+    // The retry, once the VM is Running, still gets the first answer and starts nothing.
+    const again = (await stack.clientsTo(1).vms.startVm({ uuid: vm.uuid, clientRequestId: key })).vm!;
     expect(again).toEqual(first);
-    expect(agentStarts(vm!.uuid)).toBe(1);
+    expect(agentStarts(vm.uuid)).toBe(1);
     // The same id for another call is a conflict naming the id, and changes nothing.
     const reused = await stack.vms.stopVm({ uuid: vm!.uuid, clientRequestId: key }).catch((e) => e);
     expect(reused).toMatchObject({ code: Code.ALREADY_EXISTS, reason: "REQUEST_ID_IN_USE", resources: { requestId: key } });
-    expect((await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.RUNNING);
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    expect((await stack.vms.getVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.RUNNING);
+    await stack.vms.destroyVm({ uuid: vm.uuid });
   });
 
   it("concurrent calls with one request id run the operation once and share its outcome", async () => {
-    const { vm } = await stack.vms.createVm({ name: "concurrent-start", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[0]! });
-    await stack.vms.stopVm({ uuid: vm!.uuid });
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "concurrent-start", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[0]! }), VmState.RUNNING);
+    await settle(stack.vms, stack.vms.stopVm({ uuid: vm.uuid }), VmState.STOPPED);
     const hold = stack.sim.hold(0, "vm/start");
     const key = `start-${randomUUID()}`;
-    const calls = [stack.vms, stack.clientsTo(1).vms, stack.vms].map((c) => c.startVm({ uuid: vm!.uuid, clientRequestId: key }));
-    const held = await hold.next(10_000);
-    held.release();
+    const calls = [stack.vms, stack.clientsTo(1).vms, stack.vms].map((c) => c.startVm({ uuid: vm.uuid, clientRequestId: key }));
+    // All three are answered while the agent holds the start: one accept, shared.
     const outcomes = await Promise.all(calls);
+    const held = await hold.next(10_000);
     expect(new Set(outcomes.map((o) => o.vm!.updateTime?.nanos))).toHaveProperty("size", 1);
-    expect(outcomes.every((o) => o.vm!.state === VmState.RUNNING)).toBe(true);
-    expect(agentStarts(vm!.uuid)).toBe(1);
+    expect(outcomes.every((o) => o.vm!.state === VmState.STARTING)).toBe(true);
+    held.release();
+    await untilVmState(stack.vms, vm.uuid, VmState.RUNNING);
+    expect(agentStarts(vm.uuid)).toBe(1);
     hold.cancel();
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    await stack.vms.destroyVm({ uuid: vm.uuid });
   });
 
   it("a failure that says the operation ran is the one outcome too", async () => {
-    const { vm } = await stack.vms.createVm({ name: "failed-once", cpu: 1, memoryBytes: GIB });
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "failed-once", cpu: 1, memoryBytes: GIB }), VmState.RUNNING);
     const key = `start-${randomUUID()}`;
-    const refused = await stack.vms.startVm({ uuid: vm!.uuid, clientRequestId: key }).catch((e) => e);
+    const refused = await stack.vms.startVm({ uuid: vm.uuid, clientRequestId: key }).catch((e) => e);
     expect(refused).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID" });
     // The VM is now startable, but a retry of that request is that request's answer, not a new start.
-    await stack.vms.stopVm({ uuid: vm!.uuid });
-    const retried = await stack.vms.startVm({ uuid: vm!.uuid, clientRequestId: key }).catch((e) => e);
+    await settle(stack.vms, stack.vms.stopVm({ uuid: vm.uuid }), VmState.STOPPED);
+    const retried = await stack.vms.startVm({ uuid: vm.uuid, clientRequestId: key }).catch((e) => e);
     expect(retried).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID" });
-    expect((await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.STOPPED);
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    expect((await stack.vms.getVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.STOPPED);
+    await stack.vms.destroyVm({ uuid: vm.uuid });
   });
 });
 
@@ -173,6 +182,7 @@ describe("serving: metrics", () => {
       }
     })();
     const { vm } = await stack.vms.createVm({ uuid, name: "metered", cpu: 1, memoryBytes: GIB });
+    await untilVmState(stack.vms, uuid, VmState.RUNNING); // the agent's start runs after the answer
     await stack.vms.getVm({ uuid: "not-a-uuid" }).catch(() => undefined);
     const after = await scrape(owner.metricsUrl);
     const delta = (name: string, labels: Record<string, string>) => value(after, name, labels) - value(before, name, labels);

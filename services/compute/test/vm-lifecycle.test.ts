@@ -5,6 +5,7 @@ import { HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { Code, StratumError } from "@stratum/core";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
+import { settle, untilVmState, watchAll } from "./watch";
 
 let stack: ComputeStack;
 let hostUuids: string[];
@@ -63,32 +64,40 @@ describe("hosts", () => {
 
 describe("VM lifecycle", () => {
   it("creates, stops, starts, reboots and destroys a VM, the agent agreeing at each step", async () => {
-    const { vm } = await stack.vms.createVm({ name: "web-1", cpu: 2, memoryBytes: 4n * GIB });
-    expect(vm!.state).toBe(VmState.RUNNING);
-    expect(hostUuids).toContain(vm!.hostUuid);
-    expect(agentVm(vm!.uuid)?.state).toBe("running");
+    // Each call answers with the VM in its operation's transient state; WatchVm shows the end.
+    const created = (await stack.vms.createVm({ name: "web-1", cpu: 2, memoryBytes: 4n * GIB })).vm!;
+    expect(created.state).toBe(VmState.CREATED);
+    expect(hostUuids).toContain(created.hostUuid);
+    const vm = await untilVmState(stack.vms, created.uuid, VmState.RUNNING);
+    expect(agentVm(vm.uuid)?.state).toBe("running");
 
-    const host = async () => (await stack.hosts.getHost({ uuid: vm!.hostUuid })).host!;
+    const host = async () => (await stack.hosts.getHost({ uuid: vm.hostUuid })).host!;
     expect((await host()).cpuUsed).toBe(2);
 
-    expect((await stack.vms.stopVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.STOPPED);
-    expect(agentVm(vm!.uuid)?.state).toBe("stopped");
+    const stopping = (await stack.vms.stopVm({ uuid: vm.uuid })).vm!;
+    expect(stopping.state).toBe(VmState.STOPPING);
+    await untilVmState(stack.vms, vm.uuid, VmState.STOPPED);
+    expect(agentVm(vm.uuid)?.state).toBe("stopped");
     expect((await host()).cpuUsed).toBe(2); // a stopped VM keeps its capacity
 
-    expect((await stack.vms.startVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.RUNNING);
-    expect((await stack.vms.rebootVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.RUNNING);
-    expect((await stack.vms.stopVm({ uuid: vm!.uuid, force: true })).vm!.state).toBe(VmState.STOPPED);
+    expect((await stack.vms.startVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.STARTING);
+    await untilVmState(stack.vms, vm.uuid, VmState.RUNNING);
+    expect((await stack.vms.rebootVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.REBOOTING);
+    await untilVmState(stack.vms, vm.uuid, VmState.RUNNING);
+    await settle(stack.vms, stack.vms.stopVm({ uuid: vm.uuid, force: true }), VmState.STOPPED);
 
-    const destroyed = (await stack.vms.destroyVm({ uuid: vm!.uuid })).vm!;
-    expect(destroyed.state).toBe(VmState.DESTROYED);
+    expect((await stack.vms.destroyVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.DESTROYING);
+    const destroyed = await untilVmState(stack.vms, vm.uuid, VmState.DESTROYED);
     expect(destroyed.hostUuid).toBe("");
-    expect(agentVm(vm!.uuid)).toBeUndefined();
+    expect(agentVm(vm.uuid)).toBeUndefined();
     expect((await host()).cpuUsed).toBe(0);
     // Destroying again is a no-op, not an error.
-    expect((await stack.vms.destroyVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.DESTROYED);
+    expect((await stack.vms.destroyVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.DESTROYED);
 
     // Events are published after each commit without waiting for JetStream: wait for the last one.
-    const seenFor = () => stack.vmEvents.filter((e) => e.data.vmUuid === vm!.uuid).map((e) => e.data.to);
+    // Each goes to the VM's own subject.
+    expect(stack.vmEvents.filter((e) => e.data.vmUuid === vm.uuid).every((e) => e.subject === `stratum.compute.vm_state_changed.${vm.uuid}`)).toBe(true);
+    const seenFor = () => stack.vmEvents.filter((e) => e.data.vmUuid === vm.uuid).map((e) => e.data.to);
     await until(() => seenFor().length >= 13, "the VM's 13 state-change events");
     const seen = seenFor();
     expect(seen).toEqual([
@@ -99,18 +108,19 @@ describe("VM lifecycle", () => {
   });
 
   it("refuses an illegal transition with FAILED_PRECONDITION naming the current state", async () => {
-    const { vm } = await stack.vms.createVm({ name: "web-2", cpu: 1, memoryBytes: GIB });
-    await stack.vms.stopVm({ uuid: vm!.uuid });
-    const err = await stack.vms.stopVm({ uuid: vm!.uuid }).catch((e) => e);
-    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID", resources: { vmUuid: vm!.uuid, state: "Stopped" } });
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "web-2", cpu: 1, memoryBytes: GIB }), VmState.RUNNING);
+    await settle(stack.vms, stack.vms.stopVm({ uuid: vm.uuid }), VmState.STOPPED);
+    const err = await stack.vms.stopVm({ uuid: vm.uuid }).catch((e) => e);
+    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID", resources: { vmUuid: vm.uuid, state: "Stopped" } });
     expect(err.message).toContain("it is Stopped");
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    await stack.vms.destroyVm({ uuid: vm.uuid });
   });
 
   it("answers NOT_FOUND for an unknown VM and INVALID_ARGUMENT for a malformed UUID", async () => {
     const missing = randomUUID();
     await expect(stack.vms.getVm({ uuid: missing })).rejects.toMatchObject({ code: Code.NOT_FOUND, reason: "VM_NOT_FOUND" });
     await expect(stack.vms.startVm({ uuid: missing })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    await expect(watchAll(stack.vms, missing)).rejects.toMatchObject({ code: Code.NOT_FOUND, reason: "VM_NOT_FOUND" });
     await expect(stack.vms.stopVm({ uuid: "not-a-uuid" })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "uuid", description: "must be a lowercase UUID" }] });
   });
 
@@ -118,7 +128,10 @@ describe("VM lifecycle", () => {
     const key = `req-${randomUUID()}`;
     const first = (await stack.vms.createVm({ name: "idem", cpu: 1, memoryBytes: GIB, clientRequestId: key })).vm!;
     const viaOther = (await stack.clientsTo(1).vms.createVm({ name: "idem", cpu: 1, memoryBytes: GIB, clientRequestId: key })).vm!;
-    expect(viaOther.uuid).toBe(first.uuid);
+    expect(viaOther).toEqual(first); // the first accepted VM, as it was answered
+    // …and once the VM runs, a retry still answers the first outcome and creates nothing.
+    await untilVmState(stack.vms, first.uuid, VmState.RUNNING);
+    expect((await stack.vms.createVm({ name: "idem", cpu: 1, memoryBytes: GIB, clientRequestId: key })).vm).toEqual(first);
     const conflict = await stack.vms.createVm({ name: "idem", cpu: 2, memoryBytes: GIB, clientRequestId: key }).catch((e) => e);
     expect(conflict).toMatchObject({ code: Code.ALREADY_EXISTS, reason: "REQUEST_ID_IN_USE" });
     const named = await stack.vms.listVms({ name: "idem" });
@@ -130,15 +143,18 @@ describe("VM lifecycle", () => {
     const target = hostUuids[2]!;
     const { vm } = await stack.vms.createVm({ name: "pinned", cpu: 1, memoryBytes: GIB, hostUuid: target });
     expect(vm!.hostUuid).toBe(target);
+    // Capacity is checked by the accept: refused at once, nothing recorded.
     const err = await stack.vms.createVm({ name: "too-big", cpu: 64, memoryBytes: GIB, hostUuid: target }).catch((e) => e);
     expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "HOST_UNAVAILABLE" });
+    expect((await stack.vms.listVms({ name: "too-big" })).vms).toEqual([]);
+    await untilVmState(stack.vms, vm!.uuid, VmState.RUNNING);
     await stack.vms.destroyVm({ uuid: vm!.uuid });
   });
 
   it("lists with filters and pages", async () => {
     const made: { uuid: string; hostUuid: string }[] = [];
-    for (let i = 0; i < 5; i++) made.push((await stack.vms.createVm({ name: `page-${i}`, cpu: 1, memoryBytes: GIB })).vm!);
-    await stack.vms.stopVm({ uuid: made[0]!.uuid });
+    for (let i = 0; i < 5; i++) made.push(await settle(stack.vms, stack.vms.createVm({ name: `page-${i}`, cpu: 1, memoryBytes: GIB }), VmState.RUNNING));
+    await settle(stack.vms, stack.vms.stopVm({ uuid: made[0]!.uuid }), VmState.STOPPED);
     const stopped = await stack.vms.listVms({ state: VmState.STOPPED });
     expect(stopped.vms.map((v) => v.uuid)).toContain(made[0]!.uuid);
     expect(stopped.vms.every((v) => v.state === VmState.STOPPED)).toBe(true);
@@ -165,9 +181,9 @@ describe("VM lifecycle", () => {
 
   it("refuses to delete a host with VMs on it, and deletes it once they are gone", async () => {
     const target = hostUuids[0]!;
-    const { vm } = await stack.vms.createVm({ name: "blocker", cpu: 1, memoryBytes: GIB, hostUuid: target });
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "blocker", cpu: 1, memoryBytes: GIB, hostUuid: target }), VmState.RUNNING);
     await expect(stack.hosts.deleteHost({ uuid: target })).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "HOST_HAS_VMS" });
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    await settle(stack.vms, stack.vms.destroyVm({ uuid: vm.uuid }), VmState.DESTROYED);
     const extra = await stack.sim.addHost();
     const added = (await stack.hosts.addHost({ name: "spare", agentUrl: extra.url, cpuCapacity: 2, memoryCapacityBytes: 4n * GIB })).host!;
     await stack.hosts.deleteHost({ uuid: added.uuid });
@@ -183,5 +199,75 @@ describe("VM lifecycle", () => {
     // What the agent has is accepted.
     const ok = (await stack.hosts.addHost({ name: "fits", agentUrl: small.url, cpuCapacity: 4, memoryCapacityBytes: 8n * GIB })).host!;
     await stack.hosts.deleteHost({ uuid: ok.uuid });
+  });
+});
+
+describe("operation model: accept, then run; WatchVm", () => {
+  it("a create whose agent start is held answers at once, and WatchVm shows it reach Running once the agent answers", async () => {
+    const hold = stack.sim.hold(1, "vm/start");
+    const key = `held-${randomUUID()}`;
+    const accepted = (await stack.vms.createVm({ name: "held-create", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[1]!, clientRequestId: key })).vm!;
+    expect(accepted.state).toBe(VmState.CREATED);
+    expect(accepted.hostUuid).toBe(hostUuids[1]);
+    const held = await hold.next(10_000); // the agent has the start and holds it: the call had answered before
+    const watch = stack.vms.watchVm({ uuid: accepted.uuid })[Symbol.asyncIterator]();
+    const now = (await watch.next()).value!.vm!;
+    expect(now.state).toBe(VmState.STARTING);
+    // A retry with the same request id, on the other replica, answers the first accepted VM.
+    expect((await stack.clientsTo(1).vms.createVm({ name: "held-create", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[1]!, clientRequestId: key })).vm).toEqual(accepted);
+    held.release();
+    const next = (await watch.next()).value!.vm!;
+    expect(next).toMatchObject({ uuid: accepted.uuid, state: VmState.RUNNING, lastError: "" });
+    expect(next.revision).toBeGreaterThan(now.revision);
+    await watch.return?.(undefined);
+    expect(agentVm(accepted.uuid)?.state).toBe("running");
+    await stack.vms.destroyVm({ uuid: accepted.uuid });
+  });
+
+  it("a stop while a create's agent call is held is refused at once, FAILED_PRECONDITION naming the state", async () => {
+    const hold = stack.sim.hold(2, "vm/start");
+    const { vm } = await stack.vms.createVm({ name: "busy", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[2]! });
+    const held = await hold.next(10_000);
+    // Refused while the agent still holds the start: the accept never waits behind agent work.
+    for (const c of [stack.vms, stack.clientsTo(1).vms]) {
+      const err = await c.stopVm({ uuid: vm!.uuid }).catch((e) => e);
+      expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_BUSY", resources: { vmUuid: vm!.uuid, state: "Starting" } });
+      expect(err.message).toContain("it is Starting");
+    }
+    await expect(stack.vms.destroyVm({ uuid: vm!.uuid })).rejects.toMatchObject({ reason: "VM_BUSY" });
+    // The start is still with the agent (an accept that waited on it would never have answered).
+    expect((await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.STARTING);
+    held.release();
+    await untilVmState(stack.vms, vm!.uuid, VmState.RUNNING);
+    await settle(stack.vms, stack.vms.stopVm({ uuid: vm!.uuid }), VmState.STOPPED);
+    await stack.vms.destroyVm({ uuid: vm!.uuid });
+  });
+
+  it("WatchVm starts with the VM as it is, streams every change in order, and ends after Destroyed; any replica serves it", async () => {
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "watched", cpu: 1, memoryBytes: GIB }), VmState.RUNNING);
+    for (const replica of [0, 1]) {
+      // Started before the destroy: its first item is the VM as it is now.
+      const watch = stack.clientsTo(replica).vms.watchVm({ uuid: vm.uuid })[Symbol.asyncIterator]();
+      expect((await watch.next()).value!.vm).toMatchObject({ state: VmState.RUNNING, revision: vm.revision });
+      await watch.return?.(undefined);
+    }
+    const streams = [0, 1].map(async (replica) => {
+      const seen: Array<{ state: VmState; revision: bigint }> = [];
+      const it = stack.clientsTo(replica).vms.watchVm({ uuid: vm.uuid }, { timeoutMs: 30_000 })[Symbol.asyncIterator]();
+      const first = await it.next();
+      seen.push(first.value!.vm!);
+      return { seen, rest: (async () => { for (let r = await it.next(); !r.done; r = await it.next()) seen.push(r.value.vm!); return seen; })() };
+    });
+    const opened = await Promise.all(streams);
+    await stack.vms.destroyVm({ uuid: vm.uuid });
+    for (const { rest } of opened) {
+      const seen = await rest; // the stream ends by itself after Destroyed
+      expect(seen.map((v) => v.state)).toEqual([VmState.RUNNING, VmState.DESTROYING, VmState.DESTROYED]);
+      const revisions = seen.map((v) => v.revision);
+      expect(revisions).toEqual([...revisions].sort((a, b) => (a < b ? -1 : 1)));
+      expect(new Set(revisions).size).toBe(3);
+    }
+    // A destroyed VM's watch is the VM, once, and the end.
+    expect((await watchAll(stack.vms, vm.uuid)).map((v) => v.state)).toEqual([VmState.DESTROYED]);
   });
 });

@@ -5,13 +5,18 @@
  */
 import type { HostStatusValue, VmStateValue } from "../store/schema";
 
-/** `stratum.compute.vm_state_changed`: one per VM state transition. */
+/**
+ * `stratum.compute.vm_state_changed.<vmUuid>`: one per VM state transition, on the VM's own
+ * subject (subscribe `compute.vm_state_changed.>` for every VM's).
+ */
 export interface VmStateChanged {
   vmUuid: string;
   hostUuid: string | null;
   from: VmStateValue | null;
   to: VmStateValue;
   lastError: string;
+  /** The changed `compute.vms` row as JSON (SQL column names): what WatchVm streams without a read. */
+  vm: Record<string, unknown>;
 }
 
 /** `stratum.compute.host_status_changed`: a host connected or disconnected. */

@@ -9,7 +9,7 @@ import type { VmStore } from "../store/vm-store";
 import { isFenced } from "@stratum/agent-client";
 import { leaseLost } from "@stratum/db";
 import { TRANSIENT_STATES } from "../store/vm-store";
-import { assertCanRun, TRANSITIONS, type VmOperation } from "./vm-state";
+import { assertCanRun, stateInvalid, TRANSITIONS, vmBusy, type Transition, type VmOperation } from "./vm-state";
 
 export interface VmSpec {
   uuid: string;
@@ -30,12 +30,14 @@ export interface VmManagerDeps {
   log: Logger;
   /** This replica's incarnation, as VMs record their actor (`vms.last_actor`). */
   incarnation: () => string;
-  /** Repairs a VM left mid-operation by a dead replica, from inside its queue (`VmReconciler.repairHere`). */
-  repairHere: (vmUuid: string) => Promise<boolean>;
+  /** True when `actor` (see `vms.last_actor`) is a live replica incarnation. */
+  isLive: (actor: string) => boolean;
+  /** Repairs a VM a dead replica left mid-operation, in its queue (`VmReconciler.repair`); false if it was not abandoned. */
+  repair: (vmUuid: string) => Promise<boolean>;
 }
 
 interface CreateContext {
-  vm?: VmRow;
+  vm: VmRow;
   /** The VM's state while the flow runs, so a rollback releases it from the right state. */
   state: VmStateValue;
   /**
@@ -45,50 +47,89 @@ interface CreateContext {
   agentClean: boolean;
 }
 
+/** An operation accepted: the VM as the accept left it, and the rest of the work, if any, to queue. */
+interface Accepted {
+  vm: VmRow;
+  work?: { name: string; run: () => Promise<void> };
+}
+
 /** How long a create's rollback waits for the agent to clean up a half-started VM. */
 const ROLLBACK_AGENT_TIMEOUT_MS = 10_000;
 
 /**
- * VM lifecycle. Every mutation runs in the replica's chain-task queue under `vm-<uuid>`, so two
- * operations on one VM never interleave on its owner; and every state change is a conditional
- * update from the state the operation saw, so even a second replica that briefly thinks it owns
- * the VM (during a membership change) cannot move it from a state it did not see. The store fences
- * every write (this replica's lease; a VM another live incarnation works on is not this one's),
- * and every agent command carries the fence its last write of the VM returned.
+ * VM lifecycle, as Nova and Kubernetes do it: a call answers once its operation is accepted —
+ * recorded in the VM's transient state by a conditional write from the state the call read —
+ * and the agent work and the final transition run afterwards in the replica's chain-task queue
+ * under `vm-<uuid>`. No caller holds a connection on an agent; WatchVm shows the outcome.
+ *
+ * The accept runs outside the queue, so it never waits behind an agent call: while an operation
+ * works, the VM is in its transient state and a second one is refused at once (`VM_BUSY`). The
+ * transient state is the lock and the operation's record, visible to every reader and to the
+ * takeover (`VmReconciler`), which settles a VM whose replica died before its work ended. The
+ * store fences every write (this replica's lease; a VM another live incarnation works on is not
+ * this one's), and every agent command carries the fence its last write of the VM returned.
  */
 export class VmManager {
+  /** VMs with an operation of this replica between the start of its accept and the end of its work. */
+  readonly #inFlight = new Map<string, number>();
+
   constructor(private readonly d: VmManagerDeps) {}
 
   /**
-   * Creates and starts a VM: allocate host capacity (recording the VM) → the agent starts it →
-   * Running. If the agent fails, the completed steps roll back: the agent is told to destroy
-   * whatever it may have started, the capacity goes back to the host and the VM ends in Error
-   * with the agent's error recorded. (A retry with the same client request id never reaches
-   * here: the serving chain answers it with the first outcome.)
+   * True while an operation of this replica is being accepted or worked on for the VM: the
+   * takeover scan must not repair it as left behind (its transient state is this operation's).
    */
-  create(spec: VmSpec, signal?: AbortSignal): Promise<VmRow> {
-    return this.#serialized(spec.uuid, "create", signal, () => this.#create(spec));
+  busy(uuid: string): boolean {
+    return this.#inFlight.has(uuid);
   }
 
   /**
-   * The operations on an existing VM. `requestKey` is the call's request id (AIP-155), recorded
-   * with each change of the VM: a retry of the request after the replica running it died finds
-   * the VM already where the operation leads (the takeover finished it) and gets it back, once.
+   * Creates a VM: allocates host capacity and records it (Created), and answers with it; a
+   * capacity error is answered at once, and nothing is recorded then. In the VM's queue, the
+   * agent then starts it → Running. If the agent fails, the completed steps roll back: the agent
+   * is told to destroy whatever it may have started, the capacity goes back to the host and the
+   * VM ends in Error with the agent's error recorded. (A retry with the same client request id
+   * is answered by the serving chain with the first outcome; one after the replica that ran the
+   * create died gets here and finds the VM.)
    */
-  start(uuid: string, signal?: AbortSignal, requestKey?: string): Promise<VmRow> {
-    return this.#serialized(uuid, "start", signal, () => this.#operate("start", uuid, {}, requestKey));
+  create(spec: VmSpec): Promise<VmRow> {
+    return this.#accept(spec.uuid, async () => {
+      let vm: VmRow | undefined;
+      try {
+        vm = await this.d.vms.insertPlaced(
+          { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null },
+          spec.hostUuid || undefined,
+        );
+      } catch (e) {
+        if (await this.#isRerun(spec, e)) return this.#createAgain(spec);
+        throw withResource(e, spec.uuid);
+      }
+      if (!vm) throw await this.#noCapacity(spec);
+      const placed = vm;
+      return { vm: placed, work: { name: "create", run: () => this.#startCreated(placed) } };
+    });
   }
 
-  stop(uuid: string, force: boolean, signal?: AbortSignal, requestKey?: string): Promise<VmRow> {
-    return this.#serialized(uuid, force ? "force-stop" : "stop", signal, () => this.#operate("stop", uuid, { force }, requestKey));
+  /**
+   * The operations on an existing VM; each answers with the VM in the operation's transient
+   * state. `requestKey` is the call's request id (AIP-155), recorded with each change of the VM:
+   * a retry of the request after the replica running it died finds it there and gets the VM as
+   * the operation (or the takeover) has left it, without running the operation twice.
+   */
+  start(uuid: string, requestKey?: string): Promise<VmRow> {
+    return this.#accept(uuid, () => this.#acceptOp("start", uuid, {}, requestKey));
   }
 
-  reboot(uuid: string, signal?: AbortSignal, requestKey?: string): Promise<VmRow> {
-    return this.#serialized(uuid, "reboot", signal, () => this.#operate("reboot", uuid, {}, requestKey));
+  stop(uuid: string, force: boolean, requestKey?: string): Promise<VmRow> {
+    return this.#accept(uuid, () => this.#acceptOp("stop", uuid, { force }, requestKey));
   }
 
-  destroy(uuid: string, signal?: AbortSignal, requestKey?: string): Promise<VmRow> {
-    return this.#serialized(uuid, "destroy", signal, () => this.#operate("destroy", uuid, {}, requestKey));
+  reboot(uuid: string, requestKey?: string): Promise<VmRow> {
+    return this.#accept(uuid, () => this.#acceptOp("reboot", uuid, {}, requestKey));
+  }
+
+  destroy(uuid: string, requestKey?: string): Promise<VmRow> {
+    return this.#accept(uuid, () => this.#acceptOp("destroy", uuid, {}, requestKey));
   }
 
   async get(uuid: string): Promise<VmRow> {
@@ -98,51 +139,67 @@ export class VmManager {
   }
 
   /**
-   * Runs an operation in the VM's queue. The caller's signal (its deadline or cancel) withdraws
-   * the operation only while it waits: once it runs, it runs to its end under the agent commands'
-   * own timeouts. Aborting an agent call does not stop the agent, so reverting the database on a
-   * caller's timeout would leave it disagreeing with the host; the caller gets its timeout, and a
-   * retry (with the same client request id, for a create) finds the finished result.
+   * Runs an accept and queues the work it leaves, marking the VM busy on this replica from
+   * before the accept's first read until the work's end, so the takeover scan never mistakes
+   * the operation's transient state for one left behind. The work runs to its end under the
+   * agent commands' own timeouts, whatever the caller does: reverting the database because a
+   * caller left would leave it disagreeing with the host.
    */
-  #serialized(uuid: string, name: string, signal: AbortSignal | undefined, run: () => Promise<VmRow>): Promise<VmRow> {
-    return this.d.queue.submit({ signature: `vm-${uuid}`, name: `${name}-vm`, run }, signal ? { signal } : undefined);
+  async #accept(uuid: string, accept: () => Promise<Accepted>): Promise<VmRow> {
+    this.#inFlight.set(uuid, (this.#inFlight.get(uuid) ?? 0) + 1);
+    let queued = false;
+    try {
+      const { vm, work } = await accept();
+      if (work) {
+        this.#queue(uuid, work);
+        queued = true;
+      }
+      return vm;
+    } finally {
+      if (!queued) this.#release(uuid);
+    }
   }
 
-  async #create(spec: VmSpec): Promise<VmRow> {
-    const { vms, agents, hosts } = this.d;
-    const taskId = `create-${spec.uuid}`;
-    const ctx: CreateContext = { state: "Created", agentClean: true };
+  #queue(uuid: string, work: NonNullable<Accepted["work"]>): void {
+    this.d.queue
+      .submit({ signature: `vm-${uuid}`, name: `${work.name}-vm`, run: work.run })
+      .catch((e: unknown) => {
+        // Its VM stays transient; the takeover scan settles it once this replica is done with it.
+        this.d.log.warn("vm operation failed after it was accepted", { vmUuid: uuid, operation: work.name, error: errorMessage(e) });
+      })
+      .finally(() => this.#release(uuid));
+  }
+
+  #release(uuid: string): void {
+    const n = (this.#inFlight.get(uuid) ?? 1) - 1;
+    if (n > 0) this.#inFlight.set(uuid, n);
+    else this.#inFlight.delete(uuid);
+  }
+
+  /** The rest of a create, in the VM's queue: Starting → the agent starts it → Running, or rolled back to Error. */
+  async #startCreated(placed: VmRow): Promise<void> {
+    const { agents, hosts } = this.d;
+    const taskId = `create-${placed.uuid}`;
+    const ctx: CreateContext = { vm: placed, state: "Created", agentClean: true };
     try {
       await runFlow<CreateContext>(
         "create-vm",
         [
           {
+            // Done by the accept (VmManager.create); what its rollback undoes.
             name: "allocate-host",
-            run: async (c) => {
-              let vm: VmRow | undefined;
-              try {
-                vm = await vms.insertPlaced(
-                  { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null },
-                  spec.hostUuid || undefined,
-                );
-              } catch (e) {
-                if (await this.#isRerun(spec, e)) throw new RerunOfCreate();
-                throw e;
-              }
-              if (!vm) throw await this.#noCapacity(spec);
-              c.vm = vm;
-            },
+            run: () => {},
             rollback: async (c, error) => {
               const failed = c.agentClean
-                ? await vms.transitionReleasing(spec.uuid, c.state, "Error", errorMessage(error))
-                : await vms.transition(spec.uuid, c.state, "Error", `${errorMessage(error)}; the agent may still run it: destroy the VM to clean up`);
-              if (!failed) this.d.log.warn("create rollback matched no row", { vmUuid: spec.uuid, expectedState: c.state });
+                ? await this.d.vms.transitionReleasing(placed.uuid, c.state, "Error", errorMessage(error))
+                : await this.d.vms.transition(placed.uuid, c.state, "Error", `${errorMessage(error)}; the agent may still run it: destroy the VM to clean up`);
+              if (!failed) this.d.log.warn("create rollback matched no row", { vmUuid: placed.uuid, expectedState: c.state });
             },
           },
           {
             name: "start-on-agent",
             run: async (c) => {
-              const vm = await this.#move(c.vm!, "Starting");
+              const vm = await this.#move(c.vm, "Starting");
               c.vm = vm;
               c.state = "Starting";
               const host = await hosts.agentOf(vm.hostUuid!);
@@ -157,14 +214,14 @@ export class VmManager {
               }
             },
             rollback: async (c) => {
-              const host = await hosts.agentOf(c.vm!.hostUuid!);
-              if (host) c.agentClean = await this.#undoStart(host, c.vm!, taskId);
+              const host = await hosts.agentOf(c.vm.hostUuid!);
+              if (host) c.agentClean = await this.#undoStart(host, c.vm, taskId);
             },
           },
           {
             name: "record-running",
             run: async (c) => {
-              c.vm = await this.#move(c.vm!, "Running", "");
+              c.vm = await this.#move(c.vm, "Running", "");
               c.state = "Running";
             },
           },
@@ -172,12 +229,10 @@ export class VmManager {
         ctx,
       );
     } catch (e) {
-      if (e instanceof FlowError && e.cause instanceof RerunOfCreate) return this.#createAgain(spec);
       if (!(e instanceof FlowError)) throw e;
-      for (const f of e.rollbackFailures) this.d.log.warn("create rollback step failed", { vmUuid: spec.uuid, step: f.step, error: errorMessage(f.error) });
-      throw withResource(e.cause, spec.uuid);
+      for (const f of e.rollbackFailures) this.d.log.warn("create rollback step failed", { vmUuid: placed.uuid, step: f.step, error: errorMessage(f.error) });
+      this.d.log.info("vm create failed", { vmUuid: placed.uuid, step: e.step, error: errorMessage(e.cause) });
     }
-    return ctx.vm!;
   }
 
   /** True when the create failed only because this very request's VM exists: a retry of it. */
@@ -188,60 +243,80 @@ export class VmManager {
   }
 
   /**
-   * A create retried after the replica that ran it died (or lost it): the VM exists. Its state,
-   * once any takeover has settled it, is the create's outcome: Running is returned as it is; a VM
-   * the takeover found not running is started, as the create asked; anything else fails.
+   * A create retried after the replica that ran it died (or lost it): the VM exists, and is the
+   * answer, once any takeover has settled it. A VM the takeover found not running is started, as
+   * the create asked; one in Error says why in `last_error`.
    */
-  async #createAgain(spec: VmSpec): Promise<VmRow> {
+  async #createAgain(spec: VmSpec): Promise<Accepted> {
     const vm = await this.#settled(spec.uuid);
-    if (vm.state === "Running") return vm;
-    if (vm.state === "Stopped") return this.#operate("start", spec.uuid, {}, spec.clientRequestId);
-    throw new StratumError(Code.FAILED_PRECONDITION, `vm ${spec.uuid} of this request is ${vm.state}${vm.lastError ? `: ${vm.lastError}` : ""}`, {
-      reason: "VM_CREATE_FAILED",
-      resources: { vmUuid: spec.uuid, state: vm.state },
-    });
+    // The key is the create's own (on the VM since its insert): not a start already accepted.
+    if (vm.state === "Stopped") return this.#acceptOp("start", spec.uuid, {}, spec.clientRequestId, false);
+    return { vm };
   }
 
   /**
-   * The VM, after repairing it first if it was left mid-operation: by a dead replica, or by this
-   * one (an operation that could not record its end — none of this replica's runs on it now,
-   * since this runs in the VM's queue).
+   * The VM, after its repair if a dead replica left it mid-operation: an accept must not refuse
+   * as busy a VM nobody works on. The repair (in the VM's queue) asks the agent, which answers
+   * once the dead replica's command has ended. A VM this replica left transient without working
+   * on it (its operation could not record its end) is the takeover scan's.
    */
   async #settled(uuid: string): Promise<VmRow> {
     const vm = await this.get(uuid);
-    if (!TRANSIENT_STATES.includes(vm.state)) return vm;
-    return (await this.d.repairHere(uuid)) ? this.get(uuid) : vm;
+    if (!TRANSIENT_STATES.includes(vm.state) || vm.lastActor === this.d.incarnation() || this.d.isLive(vm.lastActor)) return vm;
+    return (await this.d.repair(uuid)) ? this.get(uuid) : vm;
   }
 
   /**
-   * One operation on an existing VM: source state → transient state → the agent → target state.
-   * When the agent fails, the VM goes back to the state it came from with the error recorded, and
-   * the caller gets the agent's error (naming the host and command).
+   * Accepts one operation on an existing VM: source state → transient state, a conditional write
+   * from the state read, so of two concurrent calls (on any replicas) one wins and the other is
+   * refused naming the state it lost to. The work left: the agent → target state; when the agent
+   * fails, the VM goes back to the state it came from with the agent's error (naming the host
+   * and command) in `last_error`.
    */
-  async #operate(op: VmOperation, uuid: string, extra: Record<string, unknown>, requestKey?: string): Promise<VmRow> {
+  async #acceptOp(op: VmOperation, uuid: string, extra: Record<string, unknown>, requestKey?: string, retryCheck = true): Promise<Accepted> {
     const vm = await this.#settled(uuid);
-    if (op === "destroy" && vm.state === "Destroyed") return vm;
-    // This request already moved the VM where it leads (its replica died before answering).
-    if (requestKey && vm.opRequest === requestKey && vm.state === TRANSITIONS[op].to) return vm;
+    // This request's operation was accepted before (its replica died before answering): the VM
+    // shows how far it got, and it runs once.
+    if (retryCheck && requestKey && vm.opRequest === requestKey) return { vm };
+    if (op === "destroy" && vm.state === "Destroyed") return { vm };
+    if (TRANSIENT_STATES.includes(vm.state)) throw vmBusy(op, uuid, vm.state);
     const t = assertCanRun(op, uuid, vm.state);
-    const moving = await this.#move(vm, t.via, undefined, requestKey);
+    const key = requestKey ?? vm.opRequest ?? undefined;
+    const moving = await this.d.vms.transition(uuid, vm.state, t.via, undefined, key);
+    if (!moving) throw await this.#refused(op, uuid, vm.state);
+    return { vm: moving, work: { name: op === "stop" && extra.force ? "force-stop" : op, run: () => this.#operate(op, vm, moving, t, extra, key) } };
+  }
+
+  /** The work of an accepted operation, in the VM's queue (see {@link VmManager#acceptOp}). */
+  async #operate(op: VmOperation, before: VmRow, moving: VmRow, t: Transition, extra: Record<string, unknown>, key: string | undefined): Promise<void> {
+    const uuid = before.uuid;
     try {
-      const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
+      const host = before.hostUuid ? await this.d.hosts.agentOf(before.hostUuid) : undefined;
       // A VM without a host (a create that failed) has nothing on any agent to act on.
-      const body = op === "start" ? startBody(vm) : { vmUuid: uuid, ...extra };
+      const body = op === "start" ? startBody(before) : { vmUuid: uuid, ...extra };
       if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`, fenceOf(moving));
     } catch (e) {
       if (isFenced(e)) throw await this.#lost(uuid, t.via);
-      const back = await this.d.vms.transition(uuid, t.via, vm.state, errorMessage(e), requestKey);
-      if (!back) this.d.log.warn("revert after agent failure matched no row", { vmUuid: uuid, expectedState: t.via });
-      throw withResource(e, uuid);
+      const back = await this.d.vms.transition(uuid, t.via, before.state, errorMessage(e), key);
+      if (!back) throw await this.#lost(uuid, t.via);
+      this.d.log.info("vm operation failed on the agent; the vm is back where it was", { vmUuid: uuid, operation: op, state: before.state, error: errorMessage(e) });
+      return;
     }
-    if (op === "destroy") {
-      const done = await this.d.vms.transitionReleasing(uuid, t.via, t.to, "", requestKey);
-      if (!done) throw await this.#lost(uuid, t.via);
-      return done;
+    const done = op === "destroy" ? await this.d.vms.transitionReleasing(uuid, t.via, t.to, "", key) : await this.d.vms.transition(uuid, t.via, t.to, "", key);
+    if (!done) throw await this.#lost(uuid, t.via);
+  }
+
+  /**
+   * Why an accept's write matched nothing: the VM moved since it was read (busy with another
+   * operation now, or in a state the operation cannot start from), or see {@link VmManager#lost}.
+   */
+  async #refused(op: VmOperation, uuid: string, expected: VmStateValue): Promise<StratumError> {
+    const now = await this.d.vms.get(uuid).catch(() => undefined);
+    if (now && now.state !== expected) {
+      if (TRANSIENT_STATES.includes(now.state)) return vmBusy(op, uuid, now.state);
+      if (!TRANSITIONS[op].from.includes(now.state)) return stateInvalid(op, uuid, now.state);
     }
-    return this.#move(moving, t.to, "", requestKey);
+    return this.#lost(uuid, expected);
   }
 
   /** Destroys on the agent whatever a failed start may have left running; false if that failed too. */
@@ -256,9 +331,9 @@ export class VmManager {
     }
   }
 
-  /** Conditional update from the state `vm` was read in; see {@link VmManager#lost} when it matched nothing. */
-  async #move(vm: VmRow, to: VmStateValue, lastError?: string, requestKey?: string): Promise<VmRow> {
-    const moved = await this.d.vms.transition(vm.uuid, vm.state, to, lastError, requestKey ?? vm.opRequest ?? undefined);
+  /** Conditional update from the state `vm` was read in, keeping its request key; see {@link VmManager#lost} when it matched nothing. */
+  async #move(vm: VmRow, to: VmStateValue, lastError?: string): Promise<VmRow> {
+    const moved = await this.d.vms.transition(vm.uuid, vm.state, to, lastError, vm.opRequest ?? undefined);
     if (!moved) throw await this.#lost(vm.uuid, vm.state);
     return moved;
   }
@@ -299,9 +374,6 @@ export class VmManager {
   }
 }
 
-
-/** Raised inside the create flow when the VM of this very request already exists (a retry). */
-class RerunOfCreate extends Error {}
 
 /** A start command carries the whole VM spec: the agent may have never seen the VM (or forgot it). */
 function startBody(vm: VmRow): Record<string, unknown> {

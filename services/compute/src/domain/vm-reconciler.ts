@@ -18,6 +18,12 @@ export interface VmReconcilerDeps {
   isLive(actor: string): boolean;
   /** This replica's incarnation. */
   incarnation(): string;
+  /**
+   * True while an operation of this replica is between its accept and the end of its work on the
+   * VM (`VmManager.busy`): its transient state is that operation's, not one left behind. The
+   * accept writes the state before the work is queued, so the queue alone cannot tell.
+   */
+  busy(vmUuid: string): boolean;
 }
 
 /** Default period of the scan for VMs left mid-operation, besides the scan on every ring change. */
@@ -96,13 +102,21 @@ export class VmReconciler {
     return repaired.filter(Boolean).length;
   }
 
-  /** True while an operation of this replica on the VM is queued or running (in its queue). */
+  /** True while an operation of this replica on the VM is being accepted, queued or running. */
   #busy(uuid: string): boolean {
-    return this.d.queue.runningCount(`vm-${uuid}`) + this.d.queue.pendingCount(`vm-${uuid}`) > 0;
+    return this.d.busy(uuid) || this.d.queue.runningCount(`vm-${uuid}`) + this.d.queue.pendingCount(`vm-${uuid}`) > 0;
   }
 
   #reconcile(uuid: string): Promise<boolean> {
     return this.d.queue.submit({ signature: `vm-${uuid}`, name: "reconcile-vm", dedupKey: "reconcile", run: () => this.repairHere(uuid) });
+  }
+
+  /**
+   * Repairs the VM in its queue if it is abandoned (see {@link VmReconciler#repairHere}): for an
+   * accept that found a VM a dead replica left mid-operation, which must not refuse it as busy.
+   */
+  repair(uuid: string): Promise<boolean> {
+    return this.#reconcile(uuid);
   }
 
   /**

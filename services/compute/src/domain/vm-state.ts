@@ -30,11 +30,27 @@ export const TRANSITIONS: Readonly<Record<VmOperation, Transition>> = {
 /** Throws FAILED_PRECONDITION `VM_STATE_INVALID` naming the current state when `op` is not legal from it. */
 export function assertCanRun(op: VmOperation, vmUuid: string, current: VmState): Transition {
   const t = TRANSITIONS[op];
-  if (!t.from.includes(current)) {
-    throw new StratumError(Code.FAILED_PRECONDITION, `cannot ${op} vm ${vmUuid}: it is ${current} (${op} needs ${t.from.join(" or ")})`, {
-      reason: "VM_STATE_INVALID",
-      resources: { vmUuid, state: current },
-    });
-  }
+  if (!t.from.includes(current)) throw stateInvalid(op, vmUuid, current);
   return t;
+}
+
+/** FAILED_PRECONDITION `VM_STATE_INVALID`: `op` cannot start from the VM's state, whatever happens next. */
+export function stateInvalid(op: VmOperation, vmUuid: string, current: VmState): StratumError {
+  const t = TRANSITIONS[op];
+  return new StratumError(Code.FAILED_PRECONDITION, `cannot ${op} vm ${vmUuid}: it is ${current} (${op} needs ${t.from.join(" or ")})`, {
+    reason: "VM_STATE_INVALID",
+    resources: { vmUuid, state: current },
+  });
+}
+
+/**
+ * FAILED_PRECONDITION `VM_BUSY`: another operation is working on the VM (it is in that
+ * operation's transient state). Nova's 409 on a set task_state: one operation at a time, and
+ * the caller watches the VM and retries once it has settled, instead of queueing blind behind it.
+ */
+export function vmBusy(op: VmOperation, vmUuid: string, current: VmState): StratumError {
+  return new StratumError(Code.FAILED_PRECONDITION, `cannot ${op} vm ${vmUuid}: it is ${current}, another operation is in progress (watch the VM and retry once it has settled)`, {
+    reason: "VM_BUSY",
+    resources: { vmUuid, state: current },
+  });
 }

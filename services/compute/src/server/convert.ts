@@ -44,6 +44,7 @@ export function vmToProto(vm: VmRow): MessageInitShape<typeof VmSchema> {
     clientRequestId: vm.clientRequestId ?? "",
     createTime: timestampFromDate(vm.createdAt),
     updateTime: timestampFromDate(vm.updatedAt),
+    revision: BigInt(vm.fence),
   };
 }
 

@@ -1,22 +1,25 @@
+import type { Bus } from "@stratum/bus";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
 import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
 import type { VmManager } from "../domain/vm-manager";
+import { watchVm } from "../domain/vm-watch";
 import type { VmStore } from "../store/vm-store";
 import { VM_STATE_FROM_PROTO, vmToProto } from "./convert";
 
 
 /**
  * VmService: the handlers only call the domain. The kit validates each request (the limits are
- * declared in vm.proto), routes it to the owner of its VM and answers retried request ids, by
- * the rules below.
+ * declared in vm.proto), routes each mutation to the owner of its VM and answers retried request
+ * ids, by the rules below. Mutations answer once accepted; reads and WatchVm (no routing rule)
+ * are served by whichever replica the call reached.
  */
-export function vmApi(manager: VmManager, store: VmStore): ServiceApi {
+export function vmApi(manager: VmManager, store: VmStore, bus: Bus): ServiceApi {
   return serviceApi(
     VmService,
     {
-      async createVm(req, ctx) {
-        const vm = await manager.create({ uuid: req.uuid, name: req.name, cpu: req.cpu, memory: Number(req.memoryBytes), hostUuid: req.hostUuid, clientRequestId: req.clientRequestId }, ctx.signal);
+      async createVm(req) {
+        const vm = await manager.create({ uuid: req.uuid, name: req.name, cpu: req.cpu, memory: Number(req.memoryBytes), hostUuid: req.hostUuid, clientRequestId: req.clientRequestId });
         return { vm: vmToProto(vm) };
       },
       async getVm(req) {
@@ -30,17 +33,20 @@ export function vmApi(manager: VmManager, store: VmStore): ServiceApi {
         const page = rows.slice(0, limit);
         return { vms: page.map(vmToProto), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.seq, vmFilters(req)) : "" };
       },
-      async startVm(req, ctx) {
-        return { vm: vmToProto(await manager.start(req.uuid, ctx.signal, req.clientRequestId)) };
+      async startVm(req) {
+        return { vm: vmToProto(await manager.start(req.uuid, req.clientRequestId)) };
       },
-      async stopVm(req, ctx) {
-        return { vm: vmToProto(await manager.stop(req.uuid, req.force, ctx.signal, req.clientRequestId)) };
+      async stopVm(req) {
+        return { vm: vmToProto(await manager.stop(req.uuid, req.force, req.clientRequestId)) };
       },
-      async rebootVm(req, ctx) {
-        return { vm: vmToProto(await manager.reboot(req.uuid, ctx.signal, req.clientRequestId)) };
+      async rebootVm(req) {
+        return { vm: vmToProto(await manager.reboot(req.uuid, req.clientRequestId)) };
       },
-      async destroyVm(req, ctx) {
-        return { vm: vmToProto(await manager.destroy(req.uuid, ctx.signal, req.clientRequestId)) };
+      async destroyVm(req) {
+        return { vm: vmToProto(await manager.destroy(req.uuid, req.clientRequestId)) };
+      },
+      async *watchVm(req, ctx) {
+        for await (const vm of watchVm(bus, store, req.uuid, ctx.signal)) yield { vm: vmToProto(vm) };
       },
     },
     {

@@ -2,7 +2,7 @@ import { StratumError } from "@stratum/core";
 import { LEASE_NOT_HELD, leaseHeld, leaseLost, TurnBatcher, type LeaseHolder } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import type { VmRow } from "./schema";
-import { vmChangePayload, VM_STATE_CHANGED } from "./vm-events";
+import { vmChangePayload, vmEventKey, VM_STATE_CHANGED } from "./vm-events";
 import type { NewVm } from "./vm-store";
 
 /** A VM to place on any host that fits (see VmStore.insertPlaced), and the request placing it. */
@@ -122,8 +122,8 @@ export class PlacementBatcher {
         RETURNING *`;
       // Each VM's Created event, in the same transaction as the VM.
       await tx`
-        INSERT INTO compute.outbox (domain, event, payload, request_id)
-        SELECT 'compute', ${VM_STATE_CHANGED}, ${tx.unsafe(vmChangePayload("v", "NULL"))}, x.request_id
+        INSERT INTO compute.outbox (domain, event, key, payload, request_id)
+        SELECT 'compute', ${VM_STATE_CHANGED}, ${tx.unsafe(vmEventKey("v"))}, ${tx.unsafe(vmChangePayload("v", "NULL"))}, x.request_id
         FROM unnest(${placed.map((p) => p.vm.uuid)}::uuid[], ${placed.map((p) => p.vm.requestId)}::text[]) WITH ORDINALITY AS x(uuid, request_id, n)
         JOIN compute.vms AS v ON v.uuid = x.uuid ORDER BY x.n`;
       const rows = new Map<string, VmRow>();

@@ -4,7 +4,7 @@ import { leaseHeldSql, leaseLost, mapPgError, ownerWriteGuard, rowMapper, Transi
 import type { ComputeDb } from "./db";
 import { PlacementBatcher } from "./placement-batcher";
 import { hosts, leases, outbox, vms, type VmRow, type VmStateValue } from "./schema";
-import { vmChangePayload, VM_STATE_CHANGED } from "./vm-events";
+import { vmChangePayload, vmEventKey, VM_STATE_CHANGED } from "./vm-events";
 
 const VM_CONSTRAINTS = {
   constraints: {
@@ -60,7 +60,7 @@ export class VmStore {
       fence: vms.fence,
       request: vms.opRequest,
       // Every state change and its event in one statement: neither exists without the other.
-      outbox: { table: outbox, domain: "compute", event: VM_STATE_CHANGED, payload: (q) => q`${q.unsafe(vmChangePayload("m", "m.__from"))}`, written: eventsWritten },
+      outbox: { table: outbox, domain: "compute", event: VM_STATE_CHANGED, payload: (q) => q`${q.unsafe(vmChangePayload("m", "m.__from"))}`, key: (q) => q`${q.unsafe(vmEventKey("m"))}`, written: eventsWritten },
     });
     this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm), this.#lease, eventsWritten);
   }
@@ -128,8 +128,8 @@ export class VmStore {
           SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()}, ${vm.clientRequestId} FROM reserved
           RETURNING *
         ), event AS (
-          INSERT INTO ${outbox} (domain, event, payload, request_id)
-          SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.raw(vmChangePayload("placed", "NULL"))}, ${currentWork()?.requestId ?? null} FROM placed
+          INSERT INTO ${outbox} (domain, event, key, payload, request_id)
+          SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.raw(vmEventKey("placed"))}, ${sql.raw(vmChangePayload("placed", "NULL"))}, ${currentWork()?.requestId ?? null} FROM placed
         )
         SELECT placed.* FROM placed`);
       if (rows.length > 0) this.eventsWritten();
@@ -200,8 +200,8 @@ export class VmStore {
         ), released AS (
           UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - m.cpu, memory_used = h.memory_used - m.memory FROM m WHERE h.uuid = m.__old_host
         ), event AS (
-          INSERT INTO compute.outbox (domain, event, payload, request_id)
-          SELECT 'compute', ${VM_STATE_CHANGED}, ${q.unsafe(vmChangePayload("m", "m.__from"))}, ${currentWork()?.requestId ?? null}::text FROM m
+          INSERT INTO compute.outbox (domain, event, key, payload, request_id)
+          SELECT 'compute', ${VM_STATE_CHANGED}, ${q.unsafe(vmEventKey("m"))}, ${q.unsafe(vmChangePayload("m", "m.__from"))}, ${currentWork()?.requestId ?? null}::text FROM m
         )
         SELECT * FROM m`;
       if (!raw) return undefined;
