@@ -60,4 +60,21 @@ describe("a job's life", () => {
     expect(e.resources.requestId).toBe(clientRequestId);
     expect((await stack.jobs.listJobs({ type: "longjob.sleep", pageSize: 1000 })).jobs.filter((j) => j.clientRequestId === clientRequestId)).toHaveLength(1);
   });
+
+  it("lists by type, state and target, a keyset page at a time; a token is bound to its filters", async () => {
+    const target = "7d3f0c52-1b7e-4f7a-9f0e-3a1d2c4b5e6f";
+    const made = [];
+    for (let i = 0; i < 5; i++) made.push((await stack.jobs.submitJob({ type: "longjob.noop", targetUuid: target })).job!.uuid);
+    for (const uuid of made) await stack.watch(uuid);
+    const first = await stack.jobs.listJobs({ targetUuid: target, pageSize: 2 });
+    expect(first.jobs.map((j) => j.uuid)).toEqual(made.slice(0, 2));
+    const second = await stack.at(1).listJobs({ targetUuid: target, pageSize: 2, pageToken: first.nextPageToken });
+    expect(second.jobs.map((j) => j.uuid)).toEqual(made.slice(2, 4));
+    const succeeded = await stack.jobs.listJobs({ targetUuid: target, state: JobState.SUCCEEDED, type: "longjob.noop", pageSize: 100 });
+    expect(succeeded.jobs).toHaveLength(5);
+    expect(succeeded.jobs.every((j) => j.target!.uuid === target && j.target!.service === "longjob")).toBe(true);
+    expect((await stack.jobs.listJobs({ targetUuid: target, state: JobState.RUNNING })).jobs).toHaveLength(0);
+    const e = await stack.jobs.listJobs({ targetUuid: target, state: JobState.FAILED, pageSize: 2, pageToken: first.nextPageToken }).catch((x) => x);
+    expect(e.code).toBe(Code.INVALID_ARGUMENT);
+  });
 });

@@ -170,7 +170,7 @@ export class JobManager {
           const error = {
             code: codeName(Code.ABORTED),
             reason: "JOB_EXECUTOR_DIED",
-            message: `replica ${replica} of ${row.targetService} died while it ran job ${row.uuid} (${row.state}, ${row.percent}%${row.stage ? `, ${row.stage}` : ""}); job type ${row.type} cannot resume${policy === "suspend" ? ": rerun the job to resume it, or cancel it" : ""}`,
+            message: `replica ${replica} of ${row.targetService} went away (stopped or died) while it ran job ${row.uuid} (${row.state}, ${row.percent}%${row.stage ? `, ${row.stage}` : ""}); job type ${row.type} cannot resume${policy === "suspend" ? ": rerun the job to resume it, or cancel it" : ""}`,
             resources: { jobUuid: row.uuid, replicaId: replica },
           };
           const to = policy === "suspend" && row.state !== "Canceling" ? "Suspended" : "Failed";

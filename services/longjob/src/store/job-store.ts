@@ -136,7 +136,7 @@ export class JobStore {
             owner = ${this.self()}
             ${final ? sql`, finished_at = now()` : sql``}
             ${o.bumpAttempt ? sql`, attempt = t.attempt + 1, report_seq = 0` : sql``}
-            ${o.error ? sql`, error = ${sql.json(o.error as never)}` : o.clearError ? sql`, error = NULL` : sql``}
+            ${o.error ? sql`, error = ${JSON.stringify(o.error)}::jsonb` : o.clearError ? sql`, error = NULL` : sql``}
             ${o.cancelAsked ? sql`, cancel_asked_at = now()` : sql``}
           WHERE t.uuid = ${uuid} AND t.state::text = ANY(${from as string[]}::text[])
             ${o.attempt !== undefined ? sql`AND t.attempt = ${o.attempt}` : sql``}
