@@ -27,6 +27,7 @@ export { rowMapper, qualifiedName } from "./row-mapper";
 export { TransitionBatcher } from "./transition-batcher";
 export type { TransitionBatcherOptions, WriteGuard } from "./transition-batcher";
 export { TurnBatcher } from "./turn-batcher";
+export { KeyedBatcher } from "./keyed-batcher";
 export { outboxTable } from "./outbox-table";
 export { leasesTable } from "./leases-table";
 export type { LeasesTable } from "./leases-table";

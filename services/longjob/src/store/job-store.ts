@@ -1,9 +1,8 @@
 import { and, asc, eq, gt, inArray, lt, sql as dsql, type SQL } from "drizzle-orm";
-import { leaseHeld, leaseLost, mapPgError, rowMapper, type LeaseHolder } from "@stratum/db";
+import { KeyedBatcher, leaseHeld, leaseLost, mapPgError, rowMapper, type LeaseHolder } from "@stratum/db";
 import type { JobReport } from "@stratum/jobs";
 import type postgres from "postgres";
 import { ACTIVE_STATES, FINAL_STATES } from "../domain/job-state";
-import { Batched } from "./batched";
 import type { LongjobDb } from "./db";
 import { jobChangedOutbox } from "./job-events";
 import { jobs, leases, type JobRow, type JobStateValue } from "./schema";
@@ -40,9 +39,9 @@ const ACTIVE = ACTIVE_STATES as string[];
 export class JobStore {
   readonly #sql: postgres.Sql;
   readonly #lease: LeaseHolder;
-  readonly #inserts: Batched<NewJob, JobRow>;
-  readonly #dispatches: Batched<{ uuid: string; attempt: number; executor: string }, JobRow>;
-  readonly #reports: Batched<JobReport, JobRow>;
+  readonly #inserts: KeyedBatcher<NewJob, JobRow>;
+  readonly #dispatches: KeyedBatcher<{ uuid: string; attempt: number; executor: string }, JobRow>;
+  readonly #reports: KeyedBatcher<JobReport, JobRow>;
 
   constructor(
     private readonly handle: LongjobDb,
@@ -51,9 +50,9 @@ export class JobStore {
   ) {
     this.#sql = handle.sql;
     this.#lease = { leases, holder: self };
-    this.#inserts = new Batched((j) => j.uuid, (batch) => this.#insertMany(batch));
-    this.#dispatches = new Batched((d) => d.uuid, (batch) => this.#dispatchMany(batch));
-    this.#reports = new Batched((r) => r.job, (batch) => this.#recordMany(batch));
+    this.#inserts = new KeyedBatcher((j) => j.uuid, (batch) => this.#insertMany(batch));
+    this.#dispatches = new KeyedBatcher((d) => d.uuid, (batch) => this.#dispatchMany(batch));
+    this.#reports = new KeyedBatcher((r) => r.job, (batch) => this.#recordMany(batch));
   }
 
   /** Records a new job, Waiting; undefined when its UUID or request id exists already. */

@@ -1,4 +1,4 @@
-import { TurnBatcher } from "@stratum/db";
+import { TurnBatcher } from "./turn-batcher";
 
 interface Item<I, O> {
   input: I;
@@ -7,18 +7,21 @@ interface Item<I, O> {
 }
 
 /**
- * One statement per event-loop turn for all the calls made in it, each caller getting its own
- * row back (or undefined when its condition matched nothing). Calls about the same key never
- * share a statement — a join with two matches would apply one — the later one waits for the
- * next, so they apply in submission order.
+ * One statement per event-loop turn for all the calls made in it (a {@link TurnBatcher}), each
+ * caller getting its own result back — undefined when its row's condition matched nothing. Calls
+ * about the same key never share a statement: a join with two matches applies one, and an
+ * `INSERT … ON CONFLICT DO NOTHING` does not say which of two won; the later waits for the next
+ * statement, so they apply in submission order. A failed statement rejects each of its callers
+ * with its error, as their own statement would have.
  */
-export class Batched<I, O> {
+export class KeyedBatcher<I, O> {
   readonly #batcher: TurnBatcher<Item<I, O>>;
 
   constructor(
     keyOf: (input: I) => string,
     run: (inputs: I[]) => Promise<Map<string, O>>,
-    maxBatch = 500,
+    /** Largest batch: keeps one statement's arrays and its lock set small. */
+    maxBatch = 512,
   ) {
     this.#batcher = new TurnBatcher<Item<I, O>>(
       async (pending) => {
