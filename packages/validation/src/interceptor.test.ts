@@ -20,6 +20,10 @@ function recordingVms(calls: string[]): ServiceImpl<typeof VmService> {
     stopVm: (req) => (calls.push("stopVm"), vm(req.uuid)),
     rebootVm: (req) => (calls.push("rebootVm"), vm(req.uuid)),
     destroyVm: (req) => (calls.push("destroyVm"), vm(req.uuid)),
+    async *watchVm(req) {
+      calls.push("watchVm");
+      yield vm(req.uuid);
+    },
   };
 }
 
