@@ -4,7 +4,6 @@ import { Code, StratumError } from "@stratum/core";
 import { connectBus, type Bus } from "./connect";
 import { EventBus, type DomainEvent } from "./events";
 import { Membership, MembershipView } from "./membership";
-import { publishReply, ReplyInbox } from "./replies";
 
 const natsUrl = inject("natsUrl");
 const opened: Array<{ close(): unknown }> = [];
@@ -123,73 +122,6 @@ describe("EventBus", () => {
     await done.promise;
     await sub.stop();
     expect(got).toEqual([2]);
-  });
-});
-
-describe("ReplyInbox", () => {
-  it("resolves a waiter by correlation id, and rejects with the StratumError of an error reply", async () => {
-    const bus = await open(newPrefix());
-    const inbox = await ReplyInbox.open(bus, { service: "compute", replicaId: "r1" });
-    opened.push(inbox);
-    const ok = inbox.wait<{ vm: string }>("op-1", { timeoutMs: 5_000 });
-    const bad = inbox.wait("op-2", { timeoutMs: 5_000 }).catch((e) => e);
-    await publishReply(bus, inbox.address, "op-2", {
-      ok: false,
-      error: new StratumError(Code.FAILED_PRECONDITION, "host h1 is disconnected", { reason: "HOST_DISCONNECTED", resources: { hostUuid: "h1" } }),
-    });
-    await publishReply(bus, inbox.address, "op-1", { ok: true, value: { vm: "v1" } });
-    await expect(ok).resolves.toEqual({ vm: "v1" });
-    const err = await bad;
-    expect(err).toBeInstanceOf(StratumError);
-    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "HOST_DISCONNECTED", resources: { hostUuid: "h1" } });
-  });
-
-  it("times out with REPLY_TIMEOUT naming the correlation id", async () => {
-    const inbox = await ReplyInbox.open(await open(newPrefix()), { service: "compute", replicaId: "r1" });
-    opened.push(inbox);
-    const err = await inbox.wait("op-lost", { timeoutMs: 50 }).catch((e) => e);
-    expect(err).toMatchObject({ code: Code.DEADLINE_EXCEEDED, reason: "REPLY_TIMEOUT", resources: { correlationId: "op-lost" } });
-  });
-
-  it("stores a reply published twice once (Nats-Msg-Id dedup)", async () => {
-    const bus = await open(newPrefix());
-    const inbox = await ReplyInbox.open(bus, { service: "compute", replicaId: "r1" });
-    opened.push(inbox);
-    expect(await publishReply(bus, inbox.address, "op-1", { ok: true, value: 1 })).toEqual({ duplicate: false });
-    expect(await publishReply(bus, inbox.address, "op-1", { ok: true, value: 1 })).toEqual({ duplicate: true });
-  });
-
-  it("delivers a reply published while the waiting replica was down when it comes back", async () => {
-    const prefix = newPrefix();
-    const replica = await open(prefix, "replica");
-    const first = await ReplyInbox.open(replica, { service: "compute", replicaId: "r1" });
-    const address = first.address;
-    // The replica dies before the worker answers.
-    await first.close();
-    await replica.close();
-
-    const worker = await open(prefix, "worker");
-    await publishReply(worker, address, "op-7", { ok: true, value: { done: true } });
-
-    const restarted = await ReplyInbox.open(await open(prefix, "replica-again"), { service: "compute", replicaId: "r1" });
-    opened.push(restarted);
-    await expect(restarted.wait("op-7", { timeoutMs: 5_000 })).resolves.toEqual({ done: true });
-  });
-
-  it("hands replies nobody waits for to the unclaimed handler, and redelivers when it fails", async () => {
-    const bus = await open(newPrefix());
-    const inbox = await ReplyInbox.open(bus, { service: "longjob", replicaId: "r1" });
-    opened.push(inbox);
-    const calls: string[] = [];
-    const done = deferred<void>();
-    inbox.onUnclaimed(({ correlationId }) => {
-      calls.push(correlationId);
-      if (calls.length === 1) throw new Error("not yet");
-      done.resolve();
-    });
-    await publishReply(bus, inbox.address, "job-1", { ok: true, value: 1 });
-    await done.promise;
-    expect(calls).toEqual(["job-1", "job-1"]);
   });
 });
 

@@ -25,7 +25,7 @@ export interface BusOptions {
 /** Default of {@link BusOptions.connectTimeoutMs}: long enough to ride out a NATS restart at boot. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 
-/** An open connection to NATS with JetStream, shared by events, replies and membership. */
+/** An open connection to NATS with JetStream, shared by events, job reports and membership. */
 export interface Bus {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;

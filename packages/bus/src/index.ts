@@ -4,8 +4,6 @@ export { EventBus, REQUEST_ID_HEADER } from "./events";
 export type { DomainEvent, EncodedEvent, EventStreamOptions, PublishOptions } from "./events";
 export { AckedBatchPublisher, BATCH_ACK_TIMEOUT_MS } from "./acked-batch";
 export type { BatchAck, BatchMessage } from "./acked-batch";
-export { ReplyInbox, publishReply, REPLY_DEFAULTS } from "./replies";
-export type { ReplyResult, UnclaimedReply } from "./replies";
 export { Membership, MembershipView, DEFAULT_HEARTBEAT_MS } from "./membership";
 export type { Member, MembershipChange, MembershipOptions } from "./membership";
 export { ServiceRouter, ServiceRouters, ownerRouting, withoutAddresses, FORWARDED_BY_KEY, NOT_OWNER, OWNER_UNREACHABLE } from "./routing";

@@ -1,6 +1,6 @@
 import { getTableName, is } from "drizzle-orm";
 import { PgTable, pgSchema } from "drizzle-orm/pg-core";
-import { EventBus, Membership, MembershipView, ReplyInbox, ServiceRouters, connectBus, type Bus } from "@stratum/bus";
+import { EventBus, Membership, MembershipView, ServiceRouters, connectBus, type Bus } from "@stratum/bus";
 import { ChainTaskQueue } from "@stratum/chain-task";
 import { connect, migrate, requestsTable, type DbHandle, type LeasesTable } from "@stratum/db";
 import { createLogger, createServer, ServingStatus, type Logger, type ServerInterceptor, type StratumServer } from "@stratum/rpc";
@@ -28,8 +28,6 @@ export interface ServiceContext<TTables extends Record<string, unknown> = Record
   readonly db: DbHandle<TTables>;
   readonly bus: Bus;
   readonly events: EventBus;
-  /** This replica's inbox for async replies (durable across its restarts). */
-  readonly replies: ReplyInbox;
   /** Live replicas of every service, with their rings. */
   readonly view: MembershipView;
   /**
@@ -142,8 +140,6 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
     const view = await MembershipView.open(bus, { heartbeatMs: config.heartbeatMs });
     closers.push(() => view.close());
     const events = await EventBus.open(bus);
-    const replies = await ReplyInbox.open(bus, { service: config.service, replicaId: config.replicaId });
-    closers.push(() => replies.close());
     const queue = new ChainTaskQueue({ executionTimeoutMs: module.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS });
     const metrics = createReplicaMetrics({ service: config.service, replicaId: config.replicaId, queue, view, dbInUse: pgBackendsInUse(db.sql, applicationName), dbPoolMax: config.dbPoolSize });
     closers.push(() => metrics.close());
@@ -171,7 +167,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       if (!r) peerRouters.set(service, (r = new ServiceRouters(view, service)));
       return r;
     };
-    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, replies, view, peers, membership: () => membership, ownership, queue, log, metrics, eventsWritten };
+    const ctx: ServiceContext<TTables, TEnv> = { config, settings, db, bus, events, view, peers, membership: () => membership, ownership, queue, log, metrics, eventsWritten };
     const parts = await module.setup(ctx);
     const routers = new ServiceRouters(view, config.service);
     closers.push(() => routers.close());
