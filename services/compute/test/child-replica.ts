@@ -25,12 +25,16 @@ export async function startChildReplica(stack: ComputeStack, replicaId = "comput
       STRATUM_PING_INTERVAL_MS: "60000",
       STRATUM_DB_POOL_SIZE: "4",
     },
-    stdio: ["ignore", "pipe", "ignore"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = createInterface({ input: child.stdout! });
   const output: string[] = [];
   outputs.set(child, output);
-  lines.on("line", (line) => output.push(line));
+  // Its log (stderr), read as it comes so the pipe never fills; the recent lines are kept.
+  createInterface({ input: child.stderr! }).on("line", (line) => {
+    output.push(line);
+    if (output.length > 5_000) output.splice(0, 1_000);
+  });
   await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`${replicaId} exited with ${code} before it was ready`)));
     lines.on("line", (line) => line.includes('"msg":"ready"') && resolve());
@@ -41,7 +45,7 @@ export async function startChildReplica(stack: ComputeStack, replicaId = "comput
 
 const outputs = new WeakMap<ChildProcess, string[]>();
 
-/** The log lines a child replica has written so far (it logs JSON, a line each). */
+/** The recent log lines of a child replica (JSON, a line each; its stderr). */
 export function outputOf(child: ChildProcess): readonly string[] {
   return outputs.get(child) ?? [];
 }

@@ -3,6 +3,7 @@ import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { Code, StratumError } from "@stratum/core";
 import { GIB, startComputeStack, type ComputeStack } from "./harness";
 import { until } from "./until";
+import { settle, untilVmState } from "./watch";
 
 let stack: ComputeStack;
 let hostUuids: string[];
@@ -20,23 +21,27 @@ afterEach(() => {
 const host = async (uuid: string) => (await stack.hosts.getHost({ uuid })).host!;
 const simHost = (i: number) => stack.sim.hosts[i]!;
 
-/** Creates a VM on host `i` expecting failure; returns the error and the VM it left behind. */
+/**
+ * Creates a VM on host `i` whose start will fail: the create is accepted all the same (the agent
+ * acts after the answer), and WatchVm shows it end in Error; returns the VM as the watch saw it
+ * end and as GetVm reads it after.
+ */
 async function failedCreate(i: number, name: string) {
-  const err = await stack.vms.createVm({ name, cpu: 2, memoryBytes: 2n * GIB, hostUuid: hostUuids[i]! }).catch((e) => e);
-  expect(err).toBeInstanceOf(StratumError);
-  const vm = (await stack.vms.getVm({ uuid: err.resources.vmUuid })).vm!;
-  return { err, vm };
+  const accepted = (await stack.vms.createVm({ name, cpu: 2, memoryBytes: 2n * GIB, hostUuid: hostUuids[i]! })).vm!;
+  expect(accepted.state).toBe(VmState.CREATED);
+  const watched = await untilVmState(stack.vms, accepted.uuid, VmState.ERROR);
+  const vm = (await stack.vms.getVm({ uuid: accepted.uuid })).vm!;
+  expect(vm).toEqual(watched);
+  return { vm };
 }
 
 describe("agent faults during create", () => {
   it("a 500 on start leaves the VM in Error with the agent's error, capacity released", async () => {
     const before = await host(hostUuids[0]!);
     simHost(0).injectFault({ command: "vm/start", kind: "http500", message: "libvirt: out of disk" });
-    const { err, vm } = await failedCreate(0, "fails-500");
-    expect(err.reason).toBe("AGENT_ERROR");
-    expect(err.message).toContain("vm/start");
-    expect(err.message).toContain(simHost(0).url);
-    expect(err.message).toContain("out of disk");
+    const { vm } = await failedCreate(0, "fails-500");
+    expect(vm.lastError).toContain("vm/start");
+    expect(vm.lastError).toContain(simHost(0).url);
     expect(vm.state).toBe(VmState.ERROR);
     expect(vm.hostUuid).toBe("");
     expect(vm.lastError).toContain("out of disk");
@@ -47,10 +52,10 @@ describe("agent faults during create", () => {
   it("an agent that hangs past the timeout leaves the VM in Error, capacity released", async () => {
     const before = await host(hostUuids[1]!);
     simHost(1).injectFault({ command: "vm/start", kind: "hang" });
-    const { err, vm } = await failedCreate(1, "hangs");
-    expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
-    expect(err.message).toContain("vm/start");
-    expect(err.message).toContain(simHost(1).url);
+    const { vm } = await failedCreate(1, "hangs");
+    expect(vm.lastError).toContain("vm/start");
+    expect(vm.lastError).toContain(simHost(1).url);
+    expect(vm.lastError).toContain("no answer within");
     expect(vm.state).toBe(VmState.ERROR);
     expect((await host(hostUuids[1]!)).cpuUsed).toBe(before.cpuUsed);
   });
@@ -58,9 +63,8 @@ describe("agent faults during create", () => {
   it("a connection reset on every attempt leaves the VM in Error, capacity released", async () => {
     const before = await host(hostUuids[2]!);
     simHost(2).injectFault({ command: "vm/start", kind: "reset" });
-    const { err, vm } = await failedCreate(2, "resets");
-    expect(err.code).toBe(Code.UNAVAILABLE);
-    expect(err.message).toContain("vm/start");
+    const { vm } = await failedCreate(2, "resets");
+    expect(vm.lastError).toContain("vm/start");
     expect(vm.state).toBe(VmState.ERROR);
     expect((await host(hostUuids[2]!)).cpuUsed).toBe(before.cpuUsed);
   });
@@ -68,8 +72,8 @@ describe("agent faults during create", () => {
   it("a start the agent ran but never answered is undone on the agent, capacity released", async () => {
     const before = await host(hostUuids[1]!);
     simHost(1).injectFault({ command: "vm/start", kind: "hang", phase: "after", times: 1 });
-    const { err, vm } = await failedCreate(1, "hangs-after");
-    expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
+    const { vm } = await failedCreate(1, "hangs-after");
+    expect(vm.lastError).toContain("no answer within");
     expect(vm.state).toBe(VmState.ERROR);
     expect(simHost(1).inspect().vms.find((v) => v.vmUuid === vm.uuid)).toBeUndefined();
     expect((await host(hostUuids[1]!)).cpuUsed).toBe(before.cpuUsed);
@@ -85,65 +89,69 @@ describe("agent faults during create", () => {
     expect(vm.lastError).toContain("destroy the VM to clean up");
     expect(simHost(1).inspect().vms.find((v) => v.vmUuid === vm.uuid)?.state).toBe("running");
     expect((await host(hostUuids[1]!)).cpuUsed).toBe(before.cpuUsed + 2);
-    await stack.vms.destroyVm({ uuid: vm.uuid });
+    await settle(stack.vms, stack.vms.destroyVm({ uuid: vm.uuid }), VmState.DESTROYED);
     expect(simHost(1).inspect().vms.find((v) => v.vmUuid === vm.uuid)).toBeUndefined();
     expect((await host(hostUuids[1]!)).cpuUsed).toBe(before.cpuUsed);
   });
 
   it("a reset after the agent acted is retried under the same task id and the VM runs once", async () => {
     simHost(2).injectFault({ command: "vm/start", kind: "reset", phase: "after", times: 1 });
-    const { vm } = await stack.vms.createVm({ name: "reset-once", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[2]! });
-    expect(vm!.state).toBe(VmState.RUNNING);
-    const starts = simHost(2).inspect().log.filter((l) => l.command === "vm/start" && (l as { body?: { vmUuid?: string } }).body?.vmUuid === vm!.uuid);
-    expect(simHost(2).inspect().vms.find((v) => v.vmUuid === vm!.uuid)?.state).toBe("running");
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "reset-once", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[2]! }), VmState.RUNNING);
+    const starts = simHost(2).inspect().log.filter((l) => l.command === "vm/start" && (l as { body?: { vmUuid?: string } }).body?.vmUuid === vm.uuid);
+    expect(simHost(2).inspect().vms.find((v) => v.vmUuid === vm.uuid)?.state).toBe("running");
     expect(starts.length).toBeLessThanOrEqual(2); // the repeat is answered from the first execution
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    await settle(stack.vms, stack.vms.destroyVm({ uuid: vm.uuid }), VmState.DESTROYED);
   });
 });
 
 describe("agent faults on a running VM", () => {
   it("a failed stop returns the VM to Running with the error recorded", async () => {
-    const { vm } = await stack.vms.createVm({ name: "stop-fails", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[0]! });
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "stop-fails", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[0]! }), VmState.RUNNING);
     simHost(0).injectFault({ command: "vm/stop", kind: "http500", message: "guest did not shut down" });
-    const err = await stack.vms.stopVm({ uuid: vm!.uuid }).catch((e) => e);
-    expect(err).toMatchObject({ reason: "AGENT_ERROR", resources: { vmUuid: vm!.uuid } });
-    const after = (await stack.vms.getVm({ uuid: vm!.uuid })).vm!;
-    expect(after.state).toBe(VmState.RUNNING);
-    expect(after.lastError).toContain("guest did not shut down");
+    expect((await stack.vms.stopVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.STOPPING);
+    // Back to Running, with the agent's error (naming host and command) for every reader.
+    const watched = await untilVmState(stack.vms, vm.uuid, VmState.RUNNING);
+    expect(watched.lastError).toContain("guest did not shut down");
+    expect(watched.lastError).toContain("vm/stop");
+    expect((await stack.vms.getVm({ uuid: vm.uuid })).vm!).toEqual(watched);
     simHost(0).clearFaults();
-    expect((await stack.vms.stopVm({ uuid: vm!.uuid })).vm!.lastError).toBe("");
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    expect((await settle(stack.vms, stack.vms.stopVm({ uuid: vm.uuid }), VmState.STOPPED)).lastError).toBe("");
+    await settle(stack.vms, stack.vms.destroyVm({ uuid: vm.uuid }), VmState.DESTROYED);
   });
 });
 
-describe("caller deadlines", () => {
-  it("a caller that gives up does not undo what the agent did: the operation completes and the database agrees", async () => {
-    const { vm } = await stack.vms.createVm({ name: "slow-stop", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[2]! });
-    simHost(2).injectFault({ command: "vm/stop", kind: "slow", delayMs: 600, times: 1 });
-    const err = await stack.vms.stopVm({ uuid: vm!.uuid }, { timeoutMs: 150 }).catch((e) => e);
-    expect(err).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
-    await until(async () => (await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state === VmState.STOPPED, "the stop to complete");
-    expect(simHost(2).inspect().vms.find((v) => v.vmUuid === vm!.uuid)?.state).toBe("stopped");
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+describe("callers never wait on the agent", () => {
+  it("a stop answers while the agent still holds it, and the work completes after: the database agrees with the agent", async () => {
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "held-stop", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[2]! }), VmState.RUNNING);
+    const hold = simHost(2).hold("vm/stop", { times: 1 });
+    // A short deadline is plenty: the call waits for the accept only.
+    expect((await stack.vms.stopVm({ uuid: vm.uuid }, { timeoutMs: 5_000 })).vm!.state).toBe(VmState.STOPPING);
+    const held = await hold.next(5_000);
+    expect((await stack.vms.getVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.STOPPING);
+    held.release();
+    await untilVmState(stack.vms, vm.uuid, VmState.STOPPED);
+    expect(simHost(2).inspect().vms.find((v) => v.vmUuid === vm.uuid)?.state).toBe("stopped");
+    await settle(stack.vms, stack.vms.destroyVm({ uuid: vm.uuid }), VmState.DESTROYED);
   });
 });
 
 describe("serialization and capacity", () => {
-  it("operations on one VM queue behind each other on its owner (forced with a held agent reply)", async () => {
-    const { vm } = await stack.vms.createVm({ name: "serial", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[1]! });
-    const owner = stack.replicas.find((r) => r.ctx.membership()!.owns(vm!.uuid))!;
+  it("one operation at a time on a VM: a second is refused at once naming the first's state, never run beside it (forced with a held agent reply)", async () => {
+    const vm = await settle(stack.vms, stack.vms.createVm({ name: "serial", cpu: 1, memoryBytes: GIB, hostUuid: hostUuids[1]! }), VmState.RUNNING);
+    const owner = stack.replicas.find((r) => r.ctx.membership()!.owns(vm.uuid))!;
     const hold = simHost(1).hold("vm/stop", { times: 1 });
-    const stopping = stack.vms.stopVm({ uuid: vm!.uuid });
+    await stack.vms.stopVm({ uuid: vm.uuid });
     const held = await hold.next(5_000);
-    const rebooting = stack.clientsTo(1).vms.rebootVm({ uuid: vm!.uuid }).catch((e) => e);
-    // The reboot is queued behind the stop under vm-<uuid>, not run beside it.
-    await until(() => owner.ctx.queue.inspect().some((s) => s.signature === `vm-${vm!.uuid}` && s.pending === 1), "reboot queued behind stop");
-    expect((await stack.vms.getVm({ uuid: vm!.uuid })).vm!.state).toBe(VmState.STOPPING);
+    const rebooting = await stack.clientsTo(1).vms.rebootVm({ uuid: vm.uuid }).catch((e) => e);
+    expect(rebooting).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_BUSY", resources: { state: "Stopping" } });
+    // Nothing was queued behind the stop: the stop's work is the VM's only task.
+    expect(owner.ctx.queue.pendingCount(`vm-${vm.uuid}`)).toBe(0);
     held.release();
-    expect((await stopping).vm!.state).toBe(VmState.STOPPED);
-    // When the reboot runs, the VM is Stopped: refused, naming that state.
-    expect(await rebooting).toMatchObject({ code: Code.FAILED_PRECONDITION, resources: { state: "Stopped" } });
-    await stack.vms.destroyVm({ uuid: vm!.uuid });
+    await untilVmState(stack.vms, vm.uuid, VmState.STOPPED);
+    // Once the stop has ended, the VM's state decides: Stopped, so a reboot is invalid.
+    await expect(stack.clientsTo(1).vms.rebootVm({ uuid: vm.uuid })).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID", resources: { state: "Stopped" } });
+    expect(simHost(1).inspect().log.filter((l) => l.command === "vm/reboot" && l.fence?.startsWith(`vm:${vm.uuid}=`))).toEqual([]);
+    await settle(stack.vms, stack.vms.destroyVm({ uuid: vm.uuid }), VmState.DESTROYED);
   });
 
   it("concurrent creates never over-commit a host", async () => {
@@ -156,6 +164,10 @@ describe("serialization and capacity", () => {
     expect(refused).toHaveLength(10);
     for (const r of refused) expect(r.reason).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, reason: "NO_HOST_CAPACITY" });
     for (const h of (await stack.hosts.listHosts({})).hosts) expect(h.cpuUsed).toBe(h.cpuCapacity);
-    for (const r of ok) await stack.vms.destroyVm({ uuid: (r as PromiseFulfilledResult<{ vm?: { uuid: string } }>).value.vm!.uuid });
+    for (const r of ok) {
+      const uuid = (r as PromiseFulfilledResult<{ vm?: { uuid: string } }>).value.vm!.uuid;
+      await untilVmState(stack.vms, uuid, VmState.RUNNING);
+      await settle(stack.vms, stack.vms.destroyVm({ uuid }), VmState.DESTROYED);
+    }
   });
 });
