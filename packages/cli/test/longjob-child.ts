@@ -1,7 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
+import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { startChildReplica } from "@stratum/runtime/testing";
 import type { LongjobStack } from "../../../services/longjob/test/harness";
+
+export { kill9 } from "@stratum/runtime/testing";
 
 const MAIN = fileURLToPath(new URL("../../../services/longjob/src/main.ts", import.meta.url));
 
@@ -12,37 +14,7 @@ const MAIN = fileURLToPath(new URL("../../../services/longjob/src/main.ts", impo
  * address once it is ready and the stack's replicas see it.
  */
 export async function startLongjobChild(stack: LongjobStack, replicaId: string): Promise<{ child: ChildProcess; address: string }> {
-  const { config } = stack.service.replicas[0]!.ctx;
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
-    env: {
-      ...process.env,
-      DATABASE_URL: config.databaseUrl,
-      NATS_URL: config.natsUrl,
-      STRATUM_BUS_PREFIX: config.busPrefix,
-      STRATUM_REPLICA_ID: replicaId,
-      STRATUM_GRPC_HOST: "127.0.0.1",
-      STRATUM_GRPC_PORT: "0",
-      STRATUM_HEARTBEAT_MS: String(config.heartbeatMs),
-      STRATUM_DB_POOL_SIZE: "4",
-    },
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const address = await new Promise<string>((resolve, reject) => {
-    child.once("exit", (code, signal) => reject(new Error(`${replicaId} exited with ${code ?? signal} before it was ready`)));
-    lines.on("line", (line) => {
-      if (!line.includes('"msg":"ready"')) return;
-      resolve((JSON.parse(line) as { address: string }).address);
-    });
-  });
+  const started = await startChildReplica({ main: MAIN, like: stack.service.replicas[0]!.ctx.config, replicaId });
   await stack.service.replicas[0]!.ctx.view.until((v) => v.members("longjob").some((m) => m.replicaId === replicaId));
-  return { child, address };
-}
-
-/** Kills the child as a crash does and waits for its exit. */
-export async function kill9(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
-  await exited;
+  return started;
 }

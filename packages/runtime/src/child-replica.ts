@@ -15,9 +15,9 @@ export interface ChildReplicaOptions {
 /**
  * A replica as a process of its own on a test stack's database and NATS namespace, so a test
  * can really kill it (`kill -9`, or a crash point) or pause it (SIGSTOP / SIGCONT) at the step
- * it chooses. Resolves once the child printed `ready`.
+ * it chooses. Resolves once the child printed `ready`, with its gRPC address.
  */
-export async function startChildReplica(o: ChildReplicaOptions): Promise<ChildProcess> {
+export async function startChildReplica(o: ChildReplicaOptions): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(process.execPath, ["--import", "tsx", o.main], {
     env: {
       ...process.env,
@@ -34,11 +34,13 @@ export async function startChildReplica(o: ChildReplicaOptions): Promise<ChildPr
     stdio: ["ignore", "pipe", "ignore"],
   });
   const lines = createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
+  const address = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code, signal) => reject(new Error(`${o.replicaId} exited with ${code ?? signal} before it was ready`)));
-    lines.on("line", (line) => line.includes('"msg":"ready"') && resolve());
+    lines.on("line", (line) => {
+      if (line.includes('"msg":"ready"')) resolve((JSON.parse(line) as { address: string }).address);
+    });
   });
-  return child;
+  return { child, address };
 }
 
 /** Kills the child as a crash does (SIGCONT first, in case it was stopped) and waits for its exit. */

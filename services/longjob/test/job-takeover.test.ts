@@ -28,7 +28,7 @@ afterEach(async () => {
 afterAll(() => stack?.stop());
 
 async function startChild(env: Record<string, string> = {}): Promise<ChildProcess> {
-  const c = await startChildReplica({ main: MAIN, like: stack.service.replicas[0]!.ctx.config, replicaId: "longjob-1", env });
+  const { child: c } = await startChildReplica({ main: MAIN, like: stack.service.replicas[0]!.ctx.config, replicaId: "longjob-1", env });
   await stack.service.replicas[0]!.ctx.view.until((v) => v.members("longjob").some((m) => m.replicaId === "longjob-1"));
   return c;
 }
