@@ -1,6 +1,6 @@
 /** Checks of deploy/docker/compose.yaml. */
 import { posix } from "node:path";
-import { agentSimArgs, agentSimPorts, checkProcessEnv, durationSeconds, envContract, RUNTIME_SHUTDOWN_SECONDS, urlHostPort } from "./contract";
+import { agentSimArgs, agentSimPorts, checkProcessEnv, durationSeconds, envContract, shutdownSeconds, unknownShutdown, urlHostPort } from "./contract";
 import { asList, COMPOSE, composeEnv, composePorts, composeProcesses, DOCKERFILE, isStratumImage, kindProcesses, type Deploy } from "./model";
 import type { ComposeService } from "./types";
 
@@ -54,8 +54,10 @@ export function composeServices(d: Deploy): string[] {
       problems.push(`${p.where}: STRATUM_ADVERTISE_HOST=${advertise} is not this container's name, so calls forwarded to it land elsewhere`);
     }
     const grace = durationSeconds(p.compose.stop_grace_period ?? "10s");
-    if (runtime && (grace === undefined || grace <= RUNTIME_SHUTDOWN_SECONDS)) {
-      problems.push(`${p.where}: stop_grace_period ${p.compose.stop_grace_period ?? "10s (default)"} must exceed the runtime's ${RUNTIME_SHUTDOWN_SECONDS} s drain, or Docker kills it mid-drain`);
+    const drain = runtime ? shutdownSeconds(p.service!) : undefined;
+    if (runtime && drain === undefined) problems.push(unknownShutdown(p.where, p.service!));
+    else if (drain !== undefined && (grace === undefined || grace <= drain)) {
+      problems.push(`${p.where}: stop_grace_period ${p.compose.stop_grace_period ?? "10s (default)"} must exceed the runtime's ${drain} s drain of ${p.service}, or Docker kills it mid-drain`);
     }
     if (p.compose.read_only && !asList(p.compose.tmpfs).some((t) => t.split(":")[0] === "/tmp")) {
       problems.push(`${p.where}: read_only without a /tmp tmpfs: tsx cannot write its cache`);

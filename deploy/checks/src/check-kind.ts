@@ -1,5 +1,5 @@
 /** Checks of deploy/kind: the cluster config, the kustomization and every manifest. */
-import { agentSimArgs, agentSimPorts, checkProcessEnv, envContract, RUNTIME_SHUTDOWN_SECONDS, urlHostPort } from "./contract";
+import { agentSimArgs, agentSimPorts, checkProcessEnv, envContract, shutdownSeconds, unknownShutdown, urlHostPort } from "./contract";
 import { natsJetStream } from "./check-compose";
 import { KIND_CLUSTER, KUSTOMIZATION, kindProcesses, MANIFESTS, workloads, type Deploy, type Manifest } from "./model";
 import type { Container } from "./types";
@@ -173,6 +173,10 @@ export function stratumContainers(d: Deploy): string[] {
         if (!probe.grpc) problems.push(`${p.where}: ${kind} is not a gRPC probe (the ring-aware health is grpc.health.v1)`);
         else if (probe.grpc.port !== grpcPort) problems.push(`${p.where}: ${kind} checks gRPC port ${probe.grpc.port}, STRATUM_GRPC_PORT is ${grpcPort}`);
       }
+      // A scraper that follows the annotation would otherwise scrape nothing, or the gRPC port.
+      const scrapePort = w.doc.spec?.template?.metadata?.annotations?.["prometheus.io/port"];
+      const metricsPort = p.env.get("STRATUM_METRICS_PORT")?.value;
+      if (scrapePort !== undefined && String(scrapePort) !== metricsPort) problems.push(`${p.where}: annotation prometheus.io/port ${scrapePort} is not STRATUM_METRICS_PORT ${metricsPort ?? "(unset)"}`);
     } else if (p.service === "agent-sim") {
       const { options, problems: argProblems } = agentSimArgs(p);
       problems.push(...argProblems);
@@ -189,7 +193,9 @@ export function stratumContainers(d: Deploy): string[] {
     const preStop = c.lifecycle?.preStop;
     const sleep = preStop?.sleep?.seconds ?? Number(preStop?.exec?.command?.[0] === "sleep" ? preStop.exec.command[1] : 0);
     const grace = spec?.terminationGracePeriodSeconds ?? 30;
-    if (runtime && grace <= RUNTIME_SHUTDOWN_SECONDS + sleep) problems.push(`${p.where}: terminationGracePeriodSeconds ${grace} <= preStop ${sleep} s + the runtime's ${RUNTIME_SHUTDOWN_SECONDS} s drain: SIGKILL mid-drain`);
+    const drain = runtime ? shutdownSeconds(p.service!) : undefined;
+    if (runtime && drain === undefined) problems.push(unknownShutdown(p.where, p.service!));
+    else if (drain !== undefined && grace <= drain + sleep) problems.push(`${p.where}: terminationGracePeriodSeconds ${grace} <= preStop ${sleep} s + the runtime's ${drain} s drain of ${p.service}: SIGKILL mid-drain`);
     if (!(spec?.securityContext?.runAsNonRoot ?? c.securityContext?.runAsNonRoot)) problems.push(`${p.where}: runAsNonRoot is not set`);
     const uid = c.securityContext?.runAsUser ?? spec?.securityContext?.runAsUser;
     if (uid !== undefined && String(uid) !== imageUser) problems.push(`${p.where}: runAsUser ${uid} is not the image's USER ${imageUser}`);

@@ -6,7 +6,8 @@ import { dependencyProbes, disruptionBudgets, headlessServices, natsCluster, rep
 import { composeAgentSim, composeDependencies, composeImage, composeServices } from "./check-compose";
 import { dockerignore, nodeVersion, pnpmInstall, pnpmVersion, runtimeStage } from "./check-docker";
 import { kindCluster, kustomization, natsJetStreamOnVolume, references, selectors, servicePorts, statefulSetServices, stratumContainers, wellFormed } from "./check-kind";
-import { COMPOSE, DOCKERFILE, KIND_CLUSTER, KIND_README, MANIFESTS, composeProcesses, type Deploy } from "./model";
+import { envContract } from "./contract";
+import { COMPOSE, DOCKERFILE, KIND_CLUSTER, KIND_README, MANIFESTS, composeProcesses, kindProcesses, type Deploy } from "./model";
 
 /** Every `services/<name>/src/main.ts` written in a deployment file exists. */
 function entryPoints(d: Deploy): string[] {
@@ -15,6 +16,22 @@ function entryPoints(d: Deploy): string[] {
       .filter((m) => d.repo.serviceMain(m[1]!) === undefined)
       .map((m) => `${file}: refers to ${m[0]}, which does not exist`),
   );
+}
+
+/**
+ * Every runtime service of the repository (a `services/<name>/src/main.ts` run by @stratum/runtime;
+ * agent-sim is a stand-in, checked on its own) runs in compose and in kind: a new service without
+ * its manifest or compose entry fails here rather than being missed by every per-container check.
+ */
+function everyServiceDeployed(d: Deploy): string[] {
+  const kind = new Set(kindProcesses(d).map((p) => p.service));
+  const compose = new Set(composeProcesses(d).map((p) => p.service));
+  return d.repo.services
+    .filter((name) => envContract(d, name)?.runtime)
+    .flatMap((name) => [
+      ...(kind.has(name) ? [] : [`${MANIFESTS}: no workload runs ${name} (SERVICE=${name}); copy compute.yaml to ${name}.yaml and list it in kustomization.yaml`]),
+      ...(compose.has(name) ? [] : [`${COMPOSE}: no service runs ${name} (SERVICE=${name}); add its replicas as compute's are`]),
+    ]);
 }
 
 /** The kind README's commands use this repo's paths, the image compose builds and the cluster's name. */
@@ -58,6 +75,7 @@ export const CHECKS = {
   "kind: streams replicated on every NATS server": replicatedStreams,
   "kind: PodDisruptionBudgets take one pod at a time": disruptionBudgets,
   "all: service entry points exist": entryPoints,
+  "all: every service deployed in compose and kind": everyServiceDeployed,
 } satisfies Record<string, (d: Deploy) => string[]>;
 
 export type CheckName = keyof typeof CHECKS;

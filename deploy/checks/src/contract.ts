@@ -4,22 +4,45 @@
  */
 // The sim's real flag parser (not exported from its index): flags the manifests pass must parse.
 import { parseCliArgs } from "../../../services/agent-sim/src/cli-args";
-import { shutdownBudget } from "@stratum/runtime";
-import { COMPUTE_TASK_TIMEOUT_MS } from "../../../services/compute/src/config";
+import { DEFAULT_TASK_TIMEOUT_MS, shutdownBudget, type ServiceModule } from "@stratum/runtime";
+import { computeModule } from "../../../services/compute/src/module";
+import { longjobModule } from "../../../services/longjob/src/module";
 import type { Deploy, StratumProcess } from "./model";
 
 type AgentSimOptions = Exclude<ReturnType<typeof parseCliArgs>, "help">;
 
 /** The variable the image's entrypoint reads to pick services/$SERVICE/src/main.ts. */
 export const SERVICE_VAR = "SERVICE";
-/** The runtime's variables with no usable default in a container (its defaults are loopback/devstack ones). */
-export const RUNTIME_REQUIRED = ["NATS_URL", "DATABASE_URL", "STRATUM_REPLICA_ID", "STRATUM_GRPC_PORT"] as const;
 /**
- * The runtime force-exits this long after SIGTERM: its call drain, compute's longest operation
- * and the close margin (`shutdownBudget` in packages/runtime/src/shutdown.ts). Compute is the
- * one runtime service deployed today; a service with longer operations gets its own figure.
+ * The runtime's variables with no usable default in a container (its defaults are loopback/devstack
+ * ones; STRATUM_METRICS_PORT's is a random port, which no scraper or Service can name).
  */
-export const RUNTIME_SHUTDOWN_SECONDS = shutdownBudget(COMPUTE_TASK_TIMEOUT_MS).forceExitMs / 1000;
+export const RUNTIME_REQUIRED = ["NATS_URL", "DATABASE_URL", "STRATUM_REPLICA_ID", "STRATUM_GRPC_PORT", "STRATUM_METRICS_PORT"] as const;
+
+/**
+ * Each runtime service's module, by service name: its `taskTimeoutMs` is what a graceful stop
+ * waits for, so the orchestrator's grace period is read from the code, not restated. A new
+ * service is added here; until it is, the grace checks name it (and fail).
+ */
+const SERVICE_MODULES: Readonly<Record<string, () => Pick<ServiceModule, "name" | "taskTimeoutMs">>> = {
+  compute: () => computeModule(),
+  longjob: () => longjobModule(),
+};
+
+/**
+ * Seconds after SIGTERM at which a service's runtime force-exits: its call drain, its longest
+ * chain task (the module's `taskTimeoutMs`, else the runtime's DEFAULT_TASK_TIMEOUT_MS) and the
+ * close margin (`shutdownBudget` in packages/runtime/src/shutdown.ts). Undefined for a service
+ * SERVICE_MODULES does not know.
+ */
+export function shutdownSeconds(service: string): number | undefined {
+  const module = Object.hasOwn(SERVICE_MODULES, service) ? SERVICE_MODULES[service]!() : undefined;
+  return module === undefined ? undefined : shutdownBudget(module.taskTimeoutMs ?? DEFAULT_TASK_TIMEOUT_MS).forceExitMs / 1000;
+}
+
+/** The problem when `service` has no shutdown figure (a new service SERVICE_MODULES lacks). */
+export const unknownShutdown = (where: string, service: string): string =>
+  `${where}: no shutdown budget known for ${service}, so its grace period cannot be checked: add its module to SERVICE_MODULES in deploy/checks/src/contract.ts`;
 
 export interface EnvContract {
   /** main.ts runs through @stratum/runtime's runMain. */
@@ -71,6 +94,10 @@ export function checkProcessEnv(d: Deploy, p: StratumProcess): string[] {
     if (port !== undefined && Number(port) > 0 && !p.ports.includes(Number(port))) {
       problems.push(`${p.where}: STRATUM_GRPC_PORT=${port} is not among the container's ports [${p.ports.join(", ")}]`);
     }
+    const metrics = p.env.get("STRATUM_METRICS_PORT")?.value;
+    if (metrics !== undefined && !(Number(metrics) > 0)) problems.push(`${p.where}: STRATUM_METRICS_PORT=${metrics} must be a fixed port (a random one cannot be scraped)`);
+    else if (metrics !== undefined && Number(metrics) === Number(port)) problems.push(`${p.where}: STRATUM_METRICS_PORT=${metrics} is the gRPC port too`);
+    else if (metrics !== undefined && !p.ports.includes(Number(metrics))) problems.push(`${p.where}: STRATUM_METRICS_PORT=${metrics} is not among the container's ports [${p.ports.join(", ")}]`);
     const host = p.env.get("STRATUM_GRPC_HOST")?.value;
     if (host !== undefined && /^(127\.|localhost$|::1$)/.test(host)) problems.push(`${p.where}: STRATUM_GRPC_HOST=${host} is unreachable from other containers`);
     if (!p.env.has("STRATUM_ADVERTISE_HOST") && !p.env.has("POD_IP")) {

@@ -47,6 +47,8 @@ export interface RepoFacts {
   readonly rootDevDependencies: Readonly<Record<string, string>>;
   /** The variables `@stratum/runtime` reads (its exported `ENV`), plus those it reads outside it. */
   readonly runtimeEnv: readonly string[];
+  /** Every `services/<name>` with a `src/main.ts`, sorted: what the deployments must run. */
+  readonly services: readonly string[];
   /** Source of services/<name>/src/main.ts, or undefined when there is none. */
   serviceMain(name: string): string | undefined;
   exists(path: string): boolean;
@@ -64,6 +66,9 @@ export function readRepoFacts(root = REPO_ROOT): RepoFacts {
     rootDevDependencies: pkg.devDependencies ?? {},
     // POD_IP: config's fallback for the advertised host; STRATUM_LOG_LEVEL: read by @stratum/rpc's logger.
     runtimeEnv: [...Object.keys(ENV), "POD_IP", "STRATUM_LOG_LEVEL"],
+    services: readdirSync(join(root, "services"))
+      .filter((name) => existsSync(join(root, "services", name, "src", "main.ts")))
+      .sort(),
     // main.ts and, beside it, config.ts: a kit service declares its variables in an env table there.
     serviceMain: (name) => {
       const path = join(root, "services", name, "src", "main.ts");

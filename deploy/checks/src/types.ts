@@ -7,6 +7,7 @@ export interface ObjectMeta {
   name?: string;
   namespace?: string;
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 
 export interface EnvVar {

@@ -23,6 +23,7 @@ describe("deployment files", () => {
 });
 
 const COMPUTE = `${MANIFESTS}/compute.yaml`;
+const LONGJOB = `${MANIFESTS}/longjob.yaml`;
 const AGENT_SIM = `${MANIFESTS}/agent-sim.yaml`;
 const NATS = `${MANIFESTS}/nats.yaml`;
 const POSTGRES = `${MANIFESTS}/postgres.yaml`;
@@ -132,6 +133,16 @@ const BREAKAGES: Breakage[] = [
   ["kind: PodDisruptionBudgets take one pod at a time", COMPUTE, "  maxUnavailable: 1 # drains", "  minAvailable: 1 # drains", /PodDisruptionBudget\/compute: maxUnavailable \(unset\) must be 1/],
   ["kind: PodDisruptionBudgets take one pod at a time", COMPUTE, "  replicas: 2\n", "  replicas: 1\n", /StatefulSet\/compute: replicas 1: with one/],
   ["kind: NATS JetStream on a volume", NATS, "- { name: data, mountPath: /data }", "- { name: data, mountPath: /var/data }", /store dir \/data is not on a volumeClaimTemplate/],
+  ["all: every service deployed in compose and kind", LONGJOB, "{ name: SERVICE, value: longjob }", "{ name: SERVICE, value: compute }", /manifests: no workload runs longjob \(SERVICE=longjob\)/],
+  ["all: every service deployed in compose and kind", COMPOSE, "      SERVICE: longjob\n", "      SERVICE: compute\n", /compose\.yaml: no service runs longjob \(SERVICE=longjob\)/],
+  ["kind: Stratum containers", LONGJOB, "terminationGracePeriodSeconds: 150", "terminationGracePeriodSeconds: 135", /terminationGracePeriodSeconds 135 <= preStop 5 s \+ the runtime's 135 s drain of longjob/],
+  ["compose: Stratum services' environment", COMPOSE, "stop_grace_period: 150s", "stop_grace_period: 120s", /longjob-0: stop_grace_period 120s must exceed the runtime's 135 s drain of longjob/],
+  ["kind: Stratum containers", LONGJOB, '            - { name: STRATUM_METRICS_PORT, value: "7451" }\n', "", /StatefulSet\/longjob container longjob: STRATUM_METRICS_PORT is not set/],
+  ["kind: Stratum containers", COMPUTE, '{ name: STRATUM_METRICS_PORT, value: "7151" }', '{ name: STRATUM_METRICS_PORT, value: "0" }', /STRATUM_METRICS_PORT=0 must be a fixed port/],
+  ["kind: Stratum containers", COMPUTE, "            - { name: metrics, containerPort: 7151 }\n", "", /STRATUM_METRICS_PORT=7151 is not among the container's ports \[7101\]/],
+  ["kind: Stratum containers", LONGJOB, 'prometheus.io/port: "7451"', 'prometheus.io/port: "7401"', /annotation prometheus\.io\/port 7401 is not STRATUM_METRICS_PORT 7451/],
+  ["compose: Stratum services' environment", COMPOSE, 'STRATUM_METRICS_PORT: "7451"', 'STRATUM_METRICS_PORT: "7401"', /longjob-0: STRATUM_METRICS_PORT=7401 is the gRPC port too/],
+  ["compose: Stratum services' environment", COMPOSE, '"127.0.0.1:7452:7451"', '"127.0.0.1:7452:7452"', /longjob-1: STRATUM_METRICS_PORT=7451 is not among the container's ports/],
   ["all: service entry points exist", KIND_README, "## What is where", "Run `node --import tsx services/billing/src/main.ts` by hand.\n\n## What is where", /refers to services\/billing\/src\/main\.ts/],
 ];
 
@@ -151,5 +162,54 @@ describe("each check fails when its invariant is broken", () => {
 
   it("reports nothing on the real files", () => {
     expect(runChecks(deploy)).toEqual([]);
+  });
+});
+
+/** The sources without longjob's kind manifest (and its kustomization entry) and compose services. */
+function withoutLongjob(): Record<string, string> {
+  const { [LONGJOB]: _dropped, ...rest } = sources;
+  const compose = sources[COMPOSE]!;
+  const start = compose.indexOf("  longjob-0:\n");
+  const end = compose.indexOf("  agent-sim:\n");
+  expect(start, "compose.yaml no longer has longjob-0 before agent-sim").toBeGreaterThan(0);
+  expect(end).toBeGreaterThan(start);
+  return {
+    ...rest,
+    [KUSTOMIZATION]: sources[KUSTOMIZATION]!.replace("  - longjob.yaml\n", ""),
+    [COMPOSE]: compose.slice(0, start) + compose.slice(end),
+  };
+}
+
+describe("every service of the repository is deployed", () => {
+  it("asks for the runtime services of services/*/src/main.ts only: agent-sim is a stand-in", () => {
+    expect(repo.services).toEqual(expect.arrayContaining(["agent-sim", "compute", "longjob"]));
+    const { [AGENT_SIM]: _sim, ...rest } = sources;
+    const compose = sources[COMPOSE]!;
+    const [start, end] = [compose.indexOf("  agent-sim:\n"), compose.indexOf("\nvolumes:\n")];
+    expect(start, "compose.yaml no longer has agent-sim before volumes").toBeGreaterThan(0);
+    const noSim = loadDeploy({ ...rest, [COMPOSE]: compose.slice(0, start) + compose.slice(end) }, repo);
+    expect(noSim.manifests.some((m) => m.file === "agent-sim.yaml")).toBe(false);
+    expect(CHECKS["all: every service deployed in compose and kind"](noSim)).toEqual([]);
+  });
+
+  it("fails when a present service has neither its manifest nor its compose entry", () => {
+    const broken = loadDeploy(withoutLongjob(), repo);
+    // The rest is consistent without it: only the coverage check notices.
+    expect(runChecks(broken)).toEqual([
+      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/manifests: no workload runs longjob/) },
+      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/compose\.yaml: no service runs longjob/) },
+    ]);
+  });
+
+  it("fails for a third runtime service without manifests, and for one deployed with no shutdown figure", () => {
+    const network = 'import { runMain } from "@stratum/runtime";\nimport { networkModule } from "./module";\nrunMain(networkModule());\n';
+    const withNetwork = { ...repo, services: [...repo.services, "network"].sort(), serviceMain: (n: string) => (n === "network" ? network : repo.serviceMain(n)) };
+    expect(runChecks(loadDeploy(sources, withNetwork))).toEqual([
+      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/manifests: no workload runs network/) },
+      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/compose\.yaml: no service runs network/) },
+    ]);
+    // Deployed (longjob.yaml copied as network.yaml), its grace period still cannot be checked.
+    const copied = loadDeploy({ ...sources, [`${MANIFESTS}/network.yaml`]: sources[LONGJOB]!.replaceAll("longjob", "network"), [KUSTOMIZATION]: sources[KUSTOMIZATION]!.replace("  - longjob.yaml\n", "  - longjob.yaml\n  - network.yaml\n") }, withNetwork);
+    expect(CHECKS["kind: Stratum containers"](copied)).toEqual([expect.stringMatching(/network\.yaml StatefulSet\/network container network: no shutdown budget known for network/)]);
   });
 });
