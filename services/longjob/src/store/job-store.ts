@@ -42,6 +42,7 @@ export class JobStore {
   readonly #inserts: KeyedBatcher<NewJob, JobRow>;
   readonly #dispatches: KeyedBatcher<{ uuid: string; attempt: number; executor: string }, JobRow>;
   readonly #reports: KeyedBatcher<JobReport, JobRow>;
+  readonly #reads: KeyedBatcher<string, JobRow>;
 
   constructor(
     private readonly handle: LongjobDb,
@@ -53,6 +54,8 @@ export class JobStore {
     this.#inserts = new KeyedBatcher((j) => j.uuid, (batch) => this.#insertMany(batch));
     this.#dispatches = new KeyedBatcher((d) => d.uuid, (batch) => this.#dispatchMany(batch));
     this.#reports = new KeyedBatcher((r) => r.job, (batch) => this.#recordMany(batch));
+    // Reads too: every submit's dispatch and every watch starts with one.
+    this.#reads = new KeyedBatcher((uuid) => uuid, async (uuids) => new Map((await this.getMany(uuids)).map((r) => [r.uuid, r])));
   }
 
   /** Records a new job, Waiting; undefined when its UUID or request id exists already. */
@@ -73,13 +76,9 @@ export class JobStore {
     return this.#reports.submit(report);
   }
 
-  async get(uuid: string): Promise<JobRow | undefined> {
-    try {
-      const [row] = await this.handle.db.select().from(jobs).where(eq(jobs.uuid, uuid));
-      return row;
-    } catch (e) {
-      throw mapPgError(e, { operation: "get job" });
-    }
+  /** The job as committed now (reads of one turn share a statement). */
+  get(uuid: string): Promise<JobRow | undefined> {
+    return this.#reads.submit(uuid);
   }
 
   async getMany(uuids: string[]): Promise<JobRow[]> {
