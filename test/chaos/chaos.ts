@@ -8,7 +8,9 @@
  * For each scenario it prints what a user of the control plane would check:
  * - takeover: from the fault until a VM the struck replica owned is served again (a reboot of a
  *   probe VM, retried with a 1 s deadline, succeeds); for NATS and Postgres, the time to recover;
- * - failed: client calls that failed after the client's own retries;
+ * - failed: client calls that failed after the client's own retries, and accepted operations
+ *   that did not reach their target state (a call answers once its operation is accepted; the
+ *   worker follows it through WatchVm, re-opened when its replica goes away);
  * - stuck: VMs still in a transient state 10 s after the load stopped;
  * - divergent: VMs whose state in Postgres disagrees with what the agents run;
  * - lost: VMs whose vm_state_changed events, read back from JetStream, do not chain from the
@@ -28,9 +30,10 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { connectBus, EventBus, MembershipView } from "@stratum/bus";
-import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { VmService, VmState, type Vm } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, StratumError, type Client } from "@stratum/rpc";
 import { startDevstack, type Devstack } from "../support/devstack";
+import { untilSettled } from "../../services/compute/test/watch";
 
 const GIB = 1024n ** 3n;
 const TRANSIENT = ["Created", "Starting", "Stopping", "Rebooting", "Destroying"];
@@ -95,6 +98,8 @@ async function main(): Promise<void> {
       const uuid = ownedBy(replicaId);
       const c = client();
       await c.createVm({ uuid, name: `probe-${replicaId}`, cpu: 1, memoryBytes: GIB });
+      // Running before the fault: the probe's reboots then measure the takeover, not the start.
+      await untilSettled(c, uuid, 60_000);
       closeClient(c);
       return uuid;
     };
@@ -226,12 +231,21 @@ async function main(): Promise<void> {
   }
 }
 
-/** One worker: VM lifecycles until told to stop; every failed call (after retries) is counted. */
+/**
+ * One worker: VM lifecycles until told to stop. Each call is followed to its outcome through
+ * WatchVm; a call that failed (after retries) or an operation that did not end where it leads
+ * (rolled back by a takeover, or failed on the agent) is counted, with why.
+ */
 async function lifecycleLoad(c: Client<typeof VmService>, name: string, stopped: () => boolean, t: Tally): Promise<void> {
-  const call = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+  const call = async (what: string, target: VmState, fn: () => Promise<{ vm?: Vm }>): Promise<Vm | undefined> => {
     t.calls += 1;
     try {
-      return await fn();
+      const { vm } = await fn();
+      const end = await untilSettled(c, vm!.uuid, 60_000);
+      if (end.state === target) return end;
+      t.failed += 1;
+      t.failures.push(`${what}: ended ${VmState[end.state]}, not ${VmState[target]}: ${end.lastError || "no error"}`);
+      return undefined;
     } catch (e) {
       const err = StratumError.from(e);
       t.failed += 1;
@@ -240,13 +254,18 @@ async function lifecycleLoad(c: Client<typeof VmService>, name: string, stopped:
     }
   };
   for (let n = 0; !stopped(); n++) {
-    const created = await call("CreateVm", () => c.createVm({ name: `${name}-${n}`, cpu: 1, memoryBytes: GIB }));
-    if (!created) continue;
-    const uuid = created.vm!.uuid;
-    t.vms.push(uuid);
-    await call("StopVm", () => c.stopVm({ uuid }));
-    await call("StartVm", () => c.startVm({ uuid }));
-    await call("DestroyVm", () => c.destroyVm({ uuid }));
+    let uuid: string | undefined;
+    const created = await call("CreateVm", VmState.RUNNING, async () => {
+      const res = await c.createVm({ name: `${name}-${n}`, cpu: 1, memoryBytes: GIB });
+      uuid = res.vm!.uuid;
+      t.vms.push(uuid);
+      return res;
+    });
+    if (!uuid) continue;
+    const vm = uuid;
+    // The next step only from where the last one led; a destroy, from wherever it is.
+    if (created && (await call("StopVm", VmState.STOPPED, () => c.stopVm({ uuid: vm })))) await call("StartVm", VmState.RUNNING, () => c.startVm({ uuid: vm }));
+    await call("DestroyVm", VmState.DESTROYED, () => c.destroyVm({ uuid: vm }));
   }
   closeClient(c);
 }
@@ -285,7 +304,7 @@ async function lostEvents(bus: Awaited<ReturnType<typeof connectBus>>, sql: post
   const events = await EventBus.open(bus);
   const chains = new Map<string, Array<{ from: string | null; to: string }>>();
   const sub = await events.subscribe<{ vmUuid: string; from: string | null; to: string }>(
-    "compute.vm_state_changed",
+    "compute.vm_state_changed.>",
     (e) => {
       const list = chains.get(e.data.vmUuid) ?? [];
       list.push({ from: e.data.from, to: e.data.to });

@@ -4,11 +4,13 @@ import { VmService, VmState, type Vm } from "@stratum/proto/stratum/compute/v1/v
 import { closeClient, Code, createClient, type Client } from "@stratum/rpc";
 import postgres from "postgres";
 import { startDevstack, type Devstack } from "../support/devstack";
+import { untilSettled, untilVmState } from "../../services/compute/test/watch";
 
 /**
  * The whole system as `pnpm start` runs it: the launcher, NATS, Postgres, 2 compute replicas as
  * separate processes and the agent simulator with 3 hosts. 20 VMs are driven concurrently through
  * their lifecycle via both replicas, and at the end the agents' state must match the database.
+ * Each call answers once its operation is accepted; its outcome is followed through WatchVm.
  */
 let stack: Devstack;
 let vms: Client<typeof VmService>[];
@@ -52,15 +54,26 @@ describe("devstack end to end", () => {
       Array.from({ length: 20 }, async (_, i): Promise<Vm> => {
         const c = client(i);
         const created = (await c.createVm({ name: `e2e-${i}`, cpu: 1, memoryBytes: 512n * 1024n * 1024n })).vm!;
-        expect(created.state).toBe(VmState.RUNNING);
+        expect(created.state).toBe(VmState.CREATED);
         const uuid = created.uuid;
+        // Watched through the other replica: any replica serves WatchVm.
+        await untilVmState(client(i + 1), uuid, VmState.RUNNING);
         // Alternate replicas per step: each call lands on the owner directly or is forwarded to it.
-        expect((await client(i + 1).stopVm({ uuid })).vm!.state).toBe(VmState.STOPPED);
-        expect((await c.startVm({ uuid })).vm!.state).toBe(VmState.RUNNING);
-        expect((await client(i + 1).rebootVm({ uuid })).vm!.state).toBe(VmState.RUNNING);
+        expect((await client(i + 1).stopVm({ uuid })).vm!.state).toBe(VmState.STOPPING);
+        await untilVmState(c, uuid, VmState.STOPPED);
+        expect((await c.startVm({ uuid })).vm!.state).toBe(VmState.STARTING);
+        await untilVmState(c, uuid, VmState.RUNNING);
+        expect((await client(i + 1).rebootVm({ uuid })).vm!.state).toBe(VmState.REBOOTING);
+        expect((await untilVmState(c, uuid, VmState.RUNNING)).lastError).toBe("");
         // End in different states so the comparison below has something to compare.
-        if (i % 3 === 0) return (await c.destroyVm({ uuid })).vm!;
-        if (i % 3 === 1) return (await c.stopVm({ uuid, force: true })).vm!;
+        if (i % 3 === 0) {
+          await c.destroyVm({ uuid });
+          return untilVmState(c, uuid, VmState.DESTROYED);
+        }
+        if (i % 3 === 1) {
+          await c.stopVm({ uuid, force: true });
+          return untilVmState(c, uuid, VmState.STOPPED);
+        }
         return (await c.getVm({ uuid })).vm!;
       }),
     );
@@ -86,6 +99,7 @@ describe("devstack end to end", () => {
 
   it("conflicting operations on the same VMs through both replicas each run or are refused for the state they find, and the agents still agree", async () => {
     const made = await Promise.all(Array.from({ length: 6 }, (_, i) => vms[i % 2]!.createVm({ name: `clash-${i}`, cpu: 1, memoryBytes: 256n * 1024n * 1024n })));
+    for (const { vm } of made) await untilVmState(vms[0]!, vm!.uuid, VmState.RUNNING);
     const ops = made.flatMap(({ vm }) => {
       const uuid = vm!.uuid;
       return [
@@ -100,12 +114,17 @@ describe("devstack end to end", () => {
     // fault tests, with a held agent reply; here the point is the whole system's end state.)
     const outcomes = await Promise.allSettled(ops);
     for (const o of outcomes) {
-      // Each operation either ran or was refused for the state it found: never a lost race.
-      if (o.status === "rejected") expect(o.reason).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "VM_STATE_INVALID" });
+      // Each operation was accepted, or refused for the state it found (busy with another one,
+      // or one it cannot start from): never a lost race.
+      if (o.status === "rejected") expect(o.reason).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: expect.stringMatching(/^VM_(BUSY|STATE_INVALID)$/) });
     }
+    expect(outcomes.some((o) => o.status === "fulfilled")).toBe(true);
+    const settled = new Map<string, Vm>();
+    for (const { vm } of made) settled.set(vm!.uuid, await untilSettled(vms[1]!, vm!.uuid));
     const agents = await agentState();
     for (const { vm } of made) {
       const now = (await vms[0]!.getVm({ uuid: vm!.uuid })).vm!;
+      expect(now).toEqual(settled.get(vm!.uuid));
       expect([VmState.RUNNING, VmState.STOPPED]).toContain(now.state);
       const onAgent = agents.flatMap((a) => a.vms).find((v) => v.vmUuid === vm!.uuid);
       expect(onAgent?.state).toBe(now.state === VmState.RUNNING ? "running" : "stopped");

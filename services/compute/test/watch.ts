@@ -52,3 +52,21 @@ export async function settle(client: Client<typeof VmService>, call: Promise<{ v
   const { vm } = await call;
   return untilVmState(client, vm!.uuid, state);
 }
+
+/**
+ * Follows a VM through WatchVm until no operation works on it (Running, Stopped, Error or
+ * Destroyed), and returns it: after concurrent calls, where which of them ran is the question.
+ * Re-opens a broken stream like {@link untilVmState}.
+ */
+export async function untilSettled(client: Client<typeof VmService>, uuid: string, timeoutMs = 30_000): Promise<Vm> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for await (const { vm } of client.watchVm({ uuid }, { timeoutMs: Math.max(1, deadline - Date.now()) })) if (SETTLED.has(vm!.state)) return vm!;
+    } catch (e) {
+      if (!(e instanceof StratumError) || !REOPEN.has(e.code) || Date.now() > deadline) throw e;
+    }
+    if (Date.now() > deadline) throw new Error(`WatchVm of ${uuid}: the VM did not settle within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 500)));
+  }
+}
