@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, inArray, ne, sql, type SQL } from "drizzle-orm";
 import { currentWork } from "@stratum/core";
-import { leaseHeldSql, leaseLost, mapPgError, ownerWriteGuard, rowMapper, TransitionBatcher, type LeaseHolder, type WriteGuard } from "@stratum/db";
+import { KeyedBatcher, leaseHeldSql, leaseLost, mapPgError, ownerWriteGuard, rowMapper, TransitionBatcher, type LeaseHolder, type WriteGuard } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { PlacementBatcher } from "./placement-batcher";
 import { hosts, leases, outbox, vms, type VmRow, type VmStateValue } from "./schema";
@@ -35,6 +35,7 @@ export class VmStore {
   readonly #placements: PlacementBatcher;
   readonly #lease: LeaseHolder;
   readonly #guard: WriteGuard;
+  readonly #reads: KeyedBatcher<string, VmRow>;
 
   /**
    * @param actor the replica incarnation writing (`<replicaId>@<startedAt>`), recorded with every
@@ -63,6 +64,8 @@ export class VmStore {
       outbox: { table: outbox, domain: "compute", event: VM_STATE_CHANGED, payload: (q) => q`${q.unsafe(vmChangePayload("m", "m.__from"))}`, key: (q) => q`${q.unsafe(vmEventKey("m"))}`, written: eventsWritten },
     });
     this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm), this.#lease, eventsWritten);
+    // Reads of one turn share a statement: every WatchVm starts with one, every accept makes one.
+    this.#reads = new KeyedBatcher((uuid) => uuid, (uuids) => this.#getMany(uuids));
   }
 
   /**
@@ -140,9 +143,18 @@ export class VmStore {
     }
   }
 
-  async get(uuid: string): Promise<VmRow | undefined> {
-    const [row] = await this.handle.db.select().from(vms).where(eq(vms.uuid, uuid));
-    return row;
+  /** The VM as committed now (a read submitted after a write sees it: reads of one turn share a statement issued after them). */
+  get(uuid: string): Promise<VmRow | undefined> {
+    return this.#reads.submit(uuid);
+  }
+
+  async #getMany(uuids: string[]): Promise<Map<string, VmRow>> {
+    try {
+      const rows = await this.handle.sql`SELECT * FROM compute.vms WHERE uuid = ANY(${uuids}::uuid[])`;
+      return new Map(rows.map((raw) => vmFromRaw(raw as Record<string, unknown>)).map((vm) => [vm.uuid, vm]));
+    } catch (e) {
+      throw mapPgError(e, { operation: "get vm" });
+    }
   }
 
   /**
