@@ -5,6 +5,9 @@ export interface PhaseFigures {
   perSecond: number;
   p50: number;
   p99: number;
+  max: number;
+  /** Every latency, ascending, for counts past a threshold. */
+  sorted: number[];
   errors: number;
   firstError: unknown;
 }
@@ -38,10 +41,22 @@ export async function drive(total: number, concurrency: number, op: (worker: num
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
-  return { count: latencies.length, seconds, perSecond: latencies.length / seconds, p50: pct(50), p99: pct(99), errors, firstError };
+  return { count: latencies.length, seconds, perSecond: latencies.length / seconds, p50: pct(50), p99: pct(99), max: latencies[latencies.length - 1] ?? NaN, sorted: latencies, errors, firstError };
 }
 
 /** A one-line description of an error, for the report. */
 export function describeError(e: unknown): string {
   return e instanceof Error ? e.message.split("\n")[0]! : String(e);
+}
+
+/** How many of the latencies are at least `ms`. */
+export function atLeast(r: PhaseFigures, ms: number): number {
+  let lo = 0;
+  let hi = r.sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (r.sorted[mid]! < ms) lo = mid + 1;
+    else hi = mid;
+  }
+  return r.sorted.length - lo;
 }
