@@ -76,7 +76,10 @@ export class JobRun {
     let outcome: { state: FinalState; result?: Record<string, unknown>; error?: StratumError };
     try {
       await this.#checkpoint();
+      // Stored before any work: a job longjob still sees Waiting has done nothing anywhere, so
+      // its owner may dispatch it again elsewhere should this replica die now.
       this.#publish({ kind: "started", progress: { ...this.#progress } });
+      await this.#sent;
       const result = this.input.resumeFrom && type.resume ? await type.resume(this.ctx) : await type.run(this.ctx);
       outcome = { state: "Succeeded", result: result ?? {} };
     } catch (e) {
