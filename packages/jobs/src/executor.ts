@@ -111,6 +111,11 @@ export class JobExecutor {
     if (!type) {
       throw new StratumError(Code.FAILED_PRECONDITION, `${this.o.service} implements no job type ${input.typeName}`, { reason: "JOB_TYPE_NOT_IMPLEMENTED", resources: { jobUuid: input.jobUuid } });
     }
+    if (this.#stopped) {
+      // Handing its jobs over: one accepted now would be handed over at once. Longjob retries
+      // the dispatch, which reaches the target's next owner once this replica is off the ring.
+      throw new StratumError(Code.UNAVAILABLE, `${this.o.service} replica ${this.o.incarnation().split("@")[0]} is stopping`, { reason: "EXECUTOR_STOPPING", resources: { jobUuid: input.jobUuid } });
+    }
     const current = this.#runs.get(input.jobUuid);
     // A redelivered dispatch of the attempt running here is the same job: accepted, not run twice.
     if (current && current.attempt >= input.attempt) return;
