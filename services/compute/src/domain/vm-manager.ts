@@ -72,6 +72,8 @@ const ROLLBACK_AGENT_TIMEOUT_MS = 10_000;
 export class VmManager {
   /** VMs with an operation of this replica between the start of its accept and the end of its work. */
   readonly #inFlight = new Map<string, number>();
+  /** The last accept of each VM with one running or waiting: the next one runs after it. */
+  readonly #accepting = new Map<string, Promise<void>>();
 
   constructor(private readonly d: VmManagerDeps) {}
 
@@ -141,23 +143,38 @@ export class VmManager {
   /**
    * Runs an accept and queues the work it leaves, marking the VM busy on this replica from
    * before the accept's first read until the work's end, so the takeover scan never mistakes
-   * the operation's transient state for one left behind. The work runs to its end under the
-   * agent commands' own timeouts, whatever the caller does: reverting the database because a
-   * caller left would leave it disagreeing with the host.
+   * the operation's transient state for one left behind. The accepts of one VM run one after the
+   * other (each a read and a write, never an agent call), so of two concurrent calls the second
+   * reads what the first wrote and is refused for that state, or runs after it. The work runs to
+   * its end under the agent commands' own timeouts, whatever the caller does: reverting the
+   * database because a caller left would leave it disagreeing with the host.
    */
-  async #accept(uuid: string, accept: () => Promise<Accepted>): Promise<VmRow> {
+  #accept(uuid: string, accept: () => Promise<Accepted>): Promise<VmRow> {
     this.#inFlight.set(uuid, (this.#inFlight.get(uuid) ?? 0) + 1);
-    let queued = false;
-    try {
-      const { vm, work } = await accept();
-      if (work) {
-        this.#queue(uuid, work);
-        queued = true;
+    const run = async (): Promise<VmRow> => {
+      let queued = false;
+      try {
+        const { vm, work } = await accept();
+        if (work) {
+          this.#queue(uuid, work);
+          queued = true;
+        }
+        return vm;
+      } finally {
+        if (!queued) this.#release(uuid);
       }
-      return vm;
-    } finally {
-      if (!queued) this.#release(uuid);
-    }
+    };
+    const before = this.#accepting.get(uuid);
+    const mine = before ? before.then(run) : run();
+    const tail = mine.then(
+      () => {},
+      () => {},
+    );
+    this.#accepting.set(uuid, tail);
+    void tail.then(() => {
+      if (this.#accepting.get(uuid) === tail) this.#accepting.delete(uuid);
+    });
+    return mine;
   }
 
   #queue(uuid: string, work: NonNullable<Accepted["work"]>): void {
@@ -356,7 +373,10 @@ export class VmManager {
     // Woken from a pause past its lease, before renewing it: not this replica's to write yet.
     if (!(await this.d.vms.leaseHeld().catch(() => true))) return leaseLost(this.d.incarnation());
     this.d.log.warn("vm state update matched no row", { vmUuid: uuid, expectedState: expected });
-    return new StratumError(Code.ABORTED, `vm ${uuid} changed concurrently (expected ${expected})`, { reason: "VM_CONCURRENT_UPDATE", resources: { vmUuid: uuid } });
+    return new StratumError(Code.ABORTED, `vm ${uuid} changed concurrently (expected ${expected}${now ? `, it is ${now.state}` : ""}); retry`, {
+      reason: "VM_CONCURRENT_UPDATE",
+      resources: { vmUuid: uuid, ...(now ? { state: now.state } : {}) },
+    });
   }
 
 
