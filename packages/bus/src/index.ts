@@ -9,5 +9,5 @@ export type { Member, MembershipChange, MembershipOptions } from "./membership";
 export { ServiceRouter, ServiceRouters, ownerRouting, withoutAddresses, FORWARDED_BY_KEY, NOT_OWNER, OWNER_UNREACHABLE } from "./routing";
 export { ensureStream, nanos } from "./streams";
 export { assertToken, streamName, subject } from "./names";
-export { watchResource, WATCH_RESYNC_MS } from "./watch";
+export { notifyWatchers, watchResource, watchSubject, WATCH_RESYNC_MS } from "./watch";
 export type { WatchOptions } from "./watch";

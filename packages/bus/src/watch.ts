@@ -1,12 +1,36 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { StratumError } from "@stratum/core";
+import type { Bus } from "./connect";
+import { subject } from "./names";
+
+/**
+ * The subject a resource's watchers listen on: `<prefix>.watch.<service>.<kind>.<uuid>`, outside
+ * the events stream (`stratum.>`), so the snapshots a writer sends its watchers right after each
+ * commit are not stored as events too. The durable events still go through the outbox.
+ */
+export function watchSubject(bus: Bus, service: string, kind: string, uuid: string): string {
+  return subject(bus.prefix, "watch", service, kind, uuid);
+}
+
+/**
+ * Sends watchers the resource as just committed (core NATS, no acknowledgement): a watch sees a
+ * change as soon as it is committed instead of after the outbox relay's round; one lost (the
+ * writer died between commit and send) costs the watch its resync delay, never the change.
+ */
+export function notifyWatchers(bus: Bus, to: string, snapshot: unknown): void {
+  try {
+    bus.nc.publish(to, JSON.stringify(snapshot));
+  } catch {
+    // NATS is away: the watchers resync from the database.
+  }
+}
 
 /** Default of how long a watch goes without an event before it reads the resource again. */
 export const WATCH_RESYNC_MS = 2_000;
 
 export interface WatchOptions<T> {
   nc: NatsConnection;
-  /** The resource's own event subject (an outbox row's `key` puts its UUID there). */
+  /** The resource's own subject: its `watchSubject`, or its event subject (an outbox row's `key`). */
   subject: string;
   /** Reads the resource from the source of truth; undefined when it does not exist. */
   read: () => Promise<T | undefined>;
@@ -54,6 +78,9 @@ export async function* watchResource<T>(o: WatchOptions<T>): AsyncGenerator<T> {
     return now;
   };
   try {
+    // The server has the subscription before the read: a change committed (and sent) by another
+    // replica after the read cannot reach NATS before it.
+    await o.nc.flush();
     const first = await read();
     yield first;
     let last = o.revision(first);

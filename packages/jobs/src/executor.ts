@@ -1,13 +1,14 @@
 import type { Bus, ServiceRouter } from "@stratum/bus";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { Code, errorMessage, StratumError, type Logger } from "@stratum/core";
-import { JobControlService, JobExecutorService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
+import type { MessageShape } from "@bufbuild/protobuf";
+import { JobControlService, JobExecutorService, type RunJobRequestSchema } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import { serviceApi, type ServiceApi } from "@stratum/runtime";
 import { CheckpointBatcher, type CheckJobs } from "./checkpoints";
 import type { JobTypeDefinition } from "./job-type";
 import { jobTypeToProto } from "./job-types";
 import { JobRun } from "./job-run";
-import { ensureReportStream } from "./report";
+import { ensureReportStream, ReportPublisher } from "./report";
 
 /** How long a job may run in its queue before the queue frees its slot: a day; types bound their own steps. */
 export const JOB_EXECUTION_TIMEOUT_MS = 24 * 3_600_000;
@@ -36,6 +37,7 @@ export class JobExecutor {
   readonly #types = new Map<string, JobTypeDefinition<any, any>>();
   readonly #runs = new Map<string, JobRun>();
   readonly #checkpoints: CheckpointBatcher;
+  readonly #reports: ReportPublisher;
   #registered: Promise<void> | undefined;
   #stopped = false;
   readonly api: ServiceApi;
@@ -48,20 +50,11 @@ export class JobExecutor {
     const check: CheckJobs =
       o.checkJobs ?? (async (jobs, signal) => o.longjob.call(jobs[0]!.uuid, (c) => c.checkJobs({ jobs }, { timeoutMs: 10_000, ...(signal ? { signal } : {}) })));
     this.#checkpoints = new CheckpointBatcher(check);
+    this.#reports = new ReportPublisher(o.bus);
     this.api = serviceApi(
       JobExecutorService,
       {
-        runJob: async (req) => {
-          this.#accept({
-            jobUuid: req.jobUuid,
-            typeName: req.type,
-            targetUuid: req.targetUuid,
-            params: req.parameters ?? {},
-            attempt: req.attempt,
-            resumeFrom: req.resume && req.progress ? { percent: req.progress.percent, stage: req.progress.stage, bytesDone: Number(req.progress.bytesDone), bytesTotal: Number(req.progress.bytesTotal), message: req.progress.message } : undefined,
-          });
-          return { executor: o.incarnation() };
-        },
+        runJob: async (req) => this.dispatch(req),
         stopJob: async (req) => {
           const run = this.#runs.get(req.jobUuid);
           if (run) await run.cancel();
@@ -73,6 +66,22 @@ export class JobExecutor {
         stopJob: { owner: (r) => r.targetUuid },
       },
     );
+  }
+
+  /**
+   * Accepts a dispatch (`RunJob`): from the handler, or in-process from longjob when it dispatches
+   * one of its own types to itself (no round trip through its own server).
+   */
+  dispatch(req: MessageShape<typeof RunJobRequestSchema>): { executor: string } {
+    this.#accept({
+      jobUuid: req.jobUuid,
+      typeName: req.type,
+      targetUuid: req.targetUuid,
+      params: req.parameters ?? {},
+      attempt: req.attempt,
+      resumeFrom: req.resume && req.progress ? { percent: req.progress.percent, stage: req.progress.stage, bytesDone: Number(req.progress.bytesDone), bytesTotal: Number(req.progress.bytesTotal), message: req.progress.message } : undefined,
+    });
+    return { executor: this.o.incarnation() };
   }
 
   /** The jobs running (or queued) here, for introspection and tests. */
@@ -121,7 +130,7 @@ export class JobExecutor {
     if (current && current.attempt >= input.attempt) return;
     current?.supersede(input.attempt);
     const run = new JobRun({ jobUuid: input.jobUuid, type, targetUuid: input.targetUuid, params: input.params, attempt: input.attempt, resumeFrom: input.resumeFrom }, {
-      bus: this.o.bus,
+      reports: this.#reports,
       checkpoints: this.#checkpoints,
       executor: this.o.incarnation(),
       log: this.o.log,

@@ -5,5 +5,5 @@ export { JobCanceledError, JobSupersededError } from "./errors";
 export { jobTypeToProto } from "./job-types";
 export { CheckpointBatcher } from "./checkpoints";
 export type { CheckJobs, JobCheck } from "./checkpoints";
-export { decodeReport, ensureReportStream, publishReport, reportSubject, REPORT_DEFAULTS } from "./report";
+export { decodeReport, ensureReportStream, publishReport, ReportPublisher, reportSubject, REPORT_DEFAULTS } from "./report";
 export type { FinalState, JobReport, ReportedError, ReportedProgress } from "./report";

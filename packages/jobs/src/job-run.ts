@@ -1,10 +1,9 @@
 import { codeName, errorMessage, StratumError, type Logger } from "@stratum/core";
-import type { Bus } from "@stratum/bus";
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import type { CheckpointBatcher } from "./checkpoints";
 import { JobCanceledError, JobSupersededError } from "./errors";
 import type { JobContext, JobTypeDefinition } from "./job-type";
-import { publishReport, type FinalState, type JobReport, type ReportedProgress } from "./report";
+import type { FinalState, JobReport, ReportPublisher, ReportedProgress } from "./report";
 
 /** Backoff of a report or checkpoint that could not reach NATS or longjob: the job waits, it is not lost. */
 const RETRY_DELAYS_MS = [50, 200, 500, 1_000, 2_000, 5_000];
@@ -19,7 +18,7 @@ export interface JobRunInput {
 }
 
 export interface JobRunDeps {
-  bus: Bus;
+  reports: ReportPublisher;
   checkpoints: CheckpointBatcher;
   executor: string;
   log: Logger;
@@ -179,7 +178,7 @@ export class JobRun {
         ...(late ? { progress: late() } : {}),
         at: new Date().toISOString(),
       };
-      await this.#retrying(`report ${report.kind}`, () => publishReport(this.d.bus, full));
+      await this.#retrying(`report ${report.kind}`, () => this.d.reports.publish(full));
     });
   }
 

@@ -1,5 +1,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { ensureStream, nanos, streamName, subject, type Bus } from "@stratum/bus";
+import { headers } from "@nats-io/transport-node";
+import { AckedBatchPublisher, ensureStream, nanos, streamName, subject, type Bus } from "@stratum/bus";
+import { TurnBatcher } from "@stratum/db";
 
 /**
  * The report protocol between executors and longjob: an executor publishes what its job does to
@@ -70,7 +72,55 @@ export async function ensureReportStream(bus: Bus): Promise<string> {
 
 /** Publishes a report and resolves once JetStream stored it (or had it already). */
 export async function publishReport(bus: Bus, report: JobReport): Promise<void> {
-  await bus.js.publish(reportSubject(bus, report.job), JSON.stringify(report), { msgID: `${report.job}:${report.attempt}:${report.seq}` });
+  await bus.js.publish(reportSubject(bus, report.job), JSON.stringify(report), { msgID: reportId(report) });
+}
+
+function reportId(r: JobReport): string {
+  return `${r.job}:${r.attempt}:${r.seq}`;
+}
+
+interface PendingReport {
+  report: JobReport;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * The reports of every job running on a replica, sent together: those of one event-loop turn go
+ * out as one pipelined batch (one reply subscription, one timer) and each caller learns when its
+ * own was stored — a replica running many jobs pays one round trip per turn, not one per report.
+ */
+export class ReportPublisher {
+  readonly #batches: AckedBatchPublisher;
+  readonly #turns: TurnBatcher<PendingReport>;
+
+  constructor(private readonly bus: Bus) {
+    this.#batches = new AckedBatchPublisher(bus.nc);
+    this.#turns = new TurnBatcher<PendingReport>(
+      async (pending) => {
+        const batch = pending.slice(0, 1_000);
+        try {
+          await this.#batches.publish(
+            batch.map(({ report }) => {
+              const h = headers();
+              h.set("Nats-Msg-Id", reportId(report));
+              return { subject: reportSubject(this.bus, report.job), payload: JSON.stringify(report), headers: h };
+            }),
+          );
+          for (const p of batch) p.resolve();
+        } catch (e) {
+          for (const p of batch) p.reject(e);
+        }
+        return pending.slice(1_000);
+      },
+      (p, e) => p.reject(e),
+    );
+  }
+
+  /** Resolves once JetStream stored the report (a re-sent one is stored once: `Nats-Msg-Id`). */
+  publish(report: JobReport): Promise<void> {
+    return new Promise((resolve, reject) => this.#turns.submit({ report, resolve, reject }));
+  }
 }
 
 /** The report a message carries; throws on one that is not a report (it is then terminated). */

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { notifyWatchers, watchSubject } from "@stratum/bus";
 import { errorMessage } from "@stratum/core";
 import { JobExecutor } from "@stratum/jobs";
 import { JobControlService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
@@ -30,9 +31,12 @@ export function longjobModule(): ServiceModule<typeof tables, typeof LONGJOB_ENV
     tables,
     setup(ctx) {
       const { ownership } = ctx;
-      const store = new JobStore(ctx.db, ownership.incarnation, ctx.eventsWritten);
+      const store = new JobStore(ctx.db, ownership.incarnation, ctx.eventsWritten, (rows) => {
+        for (const row of rows) notifyWatchers(ctx.bus, watchSubject(ctx.bus, "longjob", "job", String(row.uuid)), row);
+      });
       const types = new TypeRegistry(ctx.db);
-      const manager = new JobManager({ store, types, queue: ctx.queue, peers: ctx.peers, view: ctx.view, log: ctx.log });
+      const local = { service: "longjob", incarnation: ownership.incarnation, dispatch: (req: Parameters<JobExecutor["dispatch"]>[0]) => executor.dispatch(req) };
+      const manager = new JobManager({ store, types, queue: ctx.queue, peers: ctx.peers, view: ctx.view, log: ctx.log, local });
       const recorder = new JobRecorder(ctx.bus, store, ctx.log);
       const reconciler = new JobReconciler({ store, manager, types, ownership, view: ctx.view, log: ctx.log, reportsCaughtUp: () => recorder.caughtUp() });
       // Its own job types, run like any service's; their checkpoints read the jobs table directly.

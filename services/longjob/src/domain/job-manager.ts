@@ -3,7 +3,8 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { MembershipView, ServiceRouters } from "@stratum/bus";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { Code, codeName, errorMessage, StratumError, Violations, type Logger } from "@stratum/core";
-import { JobExecutorService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { JobExecutorService, RunJobRequestSchema } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import { crashPoint } from "@stratum/runtime";
 import type { JobStore } from "../store/job-store";
 import type { JobRow } from "../store/schema";
@@ -18,6 +19,11 @@ export interface JobManagerDeps {
   peers: (service: string) => ServiceRouters;
   view: MembershipView;
   log: Logger;
+  /**
+   * The executor of longjob's own types on this replica: a job whose target this very replica
+   * owns is handed to it in-process instead of through this replica's own gRPC server.
+   */
+  local?: { service: string; incarnation: () => string; dispatch(req: MessageInitShape<typeof RunJobRequestSchema> & { jobUuid: string }): unknown };
 }
 
 export interface Submit {
@@ -225,21 +231,19 @@ export class JobManager {
     }
     crashPoint("longjob:job-claimed");
     const resume = row.attempt > 0;
+    const request = {
+      jobUuid: uuid,
+      type: row.type,
+      targetUuid: row.targetUuid,
+      parameters: row.parameters as JsonObject,
+      attempt: claimed.attempt,
+      resume,
+      progress: { percent: row.percent, stage: row.stage, bytesDone: BigInt(row.bytesDone), bytesTotal: BigInt(row.bytesTotal), message: row.message },
+    };
+    const local = this.d.local;
     try {
-      await router.call(row.targetUuid, (c) =>
-        c.runJob(
-          {
-            jobUuid: uuid,
-            type: row.type,
-            targetUuid: row.targetUuid,
-            parameters: row.parameters as JsonObject,
-            attempt: claimed.attempt,
-            resume,
-            progress: { percent: row.percent, stage: row.stage, bytesDone: BigInt(row.bytesDone), bytesTotal: BigInt(row.bytesTotal), message: row.message },
-          },
-          { timeoutMs: DISPATCH_TIMEOUT_MS },
-        ),
-      );
+      if (local && local.service === row.targetService && local.incarnation() === expected) local.dispatch(create(RunJobRequestSchema, request));
+      else await router.call(row.targetUuid, (c) => c.runJob(request, { timeoutMs: DISPATCH_TIMEOUT_MS }));
       this.#retries.delete(uuid);
     } catch (e) {
       const err = StratumError.from(e);

@@ -1,20 +1,20 @@
-import { subject, watchResource, type Bus } from "@stratum/bus";
+import { watchResource, watchSubject, type Bus } from "@stratum/bus";
 import { rowMapper } from "@stratum/db";
 import type { JobStore } from "../store/job-store";
-import { JOB_CHANGED } from "../store/job-events";
 import { jobs, type JobRow } from "../store/schema";
 import { isFinal } from "./job-state";
 
 const toRow = rowMapper(jobs);
 
 /**
- * A job's changes until its final state (the kit's `watchResource`): its events carry the whole
- * row, so a watcher reads Postgres only at the start and after a quiet spell.
+ * A job's changes until its final state (the kit's `watchResource`): the store sends each change's
+ * row to the job's watch subject right after its commit, so a watcher reads Postgres only at the
+ * start and after a quiet spell.
  */
 export function watchJob(bus: Bus, store: JobStore, uuid: string, signal: AbortSignal): AsyncGenerator<JobRow> {
   return watchResource<JobRow>({
     nc: bus.nc,
-    subject: subject(bus.prefix, "stratum", "longjob", JOB_CHANGED, uuid),
+    subject: watchSubject(bus, "longjob", "job", uuid),
     read: () => store.get(uuid),
     fromEvent: (json) => toRow(json),
     revision: (j) => j.revision,

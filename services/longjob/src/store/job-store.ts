@@ -48,6 +48,8 @@ export class JobStore {
     private readonly handle: LongjobDb,
     private readonly self: () => string,
     private readonly eventsWritten: () => void = () => {},
+    /** Sends the committed rows to their watchers (`notifyWatchers`), right after each commit. */
+    private readonly changed: (rows: readonly postgres.Row[]) => void = () => {},
   ) {
     this.#sql = handle.sql;
     this.#lease = { leases, holder: self };
@@ -142,7 +144,10 @@ export class JobStore {
           RETURNING t.*),
         o AS (${sql.unsafe(jobChangedOutbox("m"))})
         SELECT * FROM m`;
-      if (rows.length > 0) this.eventsWritten();
+      if (rows.length > 0) {
+        this.eventsWritten();
+        this.changed(rows);
+      }
       return rows[0] ? toRow(rows[0] as Record<string, unknown>) : undefined;
     } catch (e) {
       throw mapPgError(e, { operation: `move job to ${to}` });
@@ -204,7 +209,10 @@ export class JobStore {
           RETURNING *),
         o AS (${sql.unsafe(jobChangedOutbox("m"))})
         SELECT * FROM m`;
-      if (rows.length > 0) this.eventsWritten();
+      if (rows.length > 0) {
+        this.eventsWritten();
+        this.changed(rows);
+      }
       return byUuid(rows);
     } catch (e) {
       throw mapPgError(e, { operation: "insert jobs" });
@@ -266,7 +274,10 @@ export class JobStore {
           RETURNING t.*),
         o AS (${sql.unsafe(jobChangedOutbox("m"))})
         SELECT * FROM m`;
-      if (rows.length > 0) this.eventsWritten();
+      if (rows.length > 0) {
+        this.eventsWritten();
+        this.changed(rows);
+      }
       return byUuid(rows);
     } catch (e) {
       throw mapPgError(e, { operation: "record job reports" });
