@@ -18,7 +18,7 @@ const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 let stack: LongjobStack;
 let child: ChildProcess | undefined;
 beforeAll(async () => {
-  stack = await startLongjob({ replicas: 1 });
+  stack = await startLongjob({ replicas: 1, worker: true });
 });
 afterEach(async () => {
   if (child) await kill9(child);
@@ -76,8 +76,7 @@ describe("takeover of jobs a dead longjob replica left", () => {
     expect(await exitOf(child)).toBe("SIGKILL");
     child = undefined;
     const recorded = (await stack.jobs.getJob({ uuid })).job!;
-    expect(recorded.state).toBe(JobState.WAITING);
-    expect(recorded.attempt).toBe(0);
+    expect(recorded.state).toBe(JobState.WAITING); // recorded, never sent
     expect((await stack.watch(uuid)).at(-1)!.state).toBe(JobState.SUCCEEDED);
     // The retry: REQUEST_IN_PROGRESS (UNAVAILABLE) until the dead holder's lease is gone, then the job.
     let retried;
@@ -95,7 +94,7 @@ describe("takeover of jobs a dead longjob replica left", () => {
   });
 
   it("killed at the named step between claiming a dispatch and sending it: the job is dispatched again, once", async () => {
-    child = await startChild({ STRATUM_CRASH_POINT: "longjob:job-claimed" });
+    child = await startChild({ STRATUM_CRASH_POINT: "longjob:job-dispatching" });
     const uuid = ownedByChild();
     await stack.jobs.submitJob({ uuid, type: "longjob.sleep", parameters: { durationMs: 50, steps: 2 } }).catch(() => undefined);
     expect(await exitOf(child)).toBe("SIGKILL");
@@ -103,5 +102,18 @@ describe("takeover of jobs a dead longjob replica left", () => {
     const end = (await stack.watch(uuid)).at(-1)!;
     expect(end.state).toBe(JobState.SUCCEEDED);
     expect(end.attempt).toBe(2);
+  });
+
+  it("killed after recording a job whose executor lives in another service, before sending it: the new owner sends it, once", async () => {
+    child = await startChild({ STRATUM_CRASH_POINT: "longjob:job-recorded" });
+    const uuid = ownedByChild();
+    await stack.jobs.submitJob({ uuid, type: "worker.gate" }, { timeoutMs: 10_000 }).catch(() => undefined);
+    expect(await exitOf(child)).toBe("SIGKILL");
+    child = undefined;
+    const gate = await stack.board.next(20_000);
+    expect(gate.ctx.jobUuid).toBe(uuid);
+    expect(gate.ctx.attempt).toBe(1); // the attempt its insert claimed, sent again: not a new one
+    gate.release();
+    expect((await stack.watch(uuid)).at(-1)!.state).toBe(JobState.SUCCEEDED);
   });
 });

@@ -61,14 +61,20 @@ export class JobManager {
     checkParameters(type, s.parameters, v);
     if (type.targetRequired && !s.targetUuid) v.add("target_uuid", `job type ${type.name} works on a resource of ${type.service}: name it`);
     v.throwIfAny({ jobType: s.type });
+    const targetUuid = s.targetUuid || s.uuid;
+    // The first dispatch is claimed by the insert itself when the target's owner is known: one
+    // commit fewer per job. (Without a live executor the job waits at attempt 0 for a retry.)
+    const executor = this.#ownerOf(type.service, targetUuid);
     const row = await this.d.store.insert({
       uuid: s.uuid,
       type: s.type,
       targetService: type.service,
-      targetUuid: s.targetUuid || s.uuid,
+      targetUuid,
       parameters: s.parameters,
       clientRequestId: s.clientRequestId || null,
       rerunOf: s.rerunOf ?? null,
+      attempt: executor ? 1 : 0,
+      executor: executor ?? "",
     });
     if (!row) {
       const existing = await this.d.store.get(s.uuid);
@@ -80,7 +86,8 @@ export class JobManager {
       });
     }
     crashPoint("longjob:job-recorded");
-    this.dispatchSoon(row.uuid);
+    if (row.attempt === 0) this.dispatchSoon(row.uuid);
+    else void this.#send(row, row.attempt, false);
     return row;
   }
 
@@ -216,47 +223,72 @@ export class JobManager {
   async #dispatch(uuid: string): Promise<void> {
     const row = await this.d.store.get(uuid);
     if (!row || isFinal(row.state) || row.state === "Suspended") return;
-    const router = this.d.peers(row.targetService).for(JobExecutorService);
-    let expected: string;
-    try {
-      const owner = router.ownerOf(row.targetUuid);
-      expected = `${owner.replicaId}@${owner.startedAt}`;
-    } catch (e) {
-      return this.#retryLater(uuid, e);
-    }
+    const expected = this.#ownerOf(row.targetService, row.targetUuid);
+    if (!expected) return this.#retryLater(uuid, new StratumError(Code.UNAVAILABLE, `no live replica of ${row.targetService}`, { reason: "NO_LIVE_REPLICA" }));
     const claimed = await this.d.store.claimDispatch(uuid, row.attempt, expected);
     if (!claimed) {
       if (!(await this.d.store.leaseHeld().catch(() => true))) throw this.d.store.leaseLost();
       return; // moved meanwhile (a report, a cancel elsewhere): nothing to dispatch from what we read
     }
-    crashPoint("longjob:job-claimed");
-    const resume = row.attempt > 0;
+    await this.#send(row, claimed.attempt, row.attempt > 0);
+  }
+
+  /**
+   * Sends attempt `attempt` of the job to the owner of its target (in-process when that is this
+   * replica's own executor). An executor that cannot be reached is tried again with backoff — a
+   * new dispatch, claiming the next attempt — the job staying where it is; one that refuses the
+   * type fails the job. Never throws: a failure is the retry's or the job's.
+   */
+  async #send(row: JobRow, attempt: number, resume: boolean): Promise<void> {
+    const uuid = row.uuid;
+    crashPoint("longjob:job-dispatching");
     const request = {
       jobUuid: uuid,
       type: row.type,
       targetUuid: row.targetUuid,
       parameters: row.parameters as JsonObject,
-      attempt: claimed.attempt,
+      attempt,
       resume,
       progress: { percent: row.percent, stage: row.stage, bytesDone: BigInt(row.bytesDone), bytesTotal: BigInt(row.bytesTotal), message: row.message },
     };
     const local = this.d.local;
     try {
-      if (local && local.service === row.targetService && local.incarnation() === expected) local.dispatch(create(RunJobRequestSchema, request));
-      else await router.call(row.targetUuid, (c) => c.runJob(request, { timeoutMs: DISPATCH_TIMEOUT_MS }));
+      if (local && local.service === row.targetService && this.#ownerOf(row.targetService, row.targetUuid) === local.incarnation()) local.dispatch(create(RunJobRequestSchema, request));
+      else await this.d.peers(row.targetService).for(JobExecutorService).call(row.targetUuid, (c) => c.runJob(request, { timeoutMs: DISPATCH_TIMEOUT_MS }));
       this.#retries.delete(uuid);
     } catch (e) {
       const err = StratumError.from(e);
       if (err.code === Code.FAILED_PRECONDITION || err.code === Code.INVALID_ARGUMENT || err.code === Code.UNIMPLEMENTED) {
         this.#retries.delete(uuid);
-        await this.d.store.transition(uuid, ["Waiting", "Running", "Canceling"], "Failed", {
-          attempt: claimed.attempt,
-          error: { code: codeName(err.code), reason: err.reason, message: `${row.targetService} refused job ${uuid}: ${err.message}`, resources: { ...err.resources, jobUuid: uuid } },
-        });
+        await this.d.store
+          .transition(uuid, ["Waiting", "Running", "Canceling"], "Failed", {
+            attempt,
+            error: { code: codeName(err.code), reason: err.reason, message: `${row.targetService} refused job ${uuid}: ${err.message}`, resources: { ...err.resources, jobUuid: uuid } },
+          })
+          .catch((x) => this.d.log.warn("could not fail a refused job; the reconciler will retry", { jobUuid: uuid, error: errorMessage(x) }));
         return;
       }
       this.#retryLater(uuid, err);
     }
+  }
+
+  /**
+   * Sends the current attempt again (the executor accepts an attempt it runs as a no-op): for a
+   * Waiting job whose longjob owner died between its insert and its send.
+   */
+  resend(row: JobRow): void {
+    this.d.queue
+      .submit({ signature: `job-${row.uuid}`, name: "resend-job", dedupKey: "resend", run: async () => {
+        const now = await this.d.store.get(row.uuid);
+        if (now?.state === "Waiting" && now.attempt === row.attempt) await this.#send(now, now.attempt, false);
+      } })
+      .catch((e) => this.d.log.warn("job resend failed", { jobUuid: row.uuid, error: errorMessage(e) }));
+  }
+
+  /** The incarnation owning `targetUuid` in `service`, or undefined when it has no live replica. */
+  #ownerOf(service: string, targetUuid: string): string | undefined {
+    const m = this.d.view.ownerOf(service, targetUuid);
+    return m ? `${m.replicaId}@${m.startedAt}` : undefined;
   }
 
   #retryLater(uuid: string, e: unknown): void {

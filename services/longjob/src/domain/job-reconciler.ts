@@ -25,7 +25,8 @@ export interface JobReconcilerDeps {
 /**
  * Nothing stays Running for ever: on every membership change (of longjob or of any implementing
  * service) and every few seconds, a longjob replica looks at the active jobs it owns and
- *  - dispatches a job its dead (or this) longjob owner recorded but never dispatched;
+ *  - dispatches a job its dead (or this) longjob owner recorded but never dispatched, or sends
+ *    again one whose insert claimed its first dispatch when that owner died before sending it;
  *  - when the executor of a dispatched job is no live replica of its service: dispatches it again
  *    to the target's new owner, which resumes it from its last progress (types that resume), or
  *    fails or suspends it naming the replica that died (types that cannot) — a job the executor
@@ -92,6 +93,9 @@ export class JobReconciler {
       return;
     }
     if (this.#executorAlive(row)) {
+      // Claimed by its insert, its longjob owner died before sending it: the executor may never
+      // have got it (sending the same attempt again is a no-op where it has).
+      if (row.state === "Waiting" && row.owner !== this.d.ownership.incarnation() && !this.d.ownership.isLive(row.owner)) return this.d.manager.resend(row);
       if (row.state === "Canceling" && row.cancelAskedAt && Date.now() - row.cancelAskedAt.getTime() > CANCEL_REPUSH_MS) {
         await this.d.store.touchCancel(row.uuid);
         this.d.manager.restop(row);

@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, lt, sql as dsql, type SQL } from "drizzle-orm";
-import { KeyedBatcher, leaseHeld, leaseLost, mapPgError, rowMapper, type LeaseHolder } from "@stratum/db";
+import { KeyedBatcher, leaseHeld, leaseLost, mapPgError, rowMapper, TurnBatcher, type LeaseHolder } from "@stratum/db";
 import type { JobReport } from "@stratum/jobs";
 import type postgres from "postgres";
 import { ACTIVE_STATES, FINAL_STATES } from "../domain/job-state";
@@ -15,6 +15,9 @@ export interface NewJob {
   parameters: Record<string, unknown>;
   clientRequestId: string | null;
   rerunOf: string | null;
+  /** 1 with `executor` when the job is dispatched right after its insert (its executor known), else 0. */
+  attempt: number;
+  executor: string;
 }
 
 export interface JobFilter {
@@ -26,6 +29,14 @@ export interface JobFilter {
 }
 
 const toRow = rowMapper(jobs);
+/** Jobs per batched statement: keeps one statement's arrays and its lock set small. */
+const MAX_BATCH = 512;
+
+interface PendingReport {
+  report: JobReport;
+  resolve(row: JobRow | undefined): void;
+  reject(e: unknown): void;
+}
 const ACTIVE = ACTIVE_STATES as string[];
 
 /**
@@ -41,7 +52,7 @@ export class JobStore {
   readonly #lease: LeaseHolder;
   readonly #inserts: KeyedBatcher<NewJob, JobRow>;
   readonly #dispatches: KeyedBatcher<{ uuid: string; attempt: number; executor: string }, JobRow>;
-  readonly #reports: KeyedBatcher<JobReport, JobRow>;
+  readonly #reports: TurnBatcher<PendingReport>;
   readonly #reads: KeyedBatcher<string, JobRow>;
 
   constructor(
@@ -55,7 +66,7 @@ export class JobStore {
     this.#lease = { leases, holder: self };
     this.#inserts = new KeyedBatcher((j) => j.uuid, (batch) => this.#insertMany(batch));
     this.#dispatches = new KeyedBatcher((d) => d.uuid, (batch) => this.#dispatchMany(batch));
-    this.#reports = new KeyedBatcher((r) => r.job, (batch) => this.#recordMany(batch));
+    this.#reports = new TurnBatcher<PendingReport>((pending) => this.#recordTurn(pending), (p, e) => p.reject(e));
     // Reads too: every submit's dispatch and every watch starts with one.
     this.#reads = new KeyedBatcher((uuid) => uuid, async (uuids) => new Map((await this.getMany(uuids)).map((r) => [r.uuid, r])));
   }
@@ -75,7 +86,38 @@ export class JobStore {
 
   /** Records one executor report; the job's new row, or undefined when it was stale (another attempt, or seen). */
   record(report: JobReport): Promise<JobRow | undefined> {
-    return this.#reports.submit(report);
+    return new Promise((resolve, reject) => this.#reports.submit({ report, resolve, reject }));
+  }
+
+  /**
+   * The reports of one turn in one statement, those of one job merged into one: a job that started
+   * and finished within a turn (a short one) costs one update, one event and one commit, not two.
+   * Reports of an older attempt than the newest one in the turn are dropped (its fence would drop
+   * them anyway). The merged report is the newest one, with the earliest `at` (its start).
+   */
+  async #recordTurn(pending: PendingReport[]): Promise<PendingReport[]> {
+    const byJob = new Map<string, PendingReport[]>();
+    const later: PendingReport[] = [];
+    for (const p of pending) {
+      const group = byJob.get(p.report.job);
+      if (group) group.push(p);
+      else if (byJob.size < MAX_BATCH) byJob.set(p.report.job, [p]);
+      else later.push(p);
+    }
+    const merged: JobReport[] = [];
+    for (const group of byJob.values()) {
+      const top = Math.max(...group.map((p) => p.report.attempt));
+      const current = group.map((p) => p.report).filter((r) => r.attempt === top).sort((a, b) => a.seq - b.seq);
+      const last = current[current.length - 1]!;
+      merged.push({ ...last, progress: last.progress ?? [...current].reverse().find((r) => r.progress)?.progress, at: current[0]!.at } as JobReport);
+    }
+    try {
+      const rows = await this.#recordMany(merged);
+      for (const [job, group] of byJob) for (const p of group) p.resolve(rows.get(job));
+    } catch (e) {
+      for (const group of byJob.values()) for (const p of group) p.reject(e);
+    }
+    return later;
   }
 
   /** The job as committed now (reads of one turn share a statement). */
@@ -200,11 +242,12 @@ export class JobStore {
     try {
       const rows = await sql`
         WITH m AS (
-          INSERT INTO "longjob"."jobs" (uuid, type, target_service, target_uuid, parameters, client_request_id, rerun_of, owner)
-          SELECT x.uuid, x.type, x.target_service, x.target_uuid, x.parameters::jsonb, x.client_request_id, x.rerun_of, ${this.self()}
+          INSERT INTO "longjob"."jobs" (uuid, type, target_service, target_uuid, parameters, client_request_id, rerun_of, attempt, executor, owner)
+          SELECT x.uuid, x.type, x.target_service, x.target_uuid, x.parameters::jsonb, x.client_request_id, x.rerun_of, x.attempt, x.executor, ${this.self()}
           FROM unnest(${batch.map((j) => j.uuid)}::uuid[], ${batch.map((j) => j.type)}::text[], ${batch.map((j) => j.targetService)}::text[], ${batch.map((j) => j.targetUuid)}::uuid[],
-                      ${batch.map((j) => JSON.stringify(j.parameters))}::text[], ${batch.map((j) => j.clientRequestId)}::text[], ${batch.map((j) => j.rerunOf)}::uuid[])
-            AS x(uuid, type, target_service, target_uuid, parameters, client_request_id, rerun_of)
+                      ${batch.map((j) => JSON.stringify(j.parameters))}::text[], ${batch.map((j) => j.clientRequestId)}::text[], ${batch.map((j) => j.rerunOf)}::uuid[],
+                      ${batch.map((j) => j.attempt)}::int[], ${batch.map((j) => j.executor)}::text[])
+            AS x(uuid, type, target_service, target_uuid, parameters, client_request_id, rerun_of, attempt, executor)
           ON CONFLICT DO NOTHING
           RETURNING *),
         o AS (${sql.unsafe(jobChangedOutbox("m"))})
