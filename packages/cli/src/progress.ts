@@ -1,5 +1,5 @@
 /**
- * The progress display of anything the CLI waits for (a long job; a VM being created, later):
+ * The progress display of anything the CLI waits for (a long job; a VM operation):
  * what it shows does not depend on what is being waited for, only on a `ProgressView` — a state
  * word and how far it is — so every waiter renders the same way.
  *
@@ -18,8 +18,8 @@ export interface ProgressView {
   readonly state: string;
   /** The current stage, or "" before the first. */
   readonly stage: string;
-  /** 0–100. */
-  readonly percent: number;
+  /** 0–100; undefined for work that reports no measure of how far it is (a VM operation): no bar, no percent. */
+  readonly percent?: number | undefined;
   readonly bytesDone: bigint;
   /** Bytes in all; 0 when unknown (no byte counts are shown then). */
   readonly bytesTotal: bigint;
@@ -58,11 +58,11 @@ export function progressBar(percent: number, width = BAR_WIDTH): string {
 
 /** A line: state, stage, percent, bytes, the elapsed time, the message; empty parts are left out. */
 function describe(view: ProgressView, bar: boolean, elapsed: string): string {
-  const percent = `${Math.round(view.percent)}%`;
+  const percent = view.percent === undefined ? "" : `${Math.round(view.percent)}%`;
   return [
     view.state,
     view.stage,
-    bar ? `${progressBar(view.percent)} ${percent}` : percent,
+    bar && view.percent !== undefined ? `${progressBar(view.percent)} ${percent}` : percent,
     view.bytesTotal > 0n ? `${formatSize(view.bytesDone)}/${formatSize(view.bytesTotal)}` : "",
     elapsed,
     view.message.replace(/\s+/g, " ").trim(),

@@ -14,17 +14,19 @@
  * every change). A stream that ends before a final state is treated the same way.
  *
  * The waiter takes the WatchJob call as a function so it can be driven by any source of Job
- * messages: the real stream in the CLI, a scripted sequence in tests.
+ * messages: the real stream in the CLI, a scripted sequence in tests. The following itself
+ * (skipping, re-opening, Ctrl-C) is follow.ts, shared with the VM waiter.
  */
 import { Code, StratumError } from "@stratum/core";
 import { JobState, JobStateSchema, type Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { enumWord } from "./enums";
-import { ProgressRenderer, type ProgressView } from "./progress";
+import { follow, type OpenStream } from "./follow";
+import type { ProgressView } from "./progress";
 import { TOOL_NAME } from "./tool-name";
-import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, type Writer } from "./writer";
+import { EXIT_FAILED, EXIT_OK, type Writer } from "./writer";
 
 /** Opens one WatchJob stream; it ends when `signal` aborts. */
-export type WatchJob = (signal: AbortSignal) => AsyncIterable<Job>;
+export type WatchJob = OpenStream<Job>;
 
 export interface WaitForJobOptions {
   /** The job's UUID, for the messages (the job itself may not have been seen yet). */
@@ -104,105 +106,28 @@ export function interruptedLine(uuid: string, job: Job | undefined): string {
   return `stopped waiting; job ${uuid} goes on${state}: cancel it with '${TOOL_NAME} job cancel ${uuid}', or follow it with '${TOOL_NAME} job watch ${uuid}'`;
 }
 
-function defaultSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
-
-/** Backoff before re-open number `n` (1-based): 250 ms doubling, at most 5 s. */
-function reconnectDelay(n: number): number {
-  return Math.min(5_000, 250 * 2 ** (n - 1));
-}
-
-const ABORTED = Symbol("aborted");
-
-/** The iterator's next message, or ABORTED as soon as `signal` aborts (a stream need not honour it promptly). */
-function nextOrAbort<T>(iterator: AsyncIterator<T>, signal: AbortSignal | undefined): Promise<IteratorResult<T> | typeof ABORTED> {
-  if (!signal) return iterator.next();
-  if (signal.aborted) return Promise.resolve(ABORTED);
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => resolve(ABORTED);
-    signal.addEventListener("abort", onAbort, { once: true });
-    iterator.next().then(
-      (r) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(r);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
+const REOPEN_ON: ReadonlySet<Code> = new Set([Code.UNAVAILABLE]);
 
 /** Follows the job until it settles, Ctrl-C, or the watch fails for good (thrown). */
 export async function waitForJob(options: WaitForJobOptions): Promise<WaitOutcome> {
-  const { uuid, signal } = options;
-  const renderer = new ProgressRenderer({ out: options.out, ...(options.tty !== undefined ? { tty: options.tty } : {}), ...(options.now ? { now: options.now } : {}) });
-  const sleep = options.sleep ?? defaultSleep;
-  const maxReconnects = options.maxReconnects ?? 8;
-  let last: Job | undefined;
-  let reconnects = 0;
-
-  const interrupted = (): WaitOutcome => {
-    renderer.interrupt();
-    options.out.write(`${interruptedLine(uuid, last)}\n`);
-    return { code: EXIT_INTERRUPTED, job: last };
-  };
-
-  for (;;) {
-    const stream = new AbortController();
-    const stopStream = (): void => stream.abort();
-    signal?.addEventListener("abort", stopStream, { once: true });
-    const iterator = options.watch(stream.signal)[Symbol.asyncIterator]();
-    let broken: unknown;
-    try {
-      for (;;) {
-        const next = await nextOrAbort(iterator, signal);
-        if (next === ABORTED) return interrupted();
-        if (next.done) break;
-        const job = next.value;
-        reconnects = 0;
-        // A re-opened stream starts with the current state, which may already have been shown.
-        if (last && job.revision <= last.revision) continue;
-        last = job;
-        if (isSettled(job.state)) {
-          const { line, code } = settledLine(job, renderer.elapsed());
-          renderer.finish(line);
-          return { code, job };
-        }
-        renderer.update(jobView(job));
-      }
-      broken = new StratumError(Code.UNAVAILABLE, `the watch of job ${uuid} ended before the job did`);
-    } catch (e) {
-      if (signal?.aborted) return interrupted();
-      if (!(e instanceof StratumError) || e.code !== Code.UNAVAILABLE) {
-        renderer.interrupt();
-        throw e;
-      }
-      broken = e;
-    } finally {
-      signal?.removeEventListener("abort", stopStream);
-      stream.abort();
-      // Not awaited: a generator busy in a pending next() answers return() only after it.
-      void iterator.return?.().catch(() => {});
-    }
-
-    reconnects++;
-    if (reconnects > maxReconnects) {
-      renderer.interrupt();
-      options.out.write(`stopped waiting: the watch of job ${uuid} kept breaking; the job goes on: follow it with '${TOOL_NAME} job watch ${uuid}'\n`);
-      throw broken;
-    }
-    await sleep(reconnectDelay(reconnects), signal);
-    if (signal?.aborted) return interrupted();
-  }
+  const { uuid } = options;
+  const { code, last } = await follow<Job>({
+    open: options.watch,
+    out: options.out,
+    signal: options.signal,
+    tty: options.tty,
+    now: options.now,
+    maxReconnects: options.maxReconnects,
+    sleep: options.sleep,
+    followed: {
+      revision: (job) => job.revision,
+      settle: (job, elapsed) => (isSettled(job.state) ? settledLine(job, elapsed) : undefined),
+      view: jobView,
+      interruptedLine: (job) => interruptedLine(uuid, job),
+      keptBreakingLine: () => `stopped waiting: the watch of job ${uuid} kept breaking; the job goes on: follow it with '${TOOL_NAME} job watch ${uuid}'`,
+      endedEarly: () => new StratumError(Code.UNAVAILABLE, `the watch of job ${uuid} ended before the job did`),
+      reopenOn: REOPEN_ON,
+    },
+  });
+  return { code, job: last };
 }

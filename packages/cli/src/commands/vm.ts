@@ -1,14 +1,22 @@
 /**
  * `stratumctl vm …`: VM instances. Each command is one VmService RPC; see
  * proto/stratum/compute/v1/vm.proto for the state machine the server enforces (a refused
- * operation comes back as FAILED_PRECONDITION naming the VM's current state).
+ * operation comes back as FAILED_PRECONDITION naming the VM's current state, or VM_BUSY while
+ * another operation works on it).
+ *
+ * The lifecycle calls answer once compute has accepted the operation, with the VM in its
+ * transient state; that is what they print. With `--wait` they follow WatchVm to the outcome
+ * (vm-wait.ts); with `--wait --json` the progress goes to stderr and stdout gets the VM as it
+ * ended, so a script can both watch and parse.
  */
 import { create } from "@bufbuild/protobuf";
 import { ListVmsResponseSchema, VmSchema, VmState, VmStateSchema, type Vm } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { enumChoices, enumWord } from "../enums";
+import type { FlagSpecs } from "../args";
 import { renderFields, renderTable } from "../table";
 import { formatSize } from "../units";
-import { fetchPages, formatTime, jsonOf, listResult, PAGING_FLAGS, present, type Api, type Command, type CommandResult } from "./command";
+import { VM_OPERATION_TARGET, waitForVm, type VmOperation } from "../vm-wait";
+import { fetchPages, formatTime, jsonOf, listResult, PAGING_FLAGS, present, type Api, type Command, type CommandInput, type CommandResult } from "./command";
 
 const COLUMNS = ["UUID", "NAME", "STATE", "CPU", "MEMORY", "HOST"];
 
@@ -39,13 +47,48 @@ function vmDetails(vm: Vm): string {
 
 const UUID_ARG = ["UUID"] as const;
 
+/** `--wait`, saying what the operation's outcome is. */
+function waitFlag(operation: VmOperation): FlagSpecs {
+  const target = enumWord(VmStateSchema, VM_OPERATION_TARGET[operation]);
+  return {
+    wait: {
+      type: "boolean",
+      description: `follow the VM until the ${operation} ends: exit 0 once it is ${target}, 1 with its last error if the ${operation} failed (Ctrl-C stops waiting, not the ${operation})`,
+    },
+  };
+}
+
+/** WatchVm as a stream of VMs. */
+async function* watchVms(api: Api, uuid: string, signal: AbortSignal): AsyncIterable<Vm> {
+  for await (const res of api.vms.watchVm({ uuid }, { signal })) yield present(res.vm, "VM");
+}
+
+/**
+ * What an accepted operation prints: the VM as answered, or with --wait the VM at the
+ * operation's outcome (the display goes to stdout for people, stderr with --json).
+ */
+async function operationResult(input: CommandInput, operation: VmOperation, v: Vm | undefined): Promise<CommandResult> {
+  if (!input.flags.bool("wait")) return vmResult(v);
+  const accepted = present(v, "VM");
+  const { flags, api, io } = input;
+  const outcome = await waitForVm({
+    operation,
+    accepted,
+    watch: (signal) => watchVms(api, accepted.uuid, signal),
+    out: flags.bool("json") ? io.stderr : io.stdout,
+    signal: io.signal,
+  });
+  return { json: jsonOf(VmSchema, outcome.last ?? accepted), text: "", exitCode: outcome.code };
+}
+
 const createVm: Command = {
   group: "vm",
   name: "create",
   summary: "create a VM and start it",
   description:
     "Places a VM on a connected, enabled host with enough free CPU and memory (or on --host) and starts it. " +
-    "Answers once the VM is Running, or with the error that left it in Error. " +
+    "Answers as soon as the VM is placed, Created (not yet started; no capacity is an error at once); " +
+    "with --wait, follows it until it is Running (exit 0), or Error (exit 1, printing why the start failed). " +
     "With --request-id, repeating the same command returns the first VM; the same key with different flags is refused.",
   args: [],
   flags: {
@@ -55,9 +98,11 @@ const createVm: Command = {
     host: { type: "string", value: "UUID", description: "place it on this host (default: the allocator chooses)" },
     "request-id": { type: "string", value: "KEY", description: "idempotency key: a retry with the same key returns the first VM" },
     uuid: { type: "string", value: "UUID", description: "UUID for the new VM (default: the server chooses)" },
+    ...waitFlag("create"),
   },
-  examples: ["stratumctl vm create --name web-1 --cpu 2 --memory 4GiB", "stratumctl vm create --name db-1 --cpu 8 --memory 32G --host 0b7c… --request-id deploy-42-db-1"],
-  async run({ flags, api }) {
+  examples: ["stratumctl vm create --name web-1 --cpu 2 --memory 4GiB --wait", "stratumctl vm create --name db-1 --cpu 8 --memory 32G --host 0b7c… --request-id deploy-42-db-1"],
+  async run(input) {
+    const { flags, api } = input;
     const request = {
       name: flags.required("name"),
       cpu: flags.uint32("cpu", true),
@@ -66,7 +111,7 @@ const createVm: Command = {
       clientRequestId: flags.string("request-id") ?? "",
       uuid: flags.string("uuid") ?? "",
     };
-    return vmResult((await api.vms.createVm(request)).vm);
+    return operationResult(input, "create", (await api.vms.createVm(request)).vm);
   },
 };
 
@@ -109,17 +154,17 @@ const get: Command = {
   },
 };
 
-/** start, reboot and destroy: a UUID in, the VM after the operation out. */
-function lifecycleCommand(name: string, summary: string, description: string, call: (api: Api, uuid: string) => Promise<{ vm?: Vm | undefined }>): Command {
+/** start, reboot and destroy: a UUID in, the VM as accepted (or, with --wait, at the outcome) out. */
+function lifecycleCommand(operation: VmOperation, summary: string, description: string, call: (api: Api, uuid: string) => Promise<{ vm?: Vm | undefined }>): Command {
   return {
     group: "vm",
-    name,
+    name: operation,
     summary,
     description,
     args: UUID_ARG,
-    flags: {},
-    async run({ args, api }) {
-      return vmResult((await call(api, args[0]!)).vm);
+    flags: { ...waitFlag(operation) },
+    async run(input) {
+      return operationResult(input, operation, (await call(input.api, input.args[0]!)).vm);
     },
   };
 }
@@ -128,13 +173,17 @@ const stop: Command = {
   group: "vm",
   name: "stop",
   summary: "stop a Running VM",
-  description: "Stops a Running VM: asks the guest to shut down, or powers it off at once with --force. A stopped VM keeps its host capacity.",
+  description:
+    "Stops a Running VM: asks the guest to shut down, or powers it off at once with --force. A stopped VM keeps its host capacity. " +
+    "Answers with the VM Stopping; with --wait, follows it until it is Stopped (exit 0), or Running again with the error (exit 1).",
   args: UUID_ARG,
   flags: {
     force: { type: "boolean", description: "power off at once instead of asking the guest to shut down" },
+    ...waitFlag("stop"),
   },
-  async run({ flags, args, api }) {
-    return vmResult((await api.vms.stopVm({ uuid: args[0]!, force: flags.bool("force") })).vm);
+  async run(input) {
+    const { flags, args, api } = input;
+    return operationResult(input, "stop", (await api.vms.stopVm({ uuid: args[0]!, force: flags.bool("force") })).vm);
   },
 };
 
@@ -142,13 +191,24 @@ export const VM_COMMANDS: readonly Command[] = [
   createVm,
   list,
   get,
-  lifecycleCommand("start", "start a Stopped VM", "Starts a Stopped VM on its host.", (api, uuid) => api.vms.startVm({ uuid })),
+  lifecycleCommand(
+    "start",
+    "start a Stopped VM",
+    "Starts a Stopped VM on its host. Answers with the VM Starting; with --wait, follows it until it is Running (exit 0), or Stopped again with the error (exit 1).",
+    (api, uuid) => api.vms.startVm({ uuid }),
+  ),
   stop,
-  lifecycleCommand("reboot", "reboot a Running VM", "Reboots a Running VM.", (api, uuid) => api.vms.rebootVm({ uuid })),
+  lifecycleCommand(
+    "reboot",
+    "reboot a Running VM",
+    "Reboots a Running VM. Answers with the VM Rebooting; with --wait, follows it until it is Running again (exit 0), or Running with the error of a reboot that failed (exit 1).",
+    (api, uuid) => api.vms.rebootVm({ uuid }),
+  ),
   lifecycleCommand(
     "destroy",
     "destroy a VM and release its capacity",
-    "Destroys a VM and releases its host capacity. Destroying a destroyed VM succeeds and changes nothing.",
+    "Destroys a VM and releases its host capacity. Answers with the VM Destroying (Destroyed when it already was: that changes nothing); " +
+      "with --wait, follows it until it is Destroyed (exit 0), or back in its state before with the error (exit 1).",
     (api, uuid) => api.vms.destroyVm({ uuid }),
   ),
 ];
