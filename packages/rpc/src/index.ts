@@ -21,7 +21,7 @@ export type {
   UnaryImpl,
 } from "./service";
 
-export { DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, DEFAULT_SHUTDOWN_GRACE_MS, createServer } from "./server";
+export { DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, DEFAULT_SHUTDOWN_GRACE_MS, SERVER_SHUTTING_DOWN, createServer } from "./server";
 export type { ServerOptions, StratumServer } from "./server";
 
 export { closeClient, createClient } from "./client";

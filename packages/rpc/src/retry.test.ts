@@ -153,7 +153,9 @@ describe("retry interceptor", () => {
     const started = Date.now();
     controller.abort();
     expect((await rejection(call)).code).toBe(Code.CANCELLED);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // Not a speed figure: the next attempt is 30 s away, so anything well under it means the
+    // cancel ended the backoff (a loaded 2-core machine can take a second to answer at all).
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(calls).toBe(1);
   });
 

@@ -80,7 +80,12 @@ interface CallEnv {
   readonly method: DescMethod;
   readonly logger: Logger;
   readonly rejectUnknownFields: boolean;
+  /** The server's open response streams, which a shutdown ends at once (see `createServer`). */
+  readonly streams: Set<CallContext>;
 }
+
+/** Reason of the UNAVAILABLE that ends a response stream when its server shuts down. */
+export const SERVER_SHUTTING_DOWN = "SERVER_SHUTTING_DOWN";
 
 type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
 
@@ -124,6 +129,16 @@ class CallContext implements HandlerContext {
 
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  /** Set when the server ended the call (it is shutting down): the status the client gets. */
+  stoppedBy: StratumError | undefined;
+
+  /** Ends the call from the server's side: its handler's signal aborts and the client gets `reason`. */
+  stop(reason: StratumError): void {
+    if (this.done || this.signal.aborted) return;
+    this.stoppedBy = reason;
+    this.controller.abort(reason);
   }
 
   timeRemaining(): number | undefined {
@@ -256,17 +271,22 @@ function handler(env: CallEnv, impl: ServerNext): grpc.UntypedHandleCall {
     case "bidi_streaming":
       return (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) => {
         const ctx = new CallContext(call, env);
+        env.streams.add(ctx);
         (async () => {
           const input = method.methodKind === "server_streaming" ? checkRequest((call as grpc.ServerWritableStream<unknown, unknown>).request, env) : checkedRequests(call as grpc.ServerDuplexStream<unknown, unknown>, env, ctx.signal);
           await writeAll(call, method.output, (await impl({ service, method, request: input, ctx })) as AsyncIterable<unknown>, ctx);
-        })().then(
-          () => {
-            ctx.succeed();
-            call.end(ctx.trailers);
-          },
-          // grpc-js' server streams turn an 'error' event into the call's final status.
-          (err: unknown) => call.emit("error", ctx.fail(err)),
-        );
+        })()
+          .then(
+            () => {
+              // A stream the shutdown ended is not complete: the client is told to open it again.
+              if (ctx.stoppedBy) return call.emit("error", ctx.fail(ctx.stoppedBy));
+              ctx.succeed();
+              call.end(ctx.trailers);
+            },
+            // grpc-js' server streams turn an 'error' event into the call's final status.
+            (err: unknown) => call.emit("error", ctx.fail(ctx.stoppedBy ?? err)),
+          )
+          .finally(() => env.streams.delete(ctx));
       };
   }
 }
@@ -316,6 +336,7 @@ export async function createServer(options: ServerOptions): Promise<StratumServe
     ...(options.maxSendMessageLength === undefined ? {} : { "grpc.max_send_message_length": options.maxSendMessageLength }),
   });
   const rejectUnknownFields = options.rejectUnknownFields ?? true;
+  const streams = new Set<CallContext>();
   for (const { service, impl } of all) {
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const method of service.methods) {
@@ -323,7 +344,7 @@ export async function createServer(options: ServerOptions): Promise<StratumServe
       if (!fn) throw new Error(`${service.typeName}: no handler for ${method.name}`);
       const isBuiltin = builtins.some((b) => b.service === service);
       const bound: ServerNext = (call) => fn(call.request, call.ctx);
-      implementation[method.name] = handler({ service, method, logger, rejectUnknownFields }, isBuiltin ? bound : chainInterceptors(options.interceptors ?? [], bound));
+      implementation[method.name] = handler({ service, method, logger, rejectUnknownFields, streams: isBuiltin ? new Set() : streams }, isBuiltin ? bound : chainInterceptors(options.interceptors ?? [], bound));
     }
     server.addService(definitionOf(service), implementation);
   }
@@ -344,6 +365,11 @@ export async function createServer(options: ServerOptions): Promise<StratumServe
     (stopping ??= (async () => {
       health.shutdown();
       const graceful = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // (The health watch ends itself on health.shutdown(), after telling its watchers NOT_SERVING.)
+      // A response stream (a watch) has no end of its own: waiting for it would only hold the
+      // shutdown for its grace. It ends now with UNAVAILABLE, so its client opens it again on
+      // another replica at once.
+      for (const ctx of streams) ctx.stop(new StratumError(Code.UNAVAILABLE, "the server is shutting down: open the stream again", { reason: SERVER_SHUTTING_DOWN }));
       const timer = new AbortController();
       const forced = await Promise.race([graceful.then(() => false), sleep(graceMs, true, { signal: timer.signal, ref: false }).catch(() => false)]);
       timer.abort();
