@@ -1,6 +1,8 @@
 /**
  * stratumctl against a real compute replica (real Postgres, NATS and gRPC, simulated agents):
- * the CLI's requests, output and exit codes as an operator sees them.
+ * the CLI's requests, output and exit codes as an operator sees them. Lifecycle commands answer
+ * once compute accepts the operation; `--wait` follows WatchVm to its outcome, so a test that
+ * needs the outcome waits for it, and agent-sim holds force what the VM is doing meanwhile.
  */
 import { mkdtempSync } from "node:fs";
 import { getFreePort } from "@stratum/testing";
@@ -11,6 +13,7 @@ import { HostState } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { createClient } from "@stratum/rpc";
 import { startComputeStack, type ComputeStack } from "../../../services/compute/test/harness";
+import { untilVmState } from "../../../services/compute/test/watch";
 import type { Connect } from "../src/api";
 import { run } from "../src/main";
 
@@ -25,17 +28,38 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-async function cli(argv: string[], options: { connect?: Connect; endpoint?: string } = {}) {
+async function cli(argv: string[], options: { connect?: Connect; endpoint?: string; signal?: AbortSignal; onStdout?: (text: string) => void } = {}) {
   let stdout = "";
   let stderr = "";
   const code = await run(["--endpoint", options.endpoint ?? endpoint, ...argv], {
-    stdout: { write: (s: string) => (stdout += s) },
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+        options.onStdout?.(stdout);
+      },
+    },
     stderr: { write: (s: string) => (stderr += s) },
     env: {},
     repoRoot,
     ...(options.connect ? { connect: options.connect } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   return { code, stdout, stderr };
+}
+
+const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+const ELAPSED = "\\d+:\\d\\d";
+
+/** The last line `--wait` printed: the operation's outcome. */
+function outcome(stdout: string): string {
+  return stdout.trimEnd().split("\n").pop()!;
+}
+
+/** Resolves once the CLI's stdout so far matches `pattern` (a state line of `--wait`). */
+function printed(pattern: RegExp): { promise: Promise<void>; onStdout: (text: string) => void } {
+  let seen!: () => void;
+  const promise = new Promise<void>((resolve) => (seen = resolve));
+  return { promise, onStdout: (text) => pattern.test(text) && seen() };
 }
 
 /** Runs a command that must succeed, returning its stdout. */
@@ -94,10 +118,11 @@ describe("hosts", () => {
 describe("VM lifecycle", () => {
   let uuid: string;
 
-  it("creates a VM, and get --json shows it Running", async () => {
-    const created = await ok("vm", "create", "--name", "web-1", "--cpu", "2", "--memory", "4GiB", "--host", hostUuids[0]!);
-    expect(created).toMatch(/^UUID\s+NAME\s+STATE\s+CPU\s+MEMORY\s+HOST\n[0-9a-f-]{36}\s+web-1\s+Running\s+2\s+4 GiB\s+[0-9a-f-]{36}\n$/);
-    uuid = created.split("\n")[1]!.split(/\s+/)[0]!;
+  it("creates a VM with --wait, ending Running, and get --json shows it Running", async () => {
+    const created = await ok("vm", "create", "--name", "web-1", "--cpu", "2", "--memory", "4GiB", "--host", hostUuids[0]!, "--wait");
+    // The accepted VM first, then each state it passes through, then the outcome.
+    expect(created).toMatch(new RegExp(`^Created  ${ELAPSED}\n(Starting  ${ELAPSED}\n)?vm ${UUID} Running \\(waited ${ELAPSED}\\)\n$`));
+    uuid = new RegExp(`^vm (${UUID}) `).exec(outcome(created))![1]!;
 
     const json = JSON.parse(await ok("vm", "get", uuid, "--json"));
     expect(json).toMatchObject({ uuid, name: "web-1", state: "VM_STATE_RUNNING", cpu: 2, memoryBytes: String(4n * 1024n ** 3n), hostUuid: hostUuids[0] });
@@ -107,26 +132,72 @@ describe("VM lifecycle", () => {
     expect(await ok("host", "get", hostUuids[0]!)).toMatch(/\nCPU:\s+2 used of 16\n/);
   });
 
-  it("stops, starts, reboots, force-stops and destroys it", async () => {
+  it("stops, starts, reboots, force-stops and destroys it with --wait, each to its outcome", async () => {
     const state = async () => (await stack.vms.getVm({ uuid })).vm!.state;
-    expect(await ok("vm", "stop", uuid)).toMatch(/\sStopped\s/);
+    const ended = (word: string) => new RegExp(`\nvm ${uuid} ${word} \\(waited ${ELAPSED}\\)\n$`);
+    expect(await ok("vm", "stop", uuid, "--wait")).toMatch(new RegExp(`^Stopping  ${ELAPSED}${ended("Stopped").source}`));
     expect(await state()).toBe(VmState.STOPPED);
-    expect(await ok("vm", "start", uuid)).toMatch(/\sRunning\s/);
+    expect(await ok("vm", "start", uuid, "--wait")).toMatch(new RegExp(`^Starting  ${ELAPSED}${ended("Running").source}`));
     expect(await state()).toBe(VmState.RUNNING);
-    expect(await ok("vm", "reboot", uuid)).toMatch(/\sRunning\s/);
-    expect(await ok("vm", "stop", uuid, "--force")).toMatch(/\sStopped\s/);
+    expect(await ok("vm", "reboot", uuid, "--wait")).toMatch(new RegExp(`^Rebooting  ${ELAPSED}${ended("Running").source}`));
+    expect(await ok("vm", "stop", uuid, "--force", "--wait")).toMatch(ended("Stopped"));
     expect(await state()).toBe(VmState.STOPPED);
-    expect(JSON.parse(await ok("vm", "destroy", uuid, "--json"))).toMatchObject({ uuid, state: "VM_STATE_DESTROYED", hostUuid: "" });
+    // --json: the VM as it ended on stdout, the progress on stderr.
+    const destroyed = await cli(["vm", "destroy", uuid, "--wait", "--json"]);
+    expect(destroyed.code).toBe(0);
+    expect(JSON.parse(destroyed.stdout)).toMatchObject({ uuid, state: "VM_STATE_DESTROYED", hostUuid: "" });
+    expect(destroyed.stderr).toMatch(new RegExp(`^Destroying  ${ELAPSED}${ended("Destroyed").source}`));
     expect(await state()).toBe(VmState.DESTROYED);
+    // Destroying a destroyed VM answers Destroyed: --wait has nothing to wait for.
+    expect(await ok("vm", "destroy", uuid, "--wait")).toMatch(new RegExp(`^vm ${uuid} Destroyed \\(waited ${ELAPSED}\\)\n$`));
+  });
+
+  it("without --wait prints the VM as accepted, in its transient state", async () => {
+    const vm = await untilVmState(stack.vms, (await stack.vms.createVm({ name: "no-wait", cpu: 1, memoryBytes: 1024n ** 3n, hostUuid: hostUuids[0]! })).vm!.uuid, VmState.RUNNING);
+    const hold = stack.sim.hold(0, "vm/stop");
+    expect(await ok("vm", "stop", vm.uuid)).toMatch(new RegExp(`^UUID\\s+NAME\\s+STATE\\s+CPU\\s+MEMORY\\s+HOST\n${vm.uuid}\\s+no-wait\\s+Stopping\\s`));
+    (await hold.next(10_000)).release();
+    await untilVmState(stack.vms, vm.uuid, VmState.STOPPED);
+    expect(await ok("vm", "destroy", vm.uuid)).toMatch(/\sDestroying\s/);
+    await untilVmState(stack.vms, vm.uuid, VmState.DESTROYED);
+  });
+
+  it("a reboot that failed on the agent ends Running with last_error: --wait exits 1 and prints it", async () => {
+    const vm = await untilVmState(stack.vms, (await stack.vms.createVm({ name: "bad-reboot", cpu: 1, memoryBytes: 1024n ** 3n, hostUuid: hostUuids[0]! })).vm!.uuid, VmState.RUNNING);
+    stack.sim.host(0).injectFault({ command: "vm/reboot", kind: "http500", message: "qemu monitor not responding" });
+    try {
+      const res = await cli(["vm", "reboot", vm.uuid, "--wait"]);
+      expect(res.code).toBe(1);
+      expect(outcome(res.stdout)).toMatch(new RegExp(`^vm ${vm.uuid} Running \\(waited ${ELAPSED}\\): the reboot failed: .*vm/reboot.*qemu monitor not responding`));
+    } finally {
+      stack.sim.host(0).clearFaults();
+    }
+    expect((await stack.vms.getVm({ uuid: vm.uuid })).vm!).toMatchObject({ state: VmState.RUNNING, lastError: expect.stringContaining("qemu monitor not responding") });
+    expect(await ok("vm", "destroy", vm.uuid, "--wait")).toMatch(/ Destroyed /);
   });
 
   it("reports a refused operation with exit 1 and the VM's state", async () => {
     const vm = (await stack.vms.createVm({ name: "web-2", cpu: 1, memoryBytes: 1024n ** 3n, hostUuid: hostUuids[0]! })).vm!;
-    await ok("vm", "stop", vm.uuid);
+    // The create answered Created: a stop is accepted only once the start has ended.
+    await untilVmState(stack.vms, vm.uuid, VmState.RUNNING);
+    await ok("vm", "stop", vm.uuid, "--wait");
     const res = await cli(["vm", "stop", vm.uuid]);
     expect(res.code).toBe(1);
     expect(res.stdout).toBe("");
     expect(res.stderr).toBe(`error: FAILED_PRECONDITION (VM_STATE_INVALID): cannot stop vm ${vm.uuid}: it is Stopped (stop needs Running)\n`);
+  });
+
+  it("reports an operation refused while another works on the VM as VM_BUSY, naming its state", async () => {
+    const hold = stack.sim.hold(0, "vm/start");
+    const vm = (await stack.vms.createVm({ name: "busy", cpu: 1, memoryBytes: 1024n ** 3n, hostUuid: hostUuids[0]! })).vm!;
+    const held = await hold.next(10_000);
+    const res = await cli(["vm", "stop", vm.uuid, "--wait"]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toMatch(new RegExp(`^error: FAILED_PRECONDITION \\(VM_BUSY\\): .*${vm.uuid}.*it is Starting`));
+    held.release();
+    await untilVmState(stack.vms, vm.uuid, VmState.RUNNING);
+    expect(await ok("vm", "destroy", vm.uuid, "--wait")).toMatch(/ Destroyed /);
   });
 
   it("reports a missing VM as NOT_FOUND with its reason", async () => {
@@ -154,9 +225,61 @@ describe("VM lifecycle", () => {
   });
 });
 
+describe("vm create while the agent holds the start", () => {
+  it("without --wait prints the VM Created at once, the agent's start still held", async () => {
+    const hold = stack.sim.hold(0, "vm/start");
+    const res = await cli(["vm", "create", "--name", "held-1", "--cpu", "1", "--memory", "1GiB", "--host", hostUuids[0]!]);
+    // Answered although nothing releases the start until after it.
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(new RegExp(`^UUID\\s+NAME\\s+STATE\\s+CPU\\s+MEMORY\\s+HOST\n${UUID}\\s+held-1\\s+Created\\s+1\\s+1 GiB\\s+${hostUuids[0]!}\n$`));
+    const uuid = res.stdout.split("\n")[1]!.split(/\s+/)[0]!;
+    const held = await hold.next(10_000);
+    expect((await stack.vms.getVm({ uuid })).vm!.state).toBe(VmState.STARTING);
+    held.release();
+    await untilVmState(stack.vms, uuid, VmState.RUNNING);
+    expect(await ok("vm", "destroy", uuid, "--wait")).toMatch(/ Destroyed /);
+  });
+
+  it("with --wait shows Created, then Starting while held, and ends Running (exit 0) after the release", async () => {
+    const hold = stack.sim.hold(0, "vm/start");
+    const starting = printed(/\nStarting  /);
+    let finished = false;
+    const waiting = cli(["vm", "create", "--name", "held-2", "--cpu", "1", "--memory", "1GiB", "--host", hostUuids[0]!, "--wait"], { onStdout: starting.onStdout }).finally(() => (finished = true));
+    const held = await hold.next(10_000);
+    await starting.promise;
+    // The agent has not answered: the VM cannot be Running, so the CLI must still be waiting.
+    expect(finished).toBe(false);
+    held.release();
+    const res = await waiting;
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(new RegExp(`^Created  ${ELAPSED}\nStarting  ${ELAPSED}\nvm ${UUID} Running \\(waited ${ELAPSED}\\)\n$`));
+    const uuid = new RegExp(`^vm (${UUID}) `).exec(outcome(res.stdout))![1]!;
+    expect((await stack.vms.getVm({ uuid })).vm!.state).toBe(VmState.RUNNING);
+    expect(await ok("vm", "destroy", uuid, "--wait")).toMatch(/ Destroyed /);
+  });
+
+  it("Ctrl-C stops the waiting (130), says the create goes on, and it does", async () => {
+    const hold = stack.sim.hold(0, "vm/start");
+    const ctrlC = new AbortController();
+    const res = await cli(["vm", "create", "--name", "held-3", "--cpu", "1", "--memory", "1GiB", "--host", hostUuids[0]!, "--wait"], {
+      signal: ctrlC.signal,
+      onStdout: (text) => /\nStarting  /.test(text) && ctrlC.abort(),
+    });
+    expect(res.code).toBe(130);
+    const line = new RegExp(`^stopped waiting; the create of vm (${UUID}) goes on \\(Starting\\): see where it is with 'stratumctl vm get \\1'$`).exec(outcome(res.stdout));
+    expect(line).not.toBeNull();
+    const uuid = line![1]!;
+    (await hold.next(10_000)).release();
+    await untilVmState(stack.vms, uuid, VmState.RUNNING);
+    expect(await ok("vm", "destroy", uuid, "--wait")).toMatch(/ Destroyed /);
+  });
+});
+
 describe("listing VMs", () => {
   it("filters, pages and follows pages with --all", async () => {
-    for (const name of ["list-a", "list-b", "list-c"]) await ok("vm", "create", "--name", name, "--cpu", "1", "--memory", "512MiB", "--host", hostUuids[1]!);
+    for (const name of ["list-a", "list-b", "list-c"]) await ok("vm", "create", "--name", name, "--cpu", "1", "--memory", "512MiB", "--host", hostUuids[1]!, "--wait");
 
     const onHost = await ok("vm", "list", "--host", hostUuids[1]!, "--state", "running");
     expect(onHost.trimEnd().split("\n").slice(1).map((l) => l.split(/\s+/)[1])).toEqual(["list-a", "list-b", "list-c"]);
@@ -179,7 +302,8 @@ describe("listing VMs", () => {
 
 describe("deleting a host", () => {
   it("deletes an empty host", async () => {
-    for (const vm of (await stack.vms.listVms({ hostUuid: hostUuids[1]! })).vms) await ok("vm", "destroy", vm.uuid);
+    // Destroyed, not just Destroying: only then is the host's capacity released.
+    for (const vm of (await stack.vms.listVms({ hostUuid: hostUuids[1]! })).vms) await ok("vm", "destroy", vm.uuid, "--wait");
     expect(await ok("host", "delete", hostUuids[1]!)).toBe(`host ${hostUuids[1]!} deleted\n`);
     const res = await cli(["host", "get", hostUuids[1]!]);
     expect(res).toEqual({ code: 1, stdout: "", stderr: `error: NOT_FOUND (HOST_NOT_FOUND): host ${hostUuids[1]!} not found\n` });
