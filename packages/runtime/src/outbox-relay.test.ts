@@ -18,7 +18,7 @@ const log = createLogger({}, { sink: (line: string) => void lines.push(line) });
 beforeAll(async () => {
   nats = await startNats();
   db = await connect({ url: await testDatabase("outbox"), schema: "relaytest" });
-  await db.sql`CREATE TABLE relaytest.outbox (id bigserial PRIMARY KEY, domain text NOT NULL, event text NOT NULL, payload jsonb NOT NULL, request_id text, created_at timestamptz NOT NULL DEFAULT now())`;
+  await db.sql`CREATE TABLE relaytest.outbox (id bigserial PRIMARY KEY, domain text NOT NULL, event text NOT NULL, key text, payload jsonb NOT NULL, request_id text, created_at timestamptz NOT NULL DEFAULT now())`;
   const prefix = uniquePrefix("ob");
   bus = await connectBus({ servers: nats.url, prefix, name: "relay" });
   observer = await connectBus({ servers: nats.url, prefix, name: "observer" });
@@ -105,3 +105,23 @@ it("a batch JetStream refuses (no stream captures its events) stays in the outbo
   await sub.stop();
   await own.close();
 }, 60_000);
+
+it("a row with a key goes to its resource's own subject, `stratum.<domain>.<event>.<key>`", async () => {
+  const events = await EventBus.open(bus);
+  const keyed: DomainEvent<{ n: number }>[] = [];
+  const plain: DomainEvent<{ n: number }>[] = [];
+  const observed = await EventBus.open(observer);
+  const one = await observed.subscribe<{ n: number }>("keyed.changed.res-1", (e) => void keyed.push(e), { from: "new" });
+  const bare = await observed.subscribe<{ n: number }>("keyed.changed", (e) => void plain.push(e), { from: "new" });
+  const relay = new OutboxRelay({ sql: db.sql, schema: "relaytest", events, log, intervalMs: 100 });
+  await relay.start();
+  await db.sql`INSERT INTO relaytest.outbox (domain, event, key, payload) VALUES ('keyed', 'changed', 'res-1', '{"n":1}'::jsonb), ('keyed', 'changed', 'res-2', '{"n":2}'::jsonb), ('keyed', 'changed', NULL, '{"n":3}'::jsonb)`;
+  relay.kick();
+  while (keyed.length < 1 || plain.length < 1) await new Promise((r) => setTimeout(r, 20));
+  await relay.drain();
+  expect(keyed.map((e) => [e.subject, e.data.n])).toEqual([["stratum.keyed.changed.res-1", 1]]);
+  expect(plain.map((e) => e.data.n)).toEqual([3]);
+  await relay.stop();
+  await one.stop();
+  await bare.stop();
+});
