@@ -73,7 +73,9 @@ export async function startDevstack(args: readonly string[] = [], timeoutMs = 12
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
     await exited;
-    rmSync(dataDir, { recursive: true, force: true });
+    // STRATUM_KEEP_DEVSTACK=1 keeps the data dir (its logs/) to read after a failed run.
+    if (process.env.STRATUM_KEEP_DEVSTACK) process.stderr.write(`devstack data kept in ${dataDir}\n`);
+    else rmSync(dataDir, { recursive: true, force: true });
   };
   try {
     await ready;
