@@ -7,7 +7,9 @@ import type {
 import type {
   VmDestroyReply, VmMigrateReply, VmMigrateRequest, VmRebootReply, VmRefRequest, VmStartReply, VmStartRequest, VmStopReply,
 } from "./vm";
-import type { VolumeTaskCancelRequest, VolumeTaskReply, VolumeTaskStartRequest, VolumeTaskStatusReply, VolumeTaskStatusRequest } from "./volume-task";
+import type {
+  VolumeTaskCancelRequest, VolumeTaskReply, VolumeTaskStartRequest, VolumeTaskStatusReply, VolumeTaskStatusRequest, VolumeTaskWaitReply, VolumeTaskWaitRequest,
+} from "./volume-task";
 
 /**
  * Every command of the agent protocol: its request body and its reply. The single source both
@@ -30,6 +32,7 @@ export interface AgentCommandMap {
   "volume/task/start": { request: VolumeTaskStartRequest; reply: VolumeTaskReply };
   "volume/task/cancel": { request: VolumeTaskCancelRequest; reply: VolumeTaskReply };
   "volume/task/status": { request: VolumeTaskStatusRequest; reply: VolumeTaskStatusReply };
+  "volume/task/wait": { request: VolumeTaskWaitRequest; reply: VolumeTaskWaitReply };
 }
 
 export type AgentCommand = keyof AgentCommandMap;
@@ -73,6 +76,8 @@ export const AGENT_COMMANDS: Readonly<Record<AgentCommand, AgentCommandSpec>> = 
   "volume/task/status": { idempotent: true },
   // Cancelling a specific task is final: a late repeat finds it cancelled or finished and does nothing.
   "volume/task/cancel": { idempotent: true },
+  // A wait only reads: a repeat (or a late first attempt) changes nothing and answers the same question.
+  "volume/task/wait": { idempotent: true },
 };
 
 /** Every command name of the protocol, in declaration order. */

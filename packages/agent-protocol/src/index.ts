@@ -20,6 +20,8 @@ export type {
 export type {
   EipApplyReply, EipApplyRequest, EipReleaseReply, EipReleaseRequest, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
 } from "./network";
+export { VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_VOLUMES } from "./volume-task";
 export type {
   VolumeTaskCancelRequest, VolumeTaskInfo, VolumeTaskReply, VolumeTaskStartRequest, VolumeTaskState, VolumeTaskStatusReply, VolumeTaskStatusRequest,
+  VolumeTaskWaitReply, VolumeTaskWaitRequest,
 } from "./volume-task";

@@ -1,5 +1,24 @@
 /** Long-running agent-side tasks on a volume (backup, snapshot, copy…). */
 
+/**
+ * A task kind: a lower-case word such as `backup`, `snapshot` or `resize`. Bounded and plain so
+ * that a kind a caller waits on can never differ from the one a task was started with by case,
+ * spaces or a typo the agent would silently accept.
+ */
+export const VOLUME_TASK_KIND_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/**
+ * The longest `volume/task/wait` may wait (`timeoutMs`). A long-poll must answer before its
+ * caller gives up on it, so a client's deadline for `volume/task/wait` must be longer than this
+ * plus network and scheduling margin (the agent client's default for the command is meant to be
+ * this + 30 s): a wait always ends with an answer (`exited: false` at the latest), never with a
+ * client timeout whose outcome looks unknown. Callers that wait longer send the wait again.
+ */
+export const VOLUME_TASK_WAIT_MAX_MS = 60_000;
+
+/** Most volumes one `volume/task/wait` may name (a VM's disks, with room to spare). */
+export const VOLUME_TASK_WAIT_MAX_VOLUMES = 256;
+
 export type VolumeTaskState = "running" | "cancelling" | "succeeded" | "cancelled" | "failed";
 
 /** A volume task as the agent reports it. */
@@ -19,6 +38,7 @@ export interface VolumeTaskInfo {
 /** `volume/task/start`: fields beyond these are the task's arguments. */
 export interface VolumeTaskStartRequest {
   volumeUuid: string;
+  /** Required: callers wait on and cancel tasks by kind (matches {@link VOLUME_TASK_KIND_PATTERN}). */
   kind: string;
   /** Names the task, so a repeated start finds it instead of starting a second one. */
   taskUuid?: string;
@@ -39,6 +59,7 @@ export interface VolumeTaskReply {
 export interface VolumeTaskStatusRequest {
   taskUuid?: string;
   volumeUuid?: string;
+  /** Only tasks of this kind (matches {@link VOLUME_TASK_KIND_PATTERN}). */
   kind?: string;
   /** Also list finished tasks (default: running only). */
   includeFinished?: boolean;
@@ -46,4 +67,27 @@ export interface VolumeTaskStatusRequest {
 
 export interface VolumeTaskStatusReply {
   tasks: VolumeTaskInfo[];
+}
+
+/**
+ * `volume/task/wait`: a long-poll that answers as soon as no task of `kinds` (any kind when
+ * absent) on `volumeUuids` is running — at once if none is — or after `timeoutMs` with those
+ * still running. A task being cancelled (`cancelling`) is still running until it has exited.
+ * The agent answers on the task-exit event, so the caller learns of the exit within a network
+ * round trip instead of a polling interval (ZStack's seed 001 polled once a second).
+ */
+export interface VolumeTaskWaitRequest {
+  /** 1..{@link VOLUME_TASK_WAIT_MAX_VOLUMES} volume uuids. */
+  volumeUuids: string[];
+  /** Only tasks of these kinds block the wait; absent: every kind. Never empty. */
+  kinds?: string[];
+  /** 0..{@link VOLUME_TASK_WAIT_MAX_MS}; 0 answers at once (a check, no wait). */
+  timeoutMs: number;
+}
+
+export interface VolumeTaskWaitReply {
+  /** True when no matching task is running; false when the timeout came first. */
+  exited: boolean;
+  /** The matching tasks still running (`running` or `cancelling`); empty when `exited`. */
+  running: VolumeTaskInfo[];
 }

@@ -1,17 +1,20 @@
+import { VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_VOLUMES } from "@stratum/agent-protocol";
 import { CommandError } from "../command-error";
-import { optionalNonNegativeInt, optionalString, requireString } from "../fields";
+import { AgentErrorCode } from "../protocol";
+import { optionalNonNegativeInt, optionalString, requireString, type JsonObject } from "../fields";
 import type { ProtocolHandlers } from "./types";
 
 /**
- * Volume chain tasks: long-running agent-side tasks on a volume (`kind` is free: `backup`,
- * `snapshot`, …). Start returns at once with the task running; it succeeds after `durationMs`
- * (or the host default) unless cancelled. Status lists tasks by task, volume and/or kind, so a
- * caller can wait until, say, the backups on a volume have exited while other kinds keep running.
+ * Volume chain tasks: long-running agent-side tasks on a volume, each of a `kind` (`backup`,
+ * `snapshot`, `resize`, …). Start returns at once with the task running; it succeeds after
+ * `durationMs` (or the host default) unless cancelled. Status lists tasks by task, volume and/or
+ * kind; wait long-polls until the tasks of some kinds on some volumes have exited, so a caller
+ * (a migration waiting for backups) learns of the exit when it happens while other kinds keep running.
  */
-export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/task/cancel" | "volume/task/status"> = {
+export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/task/cancel" | "volume/task/status" | "volume/task/wait"> = {
   "volume/task/start": ({ host, body }) => {
     const volumeUuid = requireString(body, "volumeUuid");
-    const kind = requireString(body, "kind");
+    const kind = requireKind(body, "kind");
     const taskUuid = optionalString(body, "taskUuid");
     const durationMs = optionalNonNegativeInt(body, "durationMs") ?? host.volumeTaskDurationMs;
     if (taskUuid !== undefined) {
@@ -45,14 +48,64 @@ export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/
       return { tasks: [task] };
     }
     const volumeUuid = optionalString(body, "volumeUuid");
-    const kind = optionalString(body, "kind");
-    const includeFinished = body["includeFinished"] === true;
+    const kind = body["kind"] === undefined || body["kind"] === null ? undefined : requireKind(body, "kind");
+    const includeFinished = body["includeFinished"];
+    if (includeFinished !== undefined && includeFinished !== null && typeof includeFinished !== "boolean") {
+      throw CommandError.invalidField("includeFinished", "a boolean");
+    }
     return {
       tasks: host.state.volumeTasks.list({
         ...(volumeUuid === undefined ? {} : { volumeUuid }),
         ...(kind === undefined ? {} : { kind }),
-        includeFinished,
+        includeFinished: includeFinished === true,
       }),
     };
   },
+
+  /**
+   * Long-poll: answers when no task of `kinds` on `volumeUuids` runs, or at `timeoutMs` with those
+   * still running. Settled by the task-exit event inside the agent, never by re-reading on a timer.
+   * Every field is checked before anything waits, and unknown fields are refused: a filter the
+   * agent did not understand would silently widen or narrow what the caller waits for.
+   */
+  "volume/task/wait": async ({ host, body }) => {
+    for (const field of Object.keys(body)) {
+      if (!WAIT_FIELDS.has(field)) throw CommandError.badRequest(AgentErrorCode.INVALID_FIELD, `unknown field: ${field} (volume/task/wait takes volumeUuids, kinds, timeoutMs)`);
+    }
+    const volumeUuids = requireStringList(body, "volumeUuids", VOLUME_TASK_WAIT_MAX_VOLUMES);
+    const kinds = body["kinds"] === undefined ? undefined : requireStringList(body, "kinds", 64);
+    kinds?.forEach((kind, i) => {
+      if (!VOLUME_TASK_KIND_PATTERN.test(kind)) throw CommandError.invalidField(`kinds[${i}]`, "a task kind (lower-case letters, digits, - or _, starting with a letter, at most 64)");
+    });
+    const timeoutMs = body["timeoutMs"];
+    if (timeoutMs === undefined || timeoutMs === null) throw CommandError.missingField("timeoutMs");
+    if (typeof timeoutMs !== "number" || !Number.isSafeInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > VOLUME_TASK_WAIT_MAX_MS) {
+      throw CommandError.invalidField("timeoutMs", `an integer from 0 to ${VOLUME_TASK_WAIT_MAX_MS}`);
+    }
+    return host.state.volumeTasks.waitForTasks({ volumeUuids, ...(kinds === undefined ? {} : { kinds }) }, timeoutMs);
+  },
 };
+
+const WAIT_FIELDS: ReadonlySet<string> = new Set(["volumeUuids", "kinds", "timeoutMs"]);
+
+/** A kind is required where it names what is started or looked up: a typo must not match nothing silently. */
+function requireKind(body: JsonObject, field: string): string {
+  const kind = requireString(body, field);
+  if (!VOLUME_TASK_KIND_PATTERN.test(kind)) {
+    throw CommandError.invalidField(field, "a task kind (lower-case letters, digits, - or _, starting with a letter, at most 64)");
+  }
+  return kind;
+}
+
+/** A non-empty array of non-empty strings, at most `max` long; the error names the element that is wrong. */
+function requireStringList(body: JsonObject, field: string, max: number): string[] {
+  const value = body[field];
+  if (value === undefined || value === null) throw CommandError.missingField(field);
+  if (!Array.isArray(value) || value.length === 0 || value.length > max) {
+    throw CommandError.invalidField(field, `a non-empty array of at most ${max} strings`);
+  }
+  value.forEach((item, i) => {
+    if (typeof item !== "string" || item === "") throw CommandError.invalidField(`${field}[${i}]`, "a non-empty string");
+  });
+  return value as string[];
+}
