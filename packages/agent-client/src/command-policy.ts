@@ -1,4 +1,4 @@
-import { AGENT_COMMANDS, AGENT_COMMAND_NAMES, type AgentCommand } from "@stratum/agent-protocol";
+import { AGENT_COMMANDS, AGENT_COMMAND_NAMES, VOLUME_TASK_WAIT_MAX_MS, type AgentCommand } from "@stratum/agent-protocol";
 
 /**
  * How the client treats each agent command: its default timeout and whether it may be retried
@@ -28,6 +28,9 @@ const DEFAULT_TIMEOUTS_MS: Readonly<Record<AgentCommand, number>> = {
   "host/connect": 30 * SECOND,
   "volume/task/status": 10 * SECOND,
   "volume/task/cancel": 30 * SECOND,
+  // A long-poll: the agent answers by its own deadline (at most VOLUME_TASK_WAIT_MAX_MS), so the
+  // client's must be longer, or a wait still legitimately pending would look like a hung agent.
+  "volume/task/wait": VOLUME_TASK_WAIT_MAX_MS + 30 * SECOND,
   "vm/start": 2 * MINUTE,
   "vm/stop": MINUTE,
   "vm/reboot": 2 * MINUTE,
