@@ -230,7 +230,8 @@ export class JobManager {
       if (!(await this.d.store.leaseHeld().catch(() => true))) throw this.d.store.leaseLost();
       return; // moved meanwhile (a report, a cancel elsewhere): nothing to dispatch from what we read
     }
-    await this.#send(row, claimed.attempt, row.attempt > 0);
+    // Resumed when an earlier attempt started it (its progress is what that one reached).
+    await this.#send(row, claimed.attempt, row.startedAt !== null);
   }
 
   /**
