@@ -1,0 +1,4 @@
+import { runMain } from "@stratum/runtime";
+import { storageModule } from "./module";
+
+runMain(storageModule());
