@@ -43,7 +43,7 @@ export class VolumeManager {
 
   async getStorage(uuid: string): Promise<PrimaryStorageRow> {
     const s = await this.d.store.getStorage(uuid);
-    if (!s) throw StratumError.notFound("primary storage", uuid);
+    if (!s) throw storageNotFound(uuid);
     return s;
   }
 
@@ -76,7 +76,7 @@ export class VolumeManager {
       if (created) return created;
       // Nothing written: say why, from what is there now.
       const storage = await this.d.store.getStorage(spec.primaryStorageUuid);
-      if (!storage) throw StratumError.notFound("primary storage", spec.primaryStorageUuid);
+      if (!storage) throw storageNotFound(spec.primaryStorageUuid);
       if (!(await this.d.store.leaseHeld())) throw this.d.store.leaseLost();
       const free = storage.totalCapacity - storage.usedBytes;
       throw new StratumError(Code.RESOURCE_EXHAUSTED, `primary storage ${storage.uuid} has ${free} bytes free, the volume needs ${spec.sizeBytes}`, {
@@ -170,4 +170,9 @@ export class VolumeManager {
     }
     return new StratumError(Code.FAILED_PRECONDITION, `volume ${v.uuid} is ${v.state}: cannot ${what} it`, { reason: "VOLUME_STATE_CONFLICT", resources: { volumeUuid: v.uuid } });
   }
+}
+
+/** NOT_FOUND `PRIMARY_STORAGE_NOT_FOUND`, naming the storage as `primaryStorageUuid`. */
+function storageNotFound(uuid: string): StratumError {
+  return new StratumError(Code.NOT_FOUND, `primary storage ${uuid} not found`, { reason: "PRIMARY_STORAGE_NOT_FOUND", resources: { primaryStorageUuid: uuid } });
 }
