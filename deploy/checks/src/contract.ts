@@ -7,6 +7,7 @@ import { parseCliArgs } from "../../../services/agent-sim/src/cli-args";
 import { DEFAULT_TASK_TIMEOUT_MS, shutdownBudget, type ServiceModule } from "@stratum/runtime";
 import { computeModule } from "../../../services/compute/src/module";
 import { longjobModule } from "../../../services/longjob/src/module";
+import { storageModule } from "../../../services/storage/src/module";
 import type { Deploy, StratumProcess } from "./model";
 
 type AgentSimOptions = Exclude<ReturnType<typeof parseCliArgs>, "help">;
@@ -27,6 +28,7 @@ export const RUNTIME_REQUIRED = ["NATS_URL", "DATABASE_URL", "STRATUM_REPLICA_ID
 const SERVICE_MODULES: Readonly<Record<string, () => Pick<ServiceModule, "name" | "taskTimeoutMs">>> = {
   compute: () => computeModule(),
   longjob: () => longjobModule(),
+  storage: () => storageModule(),
 };
 
 /**
