@@ -92,4 +92,33 @@ describe("volumes", () => {
     // A token from one listing does not page another.
     await expect(stack.storage.listVolumes({ vmUuid: VM_B, pageToken: onVm.nextPageToken })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, violations: [{ field: "page_token" }] });
   });
+
+  it("every change writes a volume_changed event keyed by the volume, relayed from the outbox in order", async () => {
+    const { volume: v } = await stack.storage.createVolume({ name: "evented", sizeBytes: GIB, primaryStorageUuid: psUuid, kind: VolumeKind.ROOT });
+    await stack.storage.attachVolume({ uuid: v!.uuid, vmUuid: VM_B });
+    await stack.storage.detachVolume({ uuid: v!.uuid });
+    await stack.storage.deleteVolume({ uuid: v!.uuid });
+    const seen: Array<{ state: string; vm_uuid: string | null; revision: number }> = [];
+    let done!: () => void;
+    const all = new Promise<void>((r) => (done = r));
+    const sub = await stack.service.replicas[0]!.ctx.events.subscribe<{ uuid: string; state: string; vm_uuid: string | null; revision: number }>(
+      `storage.volume_changed.${v!.uuid}`,
+      (e) => {
+        seen.push({ state: e.data.state, vm_uuid: e.data.vm_uuid, revision: e.data.revision });
+        if (seen.length === 4) done();
+      },
+      { from: "all" },
+    );
+    try {
+      await all;
+      expect(seen).toEqual([
+        { state: "Available", vm_uuid: null, revision: 1 },
+        { state: "InUse", vm_uuid: VM_B, revision: 2 },
+        { state: "Available", vm_uuid: null, revision: 3 },
+        { state: "Deleted", vm_uuid: null, revision: 4 },
+      ]);
+    } finally {
+      await sub.stop();
+    }
+  });
 });
