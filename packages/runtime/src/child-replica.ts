@@ -31,9 +31,16 @@ export async function startChildReplica(o: ChildReplicaOptions): Promise<{ child
       STRATUM_DB_POOL_SIZE: "4",
       ...o.env,
     },
-    stdio: ["ignore", "pipe", "ignore"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
   const lines = createInterface({ input: child.stdout! });
+  const output: string[] = [];
+  outputs.set(child, output);
+  // Its log (stderr), read as it comes so the pipe never fills; the recent lines are kept.
+  createInterface({ input: child.stderr! }).on("line", (line) => {
+    output.push(line);
+    if (output.length > 5_000) output.splice(0, 1_000);
+  });
   const address = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code, signal) => reject(new Error(`${o.replicaId} exited with ${code ?? signal} before it was ready`)));
     lines.on("line", (line) => {
@@ -41,6 +48,13 @@ export async function startChildReplica(o: ChildReplicaOptions): Promise<{ child
     });
   });
   return { child, address };
+}
+
+const outputs = new WeakMap<ChildProcess, string[]>();
+
+/** The recent log lines of a child replica (JSON, a line each: its stderr). */
+export function outputOf(child: ChildProcess): readonly string[] {
+  return outputs.get(child) ?? [];
 }
 
 /** Kills the child as a crash does (SIGCONT first, in case it was stopped) and waits for its exit. */

@@ -92,5 +92,5 @@ export async function startTestService<TTables extends Record<string, unknown>, 
   };
 }
 
-export { startChildReplica, kill9, exitOf } from "./child-replica";
+export { startChildReplica, kill9, exitOf, outputOf } from "./child-replica";
 export type { ChildReplicaOptions } from "./child-replica";
