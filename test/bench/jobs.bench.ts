@@ -27,7 +27,7 @@ import { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
 import { startDevstack } from "../support/devstack";
 import { jetstreamCeiling } from "./jetstream-ceiling";
-import { atLeast, describeError, drive, type PhaseFigures } from "./latencies";
+import { atLeast, describeError, drive, type PhaseFigures, positive } from "./latencies";
 import { cpuSeconds, treeCpuSeconds } from "./proc-cpu";
 
 const { values } = parseArgs({
@@ -50,14 +50,6 @@ const CANCEL_WARMUP = Math.min(M, 20);
 /** The sleeping job cancelled: long enough never to finish first, short steps so it is often at a checkpoint. */
 const SLEEP_PARAMS = { durationMs: 60_000, steps: 600 };
 
-function positive(name: string, raw: string | undefined): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return n;
-}
 
 type Jobs = Client<typeof LongJobService>;
 

@@ -60,3 +60,13 @@ export function atLeast(r: PhaseFigures, ms: number): number {
   }
   return r.sorted.length - lo;
 }
+
+/** A positive integer command-line option, or exit 2 naming it (bad input changes nothing). */
+export function positive(name: string, raw: string | undefined): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return n;
+}

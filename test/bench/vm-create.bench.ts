@@ -29,6 +29,7 @@ import { closeClient, createClient, type Client } from "@stratum/rpc";
 import { DURABLE_SETTINGS } from "@stratum/testing";
 import { startDevstack } from "../support/devstack";
 import { untilVmState } from "../../services/compute/test/watch";
+import { drive, positive } from "./latencies";
 
 const { values } = parseArgs({
   options: {
@@ -47,46 +48,12 @@ const SIM_HOST_CPUS = 100_000;
 const VM_SPEC = { cpu: 1, memoryBytes: 256n * 1024n * 1024n };
 const HOSTS = values.hosts === undefined ? Math.max(10, Math.ceil((2 * N * VM_SPEC.cpu) / SIM_HOST_CPUS)) : positive("hosts", values.hosts);
 
-function positive(name: string, raw: string | undefined): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`--${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return n;
-}
 
 /** Each of the C clients gets its own HTTP/2 connection, as C separate programs would. */
 function ownChannel<T extends Parameters<typeof createClient>[0]>(service: T, address: string) {
   return createClient(service, address, { channelOptions: { "grpc.use_local_subchannel_pool": 1 }, retry: false });
 }
 
-/** Runs `total` calls with `concurrency` workers; returns per-call latencies (ms), errors and elapsed seconds. */
-async function drive(total: number, concurrency: number, call: (worker: number, i: number) => Promise<void>) {
-  const latencies: number[] = [];
-  let next = 0;
-  let errors = 0;
-  let firstError: unknown;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, worker) => {
-      for (let i = next++; i < total; i = next++) {
-        const t0 = performance.now();
-        try {
-          await call(worker, i);
-          latencies.push(performance.now() - t0);
-        } catch (e) {
-          errors++;
-          firstError ??= e;
-        }
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
-  return { perSecond: latencies.length / seconds, p50: pct(50), p99: pct(99), errors, firstError, seconds };
-}
 
 async function main(): Promise<void> {
   console.log(`starting a fresh devstack: ${REPLICAS} compute replica(s), ${HOSTS} simulated hosts, zero agent latency…`);

@@ -3,7 +3,7 @@ import { currentWork } from "@stratum/core";
 import type postgres from "postgres";
 import { mapPgError } from "./pg-errors";
 import { qualifiedName, rowMapper } from "./row-mapper";
-import { TurnBatcher } from "./turn-batcher";
+import { KeyedBatcher } from "./keyed-batcher";
 
 /**
  * A condition every write of the batcher must also meet, as a postgres-js fragment over the
@@ -62,15 +62,13 @@ export interface TransitionBatcherOptions<TTable extends PgTable> {
   maxBatch?: number;
 }
 
-interface Pending<TRow> {
+interface Pending {
   key: string;
   from: string;
   to: string;
   message: string | null;
   requestId: string | null;
   opRequest: string | null;
-  resolve(row: TRow | undefined): void;
-  reject(error: unknown): void;
 }
 
 /**
@@ -83,20 +81,18 @@ interface Pending<TRow> {
  *
  * Two updates of the same resource never share a statement (a join with two matches would apply
  * only one), and the second waits until the statement carrying the first has returned, so they
- * apply in submission order. Scheduling is a {@link TurnBatcher}'s: one statement in flight at a
+ * apply in submission order. Scheduling is a {@link KeyedBatcher}'s: one statement in flight at a
  * time, while the next batch fills up.
  */
 export class TransitionBatcher<TTable extends PgTable, TState extends string = string> {
-  readonly #batcher: TurnBatcher<Pending<TTable["$inferSelect"]>>;
+  readonly #batcher: KeyedBatcher<Pending, TTable["$inferSelect"]>;
   readonly #toRow: (raw: Record<string, unknown>) => TTable["$inferSelect"];
   readonly #statement: (keys: string[], from: string[], to: string[], messages: (string | null)[], requestIds: (string | null)[], opRequests: (string | null)[]) => postgres.PendingQuery<postgres.Row[]>;
-  readonly #maxBatch: number;
   readonly #what: string;
   readonly #keyProp: string;
 
   constructor(private readonly o: TransitionBatcherOptions<TTable>) {
     this.#toRow = rowMapper(o.table);
-    this.#maxBatch = o.maxBatch ?? 512;
     this.#keyProp = propertyOf(o.table, o.key);
     const { sql } = o;
     const table = sql.unsafe(`${qualifiedName(o.table)} AS t`);
@@ -127,7 +123,7 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
         o AS (INSERT INTO ${outboxName!} (domain, event, key, payload, request_id) SELECT ${outbox.domain}, ${outbox.event}, ${outbox.key ? outbox.key(sql) : sql`NULL`}, ${outbox.payload(sql)}, m.__request_id FROM m)
         SELECT m.* FROM m`;
     };
-    this.#batcher = new TurnBatcher((pending) => this.#flush(pending), (p, e) => p.reject(e));
+    this.#batcher = new KeyedBatcher((p) => p.key, (batch) => this.#flush(batch), o.maxBatch ?? 512);
   }
 
   /**
@@ -159,21 +155,11 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
    */
   transition(key: string, from: TState, to: TState, message?: string, opRequest?: string): Promise<TTable["$inferSelect"] | undefined> {
     const requestId = currentWork()?.requestId ?? null;
-    return new Promise((resolve, reject) => this.#batcher.submit({ key, from, to, message: message ?? null, requestId, opRequest: opRequest || null, resolve, reject }));
+    return this.#batcher.submit({ key, from, to, message: message ?? null, requestId, opRequest: opRequest || null });
   }
 
-  async #flush(pending: Pending<TTable["$inferSelect"]>[]): Promise<Pending<TTable["$inferSelect"]>[]> {
-    const batch: Pending<TTable["$inferSelect"]>[] = [];
-    const later: Pending<TTable["$inferSelect"]>[] = [];
-    const seen = new Set<string>();
-    for (const p of pending) {
-      // A second update of a key waits for the statement carrying the first: one statement with
-      // two matches for a row would apply only one of them.
-      if (batch.length < this.#maxBatch && !seen.has(p.key)) {
-        seen.add(p.key);
-        batch.push(p);
-      } else later.push(p);
-    }
+  /** One statement for a batch of distinct keys: each key's new row. */
+  async #flush(batch: Pending[]): Promise<Map<string, TTable["$inferSelect"]>> {
     try {
       const rows = await this.#statement(
         batch.map((p) => p.key),
@@ -189,12 +175,10 @@ export class TransitionBatcher<TTable extends PgTable, TState extends string = s
         byKey.set(String((row as Record<string, unknown>)[this.#keyProp]), row);
       }
       if (rows.length > 0) this.o.outbox?.written?.();
-      for (const p of batch) p.resolve(byKey.get(p.key));
+      return byKey;
     } catch (e) {
-      const error = mapPgError(e, { operation: this.#what });
-      for (const p of batch) p.reject(error);
+      throw mapPgError(e, { operation: this.#what });
     }
-    return later;
   }
 }
 

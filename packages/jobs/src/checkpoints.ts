@@ -1,6 +1,5 @@
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
-import type { CheckJobsResponse } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
-import { TurnBatcher } from "@stratum/db";
+import { KeyedBatcher } from "@stratum/db";
 
 /** The authoritative state of a job as longjob's database has it. */
 export interface JobCheck {
@@ -8,15 +7,8 @@ export interface JobCheck {
   attempt: number;
 }
 
-/** Asks longjob about jobs (`JobControlService.CheckJobs`). */
-export type CheckJobs = (jobs: Array<{ uuid: string; attempt: number }>, signal?: AbortSignal) => Promise<CheckJobsResponse>;
-
-interface Pending {
-  uuid: string;
-  attempt: number;
-  resolve(check: JobCheck): void;
-  reject(error: unknown): void;
-}
+/** Asks longjob about jobs (`JobControlService.CheckJobs`, or longjob's own store in-process). */
+export type CheckJobs = (jobs: Array<{ uuid: string; attempt: number }>, signal?: AbortSignal) => Promise<{ jobs: ReadonlyArray<{ uuid: string } & JobCheck> }>;
 
 /** Largest `CheckJobs` request (the proto's bound). */
 const MAX_BATCH = 1000;
@@ -25,32 +17,20 @@ const MAX_BATCH = 1000;
  * The checkpoints of every job running on a replica, asked in one `CheckJobs` call per
  * event-loop turn: a replica running many jobs that checkpoint at once costs longjob one query,
  * not one per job. Each answer is read from longjob's database when asked — never cached — since
- * a cancel must be seen by the next checkpoint.
+ * a cancel must be seen by the next checkpoint. A job longjob does not know is UNSPECIFIED.
  */
 export class CheckpointBatcher {
-  readonly #batcher: TurnBatcher<Pending>;
+  readonly #batcher: KeyedBatcher<{ uuid: string; attempt: number }, JobCheck>;
 
   constructor(check: CheckJobs) {
-    this.#batcher = new TurnBatcher<Pending>(
-      async (pending) => {
-        const batch = pending.slice(0, MAX_BATCH);
-        try {
-          const answer = await check(batch.map((p) => ({ uuid: p.uuid, attempt: p.attempt })));
-          const byUuid = new Map(answer.jobs.map((j) => [j.uuid, j]));
-          for (const p of batch) {
-            const j = byUuid.get(p.uuid);
-            p.resolve({ state: j?.state ?? JobState.UNSPECIFIED, attempt: j?.attempt ?? 0 });
-          }
-        } catch (e) {
-          for (const p of batch) p.reject(e);
-        }
-        return pending.slice(MAX_BATCH);
-      },
-      (p, e) => p.reject(e),
+    this.#batcher = new KeyedBatcher(
+      (j) => j.uuid,
+      async (batch) => new Map((await check(batch)).jobs.map((j) => [j.uuid, { state: j.state, attempt: j.attempt }])),
+      MAX_BATCH,
     );
   }
 
-  check(uuid: string, attempt: number): Promise<JobCheck> {
-    return new Promise((resolve, reject) => this.#batcher.submit({ uuid, attempt, resolve, reject }));
+  async check(uuid: string, attempt: number): Promise<JobCheck> {
+    return (await this.#batcher.submit({ uuid, attempt })) ?? { state: JobState.UNSPECIFIED, attempt: 0 };
   }
 }

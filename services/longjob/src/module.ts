@@ -48,7 +48,7 @@ export function longjobModule(): ServiceModule<typeof tables, typeof LONGJOB_ENV
         log: ctx.log,
         incarnation: ownership.incarnation,
         longjob: ctx.peers("longjob").for(JobControlService),
-        checkJobs: async (jobs) => ({ jobs: await checkJobs(store, jobs.map((j) => j.uuid)) }) as never,
+        checkJobs: async (jobs) => ({ jobs: await checkJobs(store, jobs.map((j) => j.uuid)) }),
       });
       let sweeper: NodeJS.Timeout | undefined;
       return {

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { MembershipView, ServiceRouters } from "@stratum/bus";
 import type { ChainTaskQueue } from "@stratum/chain-task";
@@ -321,11 +320,6 @@ export class JobManager {
     const now = await this.d.store.get(uuid);
     throw new StratumError(Code.ABORTED, `job ${uuid} changed concurrently${now ? ` (now ${now.state})` : ""}; retry`, { reason: "JOB_CONCURRENT_UPDATE", resources: { jobUuid: uuid } });
   }
-}
-
-/** A new job's UUID when the caller gave none and no request id to derive it from. */
-export function newJobUuid(): string {
-  return randomUUID();
 }
 
 /** Parameters compared as JSON values (key order aside). */

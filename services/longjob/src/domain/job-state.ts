@@ -32,5 +32,11 @@ export function isFinal(state: JobStateValue): boolean {
   return FINAL_STATES.includes(state);
 }
 
-/** The states a report of the executor may move a job from (see JobRecorder). */
-export const REPORTABLE_STATES: readonly JobStateValue[] = ACTIVE_STATES;
+/**
+ * Throws when a write would take a job along an edge the table does not list: every owner write
+ * (`JobStore.transition`) names its from-states and target, checked here before it is sent.
+ */
+export function assertTransition(from: readonly JobStateValue[], to: JobStateValue): void {
+  const bad = from.filter((f) => !JOB_TRANSITIONS[f].includes(to));
+  if (bad.length > 0) throw new TypeError(`no job transition ${bad.join("|")} → ${to} (see JOB_TRANSITIONS)`);
+}

@@ -2,7 +2,7 @@ import { and, asc, eq, gt, inArray, lt, sql as dsql, type SQL } from "drizzle-or
 import { KeyedBatcher, leaseHeld, leaseLost, mapPgError, rowMapper, TurnBatcher, type LeaseHolder } from "@stratum/db";
 import type { JobReport } from "@stratum/jobs";
 import type postgres from "postgres";
-import { ACTIVE_STATES, FINAL_STATES } from "../domain/job-state";
+import { ACTIVE_STATES, assertTransition, FINAL_STATES } from "../domain/job-state";
 import type { LongjobDb } from "./db";
 import { jobChangedOutbox } from "./job-events";
 import { jobs, leases, type JobRow, type JobStateValue } from "./schema";
@@ -166,6 +166,7 @@ export class JobStore {
     to: JobStateValue,
     o: { attempt?: number; bumpAttempt?: boolean; error?: JobRow["error"]; cancelAsked?: boolean; clearError?: boolean } = {},
   ): Promise<JobRow | undefined> {
+    assertTransition(from, to);
     const sql = this.#sql;
     const final = (FINAL_STATES as string[]).includes(to);
     try {
@@ -186,10 +187,7 @@ export class JobStore {
           RETURNING t.*),
         o AS (${sql.unsafe(jobChangedOutbox("m"))})
         SELECT * FROM m`;
-      if (rows.length > 0) {
-        this.eventsWritten();
-        this.changed(rows);
-      }
+      this.#committed(rows);
       return rows[0] ? toRow(rows[0] as Record<string, unknown>) : undefined;
     } catch (e) {
       throw mapPgError(e, { operation: `move job to ${to}` });
@@ -237,6 +235,13 @@ export class JobStore {
     return leaseLost(this.self());
   }
 
+  /** After a write commits: its events to the relay, its rows to their watchers. */
+  #committed(rows: readonly postgres.Row[]): void {
+    if (rows.length === 0) return;
+    this.eventsWritten();
+    this.changed(rows);
+  }
+
   async #insertMany(batch: NewJob[]): Promise<Map<string, JobRow>> {
     const sql = this.#sql;
     try {
@@ -252,10 +257,7 @@ export class JobStore {
           RETURNING *),
         o AS (${sql.unsafe(jobChangedOutbox("m"))})
         SELECT * FROM m`;
-      if (rows.length > 0) {
-        this.eventsWritten();
-        this.changed(rows);
-      }
+      this.#committed(rows);
       return byUuid(rows);
     } catch (e) {
       throw mapPgError(e, { operation: "insert jobs" });
@@ -317,10 +319,7 @@ export class JobStore {
           RETURNING t.*),
         o AS (${sql.unsafe(jobChangedOutbox("m"))})
         SELECT * FROM m`;
-      if (rows.length > 0) {
-        this.eventsWritten();
-        this.changed(rows);
-      }
+      this.#committed(rows);
       return byUuid(rows);
     } catch (e) {
       throw mapPgError(e, { operation: "record job reports" });
