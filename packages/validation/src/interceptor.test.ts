@@ -20,6 +20,7 @@ function recordingVms(calls: string[]): ServiceImpl<typeof VmService> {
     stopVm: (req) => (calls.push("stopVm"), vm(req.uuid)),
     rebootVm: (req) => (calls.push("rebootVm"), vm(req.uuid)),
     destroyVm: (req) => (calls.push("destroyVm"), vm(req.uuid)),
+    migrateVm: (req) => (calls.push("migrateVm"), { ...vm(req.uuid), jobUuid: UUID }),
     async *watchVm(req) {
       calls.push("watchVm");
       yield vm(req.uuid);

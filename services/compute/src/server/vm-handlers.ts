@@ -1,3 +1,4 @@
+import { Code, StratumError } from "@stratum/core";
 import type { Bus } from "@stratum/bus";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
@@ -44,6 +45,10 @@ export function vmApi(manager: VmManager, store: VmStore, bus: Bus): ServiceApi 
       },
       async destroyVm(req) {
         return { vm: vmToProto(await manager.destroy(req.uuid, req.clientRequestId)) };
+      },
+      async migrateVm() {
+        // Replaced by the compute.migrate job (issue 10) in this session's next commits.
+        throw new StratumError(Code.UNIMPLEMENTED, "MigrateVm is not built yet");
       },
       async *watchVm(req, ctx) {
         for await (const vm of watchVm(bus, store, req.uuid, ctx.signal)) yield { vm: vmToProto(vm) };

@@ -1,3 +1,4 @@
+import { Code, StratumError } from "@stratum/core";
 import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
 import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
@@ -76,6 +77,12 @@ export function storageApi(manager: VolumeManager, store: VolumeStore): ServiceA
       },
       async deleteVolume(req) {
         return { volume: volumeToProto(await manager.delete(req.uuid)) };
+      },
+      async listVolumeTasks() {
+        throw new StratumError(Code.UNIMPLEMENTED, "ListVolumeTasks is not built yet");
+      },
+      async waitVolumeTasks() {
+        throw new StratumError(Code.UNIMPLEMENTED, "WaitVolumeTasks is not built yet");
       },
     },
     {

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratum/compute/v1/vm.proto.
  */
 export const file_stratum_compute_v1_vm: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHJhdHVtL2NvbXB1dGUvdjEvdm0ucHJvdG8SEnN0cmF0dW0uY29tcHV0ZS52MSKlAgoCVm0SDAoEdXVpZBgBIAEoCRIMCgRuYW1lGAIgASgJEioKBXN0YXRlGAMgASgOMhsuc3RyYXR1bS5jb21wdXRlLnYxLlZtU3RhdGUSEQoJaG9zdF91dWlkGAQgASgJEgsKA2NwdRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKbGFzdF9lcnJvchgHIAEoCRIZChFjbGllbnRfcmVxdWVzdF9pZBgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAsgASgEItcCCg9DcmVhdGVWbVJlcXVlc3QSHQoEbmFtZRgBIAEoCUIPukgMyAEBcgcYgAEyAlxTEhcKA2NwdRgCIAEoDUIKukgHKgUYgAQoARIoCgxtZW1vcnlfYnl0ZXMYAyABKARCErpIDzINGICAgICAgAQogICACBJbCglob3N0X3V1aWQYBCABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBItChFjbGllbnRfcmVxdWVzdF9pZBgFIAEoCUISukgPcg0YgAEyCF5bIS1+XSokElYKBHV1aWQYBiABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JCI2ChBDcmVhdGVWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtImYKDEdldFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiMwoNR2V0Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSL2AQoOTGlzdFZtc1JlcXVlc3QSNAoFc3RhdGUYASABKA4yGy5zdHJhdHVtLmNvbXB1dGUudjEuVm1TdGF0ZUIIukgFggECEAESWwoJaG9zdF91dWlkGAIgASgJQki6SEXYAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSFgoEbmFtZRgDIAEoCUIIukgFcgMYgAESGwoJcGFnZV9zaXplGAQgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiACCJPCg9MaXN0Vm1zUmVzcG9uc2USIwoDdm1zGAEgAygLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKXAQoOU3RhcnRWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNQoPU3RhcnRWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIqUBCg1TdG9wVm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBINCgVmb3JjZRgCIAEoCBItChFjbGllbnRfcmVxdWVzdF9pZBgDIAEoCUISukgPcg0YgAEyCF5bIS1+XSokIjQKDlN0b3BWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIpgBCg9SZWJvb3RWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNgoQUmVib290Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSKZAQoQRGVzdHJveVZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSLQoRY2xpZW50X3JlcXVlc3RfaWQYAiABKAlCErpID3INGIABMgheWyEtfl0qJCI3ChFEZXN0cm95Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSJoCg5XYXRjaFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiNQoPV2F0Y2hWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtKvABCgdWbVN0YXRlEhgKFFZNX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQVk1fU1RBVEVfQ1JFQVRFRBABEhUKEVZNX1NUQVRFX1NUQVJUSU5HEAISFAoQVk1fU1RBVEVfUlVOTklORxADEhUKEVZNX1NUQVRFX1NUT1BQSU5HEAQSFAoQVk1fU1RBVEVfU1RPUFBFRBAFEhYKElZNX1NUQVRFX1JFQk9PVElORxAGEhcKE1ZNX1NUQVRFX0RFU1RST1lJTkcQBxIWChJWTV9TVEFURV9ERVNUUk9ZRUQQCBISCg5WTV9TVEFURV9FUlJPUhAJMsQFCglWbVNlcnZpY2USVQoIQ3JlYXRlVm0SIy5zdHJhdHVtLmNvbXB1dGUudjEuQ3JlYXRlVm1SZXF1ZXN0GiQuc3RyYXR1bS5jb21wdXRlLnYxLkNyZWF0ZVZtUmVzcG9uc2USUQoFR2V0Vm0SIC5zdHJhdHVtLmNvbXB1dGUudjEuR2V0Vm1SZXF1ZXN0GiEuc3RyYXR1bS5jb21wdXRlLnYxLkdldFZtUmVzcG9uc2UiA5ACARJXCgdMaXN0Vm1zEiIuc3RyYXR1bS5jb21wdXRlLnYxLkxpc3RWbXNSZXF1ZXN0GiMuc3RyYXR1bS5jb21wdXRlLnYxLkxpc3RWbXNSZXNwb25zZSIDkAIBElIKB1N0YXJ0Vm0SIi5zdHJhdHVtLmNvbXB1dGUudjEuU3RhcnRWbVJlcXVlc3QaIy5zdHJhdHVtLmNvbXB1dGUudjEuU3RhcnRWbVJlc3BvbnNlEk8KBlN0b3BWbRIhLnN0cmF0dW0uY29tcHV0ZS52MS5TdG9wVm1SZXF1ZXN0GiIuc3RyYXR1bS5jb21wdXRlLnYxLlN0b3BWbVJlc3BvbnNlElUKCFJlYm9vdFZtEiMuc3RyYXR1bS5jb21wdXRlLnYxLlJlYm9vdFZtUmVxdWVzdBokLnN0cmF0dW0uY29tcHV0ZS52MS5SZWJvb3RWbVJlc3BvbnNlEl0KCURlc3Ryb3lWbRIkLnN0cmF0dW0uY29tcHV0ZS52MS5EZXN0cm95Vm1SZXF1ZXN0GiUuc3RyYXR1bS5jb21wdXRlLnYxLkRlc3Ryb3lWbVJlc3BvbnNlIgOQAgISWQoHV2F0Y2hWbRIiLnN0cmF0dW0uY29tcHV0ZS52MS5XYXRjaFZtUmVxdWVzdBojLnN0cmF0dW0uY29tcHV0ZS52MS5XYXRjaFZtUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChtzdHJhdHVtL2NvbXB1dGUvdjEvdm0ucHJvdG8SEnN0cmF0dW0uY29tcHV0ZS52MSKlAgoCVm0SDAoEdXVpZBgBIAEoCRIMCgRuYW1lGAIgASgJEioKBXN0YXRlGAMgASgOMhsuc3RyYXR1bS5jb21wdXRlLnYxLlZtU3RhdGUSEQoJaG9zdF91dWlkGAQgASgJEgsKA2NwdRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKbGFzdF9lcnJvchgHIAEoCRIZChFjbGllbnRfcmVxdWVzdF9pZBgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAsgASgEItcCCg9DcmVhdGVWbVJlcXVlc3QSHQoEbmFtZRgBIAEoCUIPukgMyAEBcgcYgAEyAlxTEhcKA2NwdRgCIAEoDUIKukgHKgUYgAQoARIoCgxtZW1vcnlfYnl0ZXMYAyABKARCErpIDzINGICAgICAgAQogICACBJbCglob3N0X3V1aWQYBCABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBItChFjbGllbnRfcmVxdWVzdF9pZBgFIAEoCUISukgPcg0YgAEyCF5bIS1+XSokElYKBHV1aWQYBiABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JCI2ChBDcmVhdGVWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtImYKDEdldFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiMwoNR2V0Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSL2AQoOTGlzdFZtc1JlcXVlc3QSNAoFc3RhdGUYASABKA4yGy5zdHJhdHVtLmNvbXB1dGUudjEuVm1TdGF0ZUIIukgFggECEAESWwoJaG9zdF91dWlkGAIgASgJQki6SEXYAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSFgoEbmFtZRgDIAEoCUIIukgFcgMYgAESGwoJcGFnZV9zaXplGAQgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiACCJPCg9MaXN0Vm1zUmVzcG9uc2USIwoDdm1zGAEgAygLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKXAQoOU3RhcnRWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNQoPU3RhcnRWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIqUBCg1TdG9wVm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBINCgVmb3JjZRgCIAEoCBItChFjbGllbnRfcmVxdWVzdF9pZBgDIAEoCUISukgPcg0YgAEyCF5bIS1+XSokIjQKDlN0b3BWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIpgBCg9SZWJvb3RWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNgoQUmVib290Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSKZAQoQRGVzdHJveVZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSLQoRY2xpZW50X3JlcXVlc3RfaWQYAiABKAlCErpID3INGIABMgheWyEtfl0qJCI3ChFEZXN0cm95Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSJoCg5XYXRjaFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiNQoPV2F0Y2hWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIp8DChBNaWdyYXRlVm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBJiChB0YXJnZXRfaG9zdF91dWlkGAIgASgJQki6SEXYAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSbwoXY2FuY2VsX2JhY2t1cF9qb2JfdXVpZHMYAyADKAlCTrpIS5IBSBBAGAEiQnJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBIvChZiYWNrdXBfd2FpdF90aW1lb3V0X21zGAQgASgNQg+6SAzYAQEqBxjAzyQo6AcSLQoRY2xpZW50X3JlcXVlc3RfaWQYBSABKAlCErpID3INGIABMgheWyEtfl0qJCJJChFNaWdyYXRlVm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbRIQCghqb2JfdXVpZBgCIAEoCSqIAgoHVm1TdGF0ZRIYChRWTV9TVEFURV9VTlNQRUNJRklFRBAAEhQKEFZNX1NUQVRFX0NSRUFURUQQARIVChFWTV9TVEFURV9TVEFSVElORxACEhQKEFZNX1NUQVRFX1JVTk5JTkcQAxIVChFWTV9TVEFURV9TVE9QUElORxAEEhQKEFZNX1NUQVRFX1NUT1BQRUQQBRIWChJWTV9TVEFURV9SRUJPT1RJTkcQBhIXChNWTV9TVEFURV9ERVNUUk9ZSU5HEAcSFgoSVk1fU1RBVEVfREVTVFJPWUVEEAgSEgoOVk1fU1RBVEVfRVJST1IQCRIWChJWTV9TVEFURV9NSUdSQVRJTkcQCjKeBgoJVm1TZXJ2aWNlElUKCENyZWF0ZVZtEiMuc3RyYXR1bS5jb21wdXRlLnYxLkNyZWF0ZVZtUmVxdWVzdBokLnN0cmF0dW0uY29tcHV0ZS52MS5DcmVhdGVWbVJlc3BvbnNlElEKBUdldFZtEiAuc3RyYXR1bS5jb21wdXRlLnYxLkdldFZtUmVxdWVzdBohLnN0cmF0dW0uY29tcHV0ZS52MS5HZXRWbVJlc3BvbnNlIgOQAgESVwoHTGlzdFZtcxIiLnN0cmF0dW0uY29tcHV0ZS52MS5MaXN0Vm1zUmVxdWVzdBojLnN0cmF0dW0uY29tcHV0ZS52MS5MaXN0Vm1zUmVzcG9uc2UiA5ACARJSCgdTdGFydFZtEiIuc3RyYXR1bS5jb21wdXRlLnYxLlN0YXJ0Vm1SZXF1ZXN0GiMuc3RyYXR1bS5jb21wdXRlLnYxLlN0YXJ0Vm1SZXNwb25zZRJPCgZTdG9wVm0SIS5zdHJhdHVtLmNvbXB1dGUudjEuU3RvcFZtUmVxdWVzdBoiLnN0cmF0dW0uY29tcHV0ZS52MS5TdG9wVm1SZXNwb25zZRJVCghSZWJvb3RWbRIjLnN0cmF0dW0uY29tcHV0ZS52MS5SZWJvb3RWbVJlcXVlc3QaJC5zdHJhdHVtLmNvbXB1dGUudjEuUmVib290Vm1SZXNwb25zZRJdCglEZXN0cm95Vm0SJC5zdHJhdHVtLmNvbXB1dGUudjEuRGVzdHJveVZtUmVxdWVzdBolLnN0cmF0dW0uY29tcHV0ZS52MS5EZXN0cm95Vm1SZXNwb25zZSIDkAICElgKCU1pZ3JhdGVWbRIkLnN0cmF0dW0uY29tcHV0ZS52MS5NaWdyYXRlVm1SZXF1ZXN0GiUuc3RyYXR1bS5jb21wdXRlLnYxLk1pZ3JhdGVWbVJlc3BvbnNlElkKB1dhdGNoVm0SIi5zdHJhdHVtLmNvbXB1dGUudjEuV2F0Y2hWbVJlcXVlc3QaIy5zdHJhdHVtLmNvbXB1dGUudjEuV2F0Y2hWbVJlc3BvbnNlIgOQAgEwAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Vm is a VM instance.
@@ -558,6 +558,86 @@ export const WatchVmResponseSchema: GenMessage<WatchVmResponse> = /*@__PURE__*/
   messageDesc(file_stratum_compute_v1_vm, 16);
 
 /**
+ * MigrateVmRequest names the VM, where to and which backups to cancel first.
+ *
+ * @generated from message stratum.compute.v1.MigrateVmRequest
+ */
+export type MigrateVmRequest = Message<"stratum.compute.v1.MigrateVmRequest"> & {
+  /**
+   * VM UUID (Running).
+   *
+   * @generated from field: string uuid = 1;
+   */
+  uuid: string;
+
+  /**
+   * Host to migrate to; empty lets the allocator choose one (not the VM's own) with enough free
+   * capacity.
+   *
+   * @generated from field: string target_host_uuid = 2;
+   */
+  targetHostUuid: string;
+
+  /**
+   * Backup jobs (longjob uuids of storage.backup jobs on the VM's volumes) to cancel before
+   * migrating, each at most once.
+   *
+   * @generated from field: repeated string cancel_backup_job_uuids = 3;
+   */
+  cancelBackupJobUuids: string[];
+
+  /**
+   * How long to wait for the backup tasks on the VM's volumes to exit, 1000–600000 ms; 0 means
+   * the default (30000, STRATUM_MIGRATE_BACKUP_WAIT_MS).
+   *
+   * @generated from field: uint32 backup_wait_timeout_ms = 4;
+   */
+  backupWaitTimeoutMs: number;
+
+  /**
+   * Optional idempotency key (AIP-155): a retry with the same key returns the first job.
+   *
+   * @generated from field: string client_request_id = 5;
+   */
+  clientRequestId: string;
+};
+
+/**
+ * Describes the message stratum.compute.v1.MigrateVmRequest.
+ * Use `create(MigrateVmRequestSchema)` to create a new message.
+ */
+export const MigrateVmRequestSchema: GenMessage<MigrateVmRequest> = /*@__PURE__*/
+  messageDesc(file_stratum_compute_v1_vm, 17);
+
+/**
+ * MigrateVmResponse carries the VM as it is when the job is recorded, and the job.
+ *
+ * @generated from message stratum.compute.v1.MigrateVmResponse
+ */
+export type MigrateVmResponse = Message<"stratum.compute.v1.MigrateVmResponse"> & {
+  /**
+   * The VM.
+   *
+   * @generated from field: stratum.compute.v1.Vm vm = 1;
+   */
+  vm?: Vm | undefined;
+
+  /**
+   * The migration job (longjob).
+   *
+   * @generated from field: string job_uuid = 2;
+   */
+  jobUuid: string;
+};
+
+/**
+ * Describes the message stratum.compute.v1.MigrateVmResponse.
+ * Use `create(MigrateVmResponseSchema)` to create a new message.
+ */
+export const MigrateVmResponseSchema: GenMessage<MigrateVmResponse> = /*@__PURE__*/
+  messageDesc(file_stratum_compute_v1_vm, 18);
+
+/**
  * VmState is the VM state machine.
  *
  * @generated from enum stratum.compute.v1.VmState
@@ -632,6 +712,14 @@ export enum VmState {
    * @generated from enum value: VM_STATE_ERROR = 9;
    */
   ERROR = 9,
+
+  /**
+   * Its memory is being copied to another host (a compute.migrate job); Running after, on the
+   * target, or on its source when the migration failed or was cancelled.
+   *
+   * @generated from enum value: VM_STATE_MIGRATING = 10;
+   */
+  MIGRATING = 10,
 }
 
 /**
@@ -729,6 +817,24 @@ export const VmService: GenService<{
     methodKind: "unary";
     input: typeof DestroyVmRequestSchema;
     output: typeof DestroyVmResponseSchema;
+  },
+  /**
+   * MigrateVm live-migrates a Running VM to another host (the named one, or one with enough free
+   * capacity) as a long job (compute.migrate; longjob's WatchJob follows it, CancelJob stops it),
+   * and answers at once with the VM and the job. The job first cancels the backup jobs named in
+   * cancel_backup_job_uuids (a cancel that fails fails the migration, naming the job), waits until
+   * no backup task runs on the VM's volumes (event-driven, bounded by backup_wait_timeout_ms),
+   * then migrates on the agent (Migrating) and moves the VM and its capacity to the target at
+   * once. Cancelled before the agent call, it never migrates; during it, the agent aborts and the
+   * VM stays on its source. A job uuid that is not a backup of one of the VM's volumes is
+   * INVALID_ARGUMENT naming it.
+   *
+   * @generated from rpc stratum.compute.v1.VmService.MigrateVm
+   */
+  migrateVm: {
+    methodKind: "unary";
+    input: typeof MigrateVmRequestSchema;
+    output: typeof MigrateVmResponseSchema;
   },
   /**
    * WatchVm streams the VM: its current state first, then the VM after every change, in order

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratum/storage/v1/volume.proto.
  */
 export const file_stratum_storage_v1_volume: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zdHJhdHVtL3N0b3JhZ2UvdjEvdm9sdW1lLnByb3RvEhJzdHJhdHVtLnN0b3JhZ2UudjEiogEKDlByaW1hcnlTdG9yYWdlEgwKBHV1aWQYASABKAkSDAoEbmFtZRgCIAEoCRIRCglob3N0X3V1aWQYAyABKAkSHAoUdG90YWxfY2FwYWNpdHlfYnl0ZXMYBCABKAQSEgoKdXNlZF9ieXRlcxgFIAEoBBIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1AIKBlZvbHVtZRIMCgR1dWlkGAEgASgJEgwKBG5hbWUYAiABKAkSHAoUcHJpbWFyeV9zdG9yYWdlX3V1aWQYAyABKAkSLAoEa2luZBgEIAEoDjIeLnN0cmF0dW0uc3RvcmFnZS52MS5Wb2x1bWVLaW5kEhIKCnNpemVfYnl0ZXMYBSABKAQSLgoFc3RhdGUYBiABKA4yHy5zdHJhdHVtLnN0b3JhZ2UudjEuVm9sdW1lU3RhdGUSDwoHdm1fdXVpZBgHIAEoCRIZChFjbGllbnRfcmVxdWVzdF9pZBgIIAEoCRIQCghyZXZpc2lvbhgJIAEoBBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKlUKClZvbHVtZUtpbmQSGwoXVk9MVU1FX0tJTkRfVU5TUEVDSUZJRUQQABIUChBWT0xVTUVfS0lORF9ST09UEAESFAoQVk9MVU1FX0tJTkRfREFUQRACKnoKC1ZvbHVtZVN0YXRlEhwKGFZPTFVNRV9TVEFURV9VTlNQRUNJRklFRBAAEhoKFlZPTFVNRV9TVEFURV9BVkFJTEFCTEUQARIXChNWT0xVTUVfU1RBVEVfSU5fVVNFEAISGAoUVk9MVU1FX1NUQVRFX0RFTEVURUQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9zdHJhdHVtL3N0b3JhZ2UvdjEvdm9sdW1lLnByb3RvEhJzdHJhdHVtLnN0b3JhZ2UudjEiogEKDlByaW1hcnlTdG9yYWdlEgwKBHV1aWQYASABKAkSDAoEbmFtZRgCIAEoCRIRCglob3N0X3V1aWQYAyABKAkSHAoUdG90YWxfY2FwYWNpdHlfYnl0ZXMYBCABKAQSEgoKdXNlZF9ieXRlcxgFIAEoBBIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1AIKBlZvbHVtZRIMCgR1dWlkGAEgASgJEgwKBG5hbWUYAiABKAkSHAoUcHJpbWFyeV9zdG9yYWdlX3V1aWQYAyABKAkSLAoEa2luZBgEIAEoDjIeLnN0cmF0dW0uc3RvcmFnZS52MS5Wb2x1bWVLaW5kEhIKCnNpemVfYnl0ZXMYBSABKAQSLgoFc3RhdGUYBiABKA4yHy5zdHJhdHVtLnN0b3JhZ2UudjEuVm9sdW1lU3RhdGUSDwoHdm1fdXVpZBgHIAEoCRIZChFjbGllbnRfcmVxdWVzdF9pZBgIIAEoCRIQCghyZXZpc2lvbhgJIAEoBBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIr0BCgpWb2x1bWVUYXNrEhEKCXRhc2tfdXVpZBgBIAEoCRITCgt2b2x1bWVfdXVpZBgCIAEoCRIMCgRraW5kGAMgASgJEg0KBXN0YXRlGAQgASgJEhEKCWhvc3RfdXVpZBgFIAEoCRISCgpieXRlc19kb25lGAYgASgEEhMKC2J5dGVzX3RvdGFsGAcgASgEEi4KCnN0YXJ0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKlUKClZvbHVtZUtpbmQSGwoXVk9MVU1FX0tJTkRfVU5TUEVDSUZJRUQQABIUChBWT0xVTUVfS0lORF9ST09UEAESFAoQVk9MVU1FX0tJTkRfREFUQRACKpYBCgtWb2x1bWVTdGF0ZRIcChhWT0xVTUVfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZWT0xVTUVfU1RBVEVfQVZBSUxBQkxFEAESFwoTVk9MVU1FX1NUQVRFX0lOX1VTRRACEhgKFFZPTFVNRV9TVEFURV9ERUxFVEVEEAMSGgoWVk9MVU1FX1NUQVRFX1JFU1RPUklORxAEYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * PrimaryStorage is where volumes live: shared by every host, or local to one (host_uuid).
@@ -162,6 +162,76 @@ export const VolumeSchema: GenMessage<Volume> = /*@__PURE__*/
   messageDesc(file_stratum_storage_v1_volume, 1);
 
 /**
+ * VolumeTask is an agent-side task on a volume, as its agent reports it.
+ *
+ * @generated from message stratum.storage.v1.VolumeTask
+ */
+export type VolumeTask = Message<"stratum.storage.v1.VolumeTask"> & {
+  /**
+   * Task UUID (a backup's task is named by the backup's UUID).
+   *
+   * @generated from field: string task_uuid = 1;
+   */
+  taskUuid: string;
+
+  /**
+   * The volume it works on.
+   *
+   * @generated from field: string volume_uuid = 2;
+   */
+  volumeUuid: string;
+
+  /**
+   * What it does: backup, restore, snapshot, resize…
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * running, cancelling, succeeded, cancelled or failed.
+   *
+   * @generated from field: string state = 4;
+   */
+  state: string;
+
+  /**
+   * The host whose agent runs it.
+   *
+   * @generated from field: string host_uuid = 5;
+   */
+  hostUuid: string;
+
+  /**
+   * Bytes done so far (0 when the task does not count bytes).
+   *
+   * @generated from field: uint64 bytes_done = 6;
+   */
+  bytesDone: bigint;
+
+  /**
+   * Bytes to move in all (0 when unknown).
+   *
+   * @generated from field: uint64 bytes_total = 7;
+   */
+  bytesTotal: bigint;
+
+  /**
+   * When it started.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 8;
+   */
+  startTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message stratum.storage.v1.VolumeTask.
+ * Use `create(VolumeTaskSchema)` to create a new message.
+ */
+export const VolumeTaskSchema: GenMessage<VolumeTask> = /*@__PURE__*/
+  messageDesc(file_stratum_storage_v1_volume, 2);
+
+/**
  * VolumeKind says what a volume is for.
  *
  * @generated from enum stratum.storage.v1.VolumeKind
@@ -197,7 +267,7 @@ export const VolumeKindSchema: GenEnum<VolumeKind> = /*@__PURE__*/
 
 /**
  * VolumeState is a volume's place in its state machine: AVAILABLE → IN_USE (attached to a VM)
- * → AVAILABLE, and AVAILABLE → DELETED.
+ * → AVAILABLE, AVAILABLE → RESTORING → AVAILABLE, and AVAILABLE → DELETED.
  *
  * @generated from enum stratum.storage.v1.VolumeState
  */
@@ -229,6 +299,13 @@ export enum VolumeState {
    * @generated from enum value: VOLUME_STATE_DELETED = 3;
    */
   DELETED = 3,
+
+  /**
+   * A backup is being restored into it (not attached meanwhile); AVAILABLE again after.
+   *
+   * @generated from enum value: VOLUME_STATE_RESTORING = 4;
+   */
+  RESTORING = 4,
 }
 
 /**
