@@ -183,7 +183,9 @@ describe("error mapping", () => {
     await setup({}, { commands: { "host/ping": { timeoutMs: 200 } } });
     sim.host(0).injectFault({ command: "host/ping", kind: "hang" });
     expect((await failure(client.call(sim.host(0).url, "host/ping"))).message).toContain("within 200 ms");
-    expect(client.policyOf("vm/migrate")).toEqual({ idempotent: false, timeoutMs: 15 * 60_000 });
+    expect(client.policyOf("vm/migrate")).toEqual({ idempotent: false, timeoutMs: 10 * 60_000 });
+    expect(client.policyOf("vm/migrate/status")).toEqual({ idempotent: true, timeoutMs: 10_000 });
+    expect(client.policyOf("vm/migrate/abort")).toEqual({ idempotent: true, timeoutMs: 10_000 });
     expect(client.policyOf("custom/thing")).toEqual({ idempotent: false, timeoutMs: 60_000 });
   });
 

@@ -35,7 +35,12 @@ const DEFAULT_TIMEOUTS_MS: Readonly<Record<AgentCommand, number>> = {
   "vm/stop": MINUTE,
   "vm/reboot": 2 * MINUTE,
   "vm/destroy": MINUTE,
-  "vm/migrate": 15 * MINUTE,
+  // Answers when the memory copy ends: long enough for a copy; a caller that knows the VM's size
+  // passes its own deadline per call (`timeoutMs`).
+  "vm/migrate": 10 * MINUTE,
+  // Probes and control of a running copy: quick, or the host is in trouble.
+  "vm/migrate/status": 10 * SECOND,
+  "vm/migrate/abort": 10 * SECOND,
   "nic/apply": 30 * SECOND,
   "nic/release": 30 * SECOND,
   "eip/apply": 30 * SECOND,

@@ -5,7 +5,7 @@ import type {
   EipApplyReply, EipApplyRequest, EipReleaseReply, EipReleaseRequest, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
 } from "./network";
 import type {
-  VmDestroyReply, VmMigrateReply, VmMigrateRequest, VmRebootReply, VmRefRequest, VmStartReply, VmStartRequest, VmStopReply,
+  VmDestroyReply, VmMigrateAbortReply, VmMigrateRefRequest, VmMigrateReply, VmMigrateRequest, VmMigrateStatusReply, VmRebootReply, VmRefRequest, VmStartReply, VmStartRequest, VmStopReply,
 } from "./vm";
 import type {
   VolumeTaskCancelRequest, VolumeTaskReply, VolumeTaskStartRequest, VolumeTaskStatusReply, VolumeTaskStatusRequest, VolumeTaskWaitReply, VolumeTaskWaitRequest,
@@ -25,6 +25,8 @@ export interface AgentCommandMap {
   "vm/reboot": { request: VmRefRequest; reply: VmRebootReply };
   "vm/destroy": { request: VmRefRequest; reply: VmDestroyReply };
   "vm/migrate": { request: VmMigrateRequest; reply: VmMigrateReply };
+  "vm/migrate/status": { request: VmMigrateRefRequest; reply: VmMigrateStatusReply };
+  "vm/migrate/abort": { request: VmMigrateRefRequest; reply: VmMigrateAbortReply };
   "nic/apply": { request: NicApplyRequest; reply: NicApplyReply };
   "nic/release": { request: NicReleaseRequest; reply: NicReleaseReply };
   "eip/apply": { request: EipApplyRequest; reply: EipApplyReply };
@@ -67,6 +69,9 @@ export const AGENT_COMMANDS: Readonly<Record<AgentCommand, AgentCommandSpec>> = 
   "vm/reboot": { idempotent: false },
   "vm/destroy": { idempotent: false },
   "vm/migrate": { idempotent: false },
+  "vm/migrate/status": { idempotent: true },
+  // Aborting is final for the copy it finds; a late repeat finds none running and answers `aborted: false`.
+  "vm/migrate/abort": { idempotent: true },
   "nic/apply": { idempotent: false },
   "nic/release": { idempotent: false },
   "eip/apply": { idempotent: false },

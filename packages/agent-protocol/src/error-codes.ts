@@ -47,6 +47,12 @@ export const AgentErrorCode = {
   TARGET_HOST_UNREACHABLE: "TARGET_HOST_UNREACHABLE",
   /** 409: the vip is used by another EIP on this host. */
   VIP_IN_USE: "VIP_IN_USE",
+  /** 409: the migration was aborted (`vm/migrate/abort`) before its copy ended; the VM stays on its source. */
+  MIGRATION_ABORTED: "MIGRATION_ABORTED",
+  /** 409: a `backup` task runs (or is cancelling) on one of the migrating VM's volumes; the message names the tasks. */
+  BLOCK_JOB_ACTIVE: "BLOCK_JOB_ACTIVE",
+  /** 409: a migration of the VM is copying: a backup on its volumes (or a second migration) must wait. */
+  VM_MIGRATING: "VM_MIGRATING",
   /** 409: a volume task of that uuid exists for another volume or kind. */
   VOLUME_TASK_EXISTS: "VOLUME_TASK_EXISTS",
   /** 404: no volume task of that uuid on this host. */

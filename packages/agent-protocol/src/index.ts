@@ -15,12 +15,14 @@ export type {
   HostConnectReply, HostConnectRequest, HostPingReply, HostPingRequest, HostVmsReply, HostVmsRequest, VmPowerState,
 } from "./host";
 export type {
-  VmDestroyReply, VmMigrateReply, VmMigrateRequest, VmNicSpec, VmRebootReply, VmRefRequest, VmStartReply, VmStartRequest, VmStopReply,
+  VmDestroyReply, VmMigrateAbortReply, VmMigrateRefRequest, VmMigrateReply, VmMigrateRequest, VmMigrateStatusReply, VmMigrationState, VmNicSpec, VmRebootReply, VmRefRequest, VmStartReply, VmStartRequest, VmStopReply,
 } from "./vm";
 export type {
   EipApplyReply, EipApplyRequest, EipReleaseReply, EipReleaseRequest, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
 } from "./network";
-export { VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_VOLUMES } from "./volume-task";
+export {
+  DEFAULT_VOLUME_TASK_CHUNK_BYTES, INCREMENTAL_CHANGED_FRACTION_DIVISOR, VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_TASKS, VOLUME_TASK_WAIT_MAX_VOLUMES,
+} from "./volume-task";
 export type {
   VolumeTaskCancelRequest, VolumeTaskInfo, VolumeTaskReply, VolumeTaskStartRequest, VolumeTaskState, VolumeTaskStatusReply, VolumeTaskStatusRequest,
   VolumeTaskWaitReply, VolumeTaskWaitRequest,

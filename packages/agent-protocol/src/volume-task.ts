@@ -19,6 +19,18 @@ export const VOLUME_TASK_WAIT_MAX_MS = 60_000;
 /** Most volumes one `volume/task/wait` may name (a VM's disks, with room to spare). */
 export const VOLUME_TASK_WAIT_MAX_VOLUMES = 256;
 
+/** Most task uuids one `volume/task/wait` may name. */
+export const VOLUME_TASK_WAIT_MAX_TASKS = 256;
+
+/** Bytes a byte-counting task moves per chunk unless the host is configured otherwise (64 MiB). */
+export const DEFAULT_VOLUME_TASK_CHUNK_BYTES = 64 * 1024 ** 2;
+
+/**
+ * Share of a volume an incremental task moves (its "changed blocks"): `ceil(sizeBytes / 8)`.
+ * A stand-in for a real dirty-block bitmap, fixed so that callers and tests can predict it.
+ */
+export const INCREMENTAL_CHANGED_FRACTION_DIVISOR = 8;
+
 export type VolumeTaskState = "running" | "cancelling" | "succeeded" | "cancelled" | "failed";
 
 /** A volume task as the agent reports it. */
@@ -31,8 +43,15 @@ export interface VolumeTaskInfo {
   durationMs: number;
   startedAt: string;
   finishedAt?: string;
-  /** Free-form arguments the caller sent. */
+  /** Free-form arguments the caller sent (`sizeBytes` and `incremental` included, when sent). */
   args: Record<string, unknown>;
+  /**
+   * Byte tasks only (started with `sizeBytes`): bytes moved so far, in whole chunks;
+   * `bytesTotal` once succeeded. A cancelled task keeps the bytes of the chunks it finished.
+   */
+  bytesDone?: number;
+  /** Byte tasks only: `sizeBytes`, or for an incremental task `ceil(sizeBytes / 8)`. */
+  bytesTotal?: number;
 }
 
 /** `volume/task/start`: fields beyond these are the task's arguments. */
@@ -43,6 +62,14 @@ export interface VolumeTaskStartRequest {
   /** Names the task, so a repeated start finds it instead of starting a second one. */
   taskUuid?: string;
   durationMs?: number;
+  /**
+   * The volume's size (a positive integer): makes this a byte task that moves `bytesTotal` bytes
+   * in chunks of the host's chunk size, spread evenly over `durationMs`. A cancel of a byte task
+   * takes effect at the end of the chunk in progress (`cancelling` until then).
+   */
+  sizeBytes?: number;
+  /** With `sizeBytes`: move only the changed blocks, `ceil(sizeBytes / 8)` bytes. Needs `sizeBytes`. */
+  incremental?: boolean;
   [arg: string]: unknown;
 }
 
@@ -71,14 +98,20 @@ export interface VolumeTaskStatusReply {
 
 /**
  * `volume/task/wait`: a long-poll that answers as soon as no task of `kinds` (any kind when
- * absent) on `volumeUuids` is running — at once if none is — or after `timeoutMs` with those
- * still running. A task being cancelled (`cancelling`) is still running until it has exited.
+ * absent) that is on one of `volumeUuids` or named in `taskUuids` is running — at once if none
+ * is — or after `timeoutMs` with those still running. A named task this agent does not know is
+ * not running. A task being cancelled (`cancelling`) is still running until it has exited.
  * The agent answers on the task-exit event, so the caller learns of the exit within a network
  * round trip instead of a polling interval (ZStack's seed 001 polled once a second).
  */
 export interface VolumeTaskWaitRequest {
-  /** 1..{@link VOLUME_TASK_WAIT_MAX_VOLUMES} volume uuids. */
-  volumeUuids: string[];
+  /**
+   * Up to {@link VOLUME_TASK_WAIT_MAX_VOLUMES} volume uuids. At least one of `volumeUuids` and
+   * `taskUuids` must be non-empty; an absent or empty one matches nothing.
+   */
+  volumeUuids?: string[];
+  /** Up to {@link VOLUME_TASK_WAIT_MAX_TASKS} task uuids (see `volumeUuids`). */
+  taskUuids?: string[];
   /** Only tasks of these kinds block the wait; absent: every kind. Never empty. */
   kinds?: string[];
   /** 0..{@link VOLUME_TASK_WAIT_MAX_MS}; 0 answers at once (a check, no wait). */
