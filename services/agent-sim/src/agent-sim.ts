@@ -6,6 +6,7 @@ import type { HostSnapshot } from "./host-state";
 import { mergeLatency, type LatencyConfig } from "./latency";
 import { SimHost, type SimHostOptions } from "./sim-host";
 import type { TaskCacheOptions } from "./task-cache";
+import { Timeline, type TimelineEntry } from "./timeline";
 
 export interface AgentSimOptions {
   /** How many hosts, or one options object per host. Default 1. */
@@ -30,6 +31,12 @@ export interface AgentSimOptions {
   volumeTaskDurationMs?: number;
   /** Time a cancelled volume task takes to exit. Default 0. */
   volumeTaskCancelDelayMs?: number;
+  /** Bytes a byte-counting volume task moves per chunk. Default 64 MiB. */
+  chunkBytes?: number;
+  /** Memory copy time of a migration that names none. Default 0: at once. */
+  migrateDurationMs?: number;
+  /** Entries the timeline keeps. Default 100,000. */
+  timelineLimit?: number;
 }
 
 /**
@@ -41,11 +48,13 @@ export class AgentSim implements HostDirectory {
   private globalLatency: LatencyConfig;
   private control: ControlServer | undefined;
   private readonly commands: CommandTable;
+  private readonly events: Timeline;
 
   private constructor(private readonly options: AgentSimOptions) {
     const latency = options.latency;
     this.globalLatency = typeof latency === "number" ? { defaultMs: latency } : (latency ?? {});
     this.commands = { ...defaultCommands, ...options.commands };
+    this.events = new Timeline(options.timelineLimit);
   }
 
   static async start(options: AgentSimOptions = {}): Promise<AgentSim> {
@@ -86,6 +95,7 @@ export class AgentSim implements HostDirectory {
         hosts: this,
         globalLatency: () => this.globalLatency,
         taskCache: this.options.taskCache ?? {},
+        timeline: this.events,
       },
       {
         ...options,
@@ -94,6 +104,8 @@ export class AgentSim implements HostDirectory {
         ...pick("closeNoticeDelayMs", options.closeNoticeDelayMs ?? this.options.closeNoticeDelayMs),
         ...pick("volumeTaskDurationMs", options.volumeTaskDurationMs ?? this.options.volumeTaskDurationMs),
         ...pick("volumeTaskCancelDelayMs", options.volumeTaskCancelDelayMs ?? this.options.volumeTaskCancelDelayMs),
+        ...pick("chunkBytes", options.chunkBytes ?? this.options.chunkBytes),
+        ...pick("migrateDurationMs", options.migrateDurationMs ?? this.options.migrateDurationMs),
       },
     );
     if (this.find(host.uuid)) throw new Error(`duplicate host uuid ${host.uuid}`);
@@ -123,6 +135,19 @@ export class AgentSim implements HostDirectory {
 
   inspect(): HostSnapshot[] {
     return this.hostList.map((h) => h.inspect());
+  }
+
+  /**
+   * A copy of the timeline: every host's command arrivals, volume task starts and exits, and
+   * migration copies, in the order they happened (entries with seq > `since` only, when given).
+   */
+  timeline(since?: number): TimelineEntry[] {
+    return this.events.list(since);
+  }
+
+  /** Forgets the timeline's entries (seq keeps counting, so cursors stay valid). */
+  clearTimeline(): void {
+    this.events.clear();
   }
 
   /** Shorthand for `host(ref).hold(command, options)`. */

@@ -10,6 +10,9 @@ export const USAGE = `usage: stratum-agent-sim [options]
   --socket-timeout-ms MS    idle keep-alive close, like CherryPy socket_timeout (default 10000)
   --latency-ms MS           default latency of every command (default 0)
   --close-notice-delay-ms MS  simulated network delay of the idle-close FIN (default 0)
+  --volume-task-duration-ms MS  default duration of a volume task (default 5000)
+  --chunk-bytes N           bytes a sized volume task moves per chunk (default 67108864 = 64 MiB)
+  --migrate-duration-ms MS  default memory copy time of vm/migrate (default 0 = at once)
   --bind HOST               address to bind (default 127.0.0.1)
   --help`;
 
@@ -34,6 +37,9 @@ export function parseCliArgs(argv: readonly string[]): AgentSimOptions | "help" 
       "socket-timeout-ms": { type: "string" },
       "latency-ms": { type: "string" },
       "close-notice-delay-ms": { type: "string" },
+      "volume-task-duration-ms": { type: "string" },
+      "chunk-bytes": { type: "string" },
+      "migrate-duration-ms": { type: "string" },
       bind: { type: "string" },
       help: { type: "boolean" },
     },
@@ -54,6 +60,12 @@ export function parseCliArgs(argv: readonly string[]): AgentSimOptions | "help" 
   if (latency !== undefined) options.latency = latency;
   const notice = int("close-notice-delay-ms", values["close-notice-delay-ms"], 0);
   if (notice !== undefined) options.closeNoticeDelayMs = notice;
+  const taskMs = int("volume-task-duration-ms", values["volume-task-duration-ms"], 0);
+  if (taskMs !== undefined) options.volumeTaskDurationMs = taskMs;
+  const chunkBytes = int("chunk-bytes", values["chunk-bytes"], 1);
+  if (chunkBytes !== undefined) options.chunkBytes = chunkBytes;
+  const migrateMs = int("migrate-duration-ms", values["migrate-duration-ms"], 0);
+  if (migrateMs !== undefined) options.migrateDurationMs = migrateMs;
   if (values.bind !== undefined) options.bindHost = values.bind;
   return options;
 }

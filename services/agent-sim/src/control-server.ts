@@ -154,6 +154,20 @@ export class ControlServer {
       if (!task) throw CommandError.notFound("VOLUME_TASK_NOT_FOUND", `no volume task ${p["task"]}`);
       return { task };
     });
+    this.route("POST", "/hosts/:host/volume-tasks/:task/end-chunk", (p) => {
+      const task = this.host(p).endVolumeTaskChunk(p["task"]!);
+      if (!task) throw CommandError.notFound("VOLUME_TASK_NOT_FOUND", `no volume task ${p["task"]}`);
+      return { task };
+    });
+    this.route("GET", "/timeline", (_p, _body, url) => {
+      const since = url.searchParams.get("since");
+      if (since !== null && !/^\d{1,15}$/.test(since)) throw CommandError.invalidField("since", "a non-negative integer (a seq)");
+      return { entries: this.sim.timeline(since === null ? undefined : Number(since)) };
+    });
+    this.route("POST", "/timeline/clear", () => {
+      this.sim.clearTimeline();
+      return {};
+    });
     this.route("POST", "/hosts/:host/stop", async (p) => {
       await this.host(p).stop();
       return {};

@@ -48,3 +48,20 @@ export function optionalArray(body: JsonObject, field: string): unknown[] | unde
   if (!Array.isArray(value)) throw CommandError.invalidField(field, "an array");
   return value;
 }
+
+/**
+ * An array of non-empty strings of at most `max` items (at least one unless `allowEmpty`), or
+ * undefined when absent; the error names the element that is wrong.
+ */
+export function optionalStringList(body: JsonObject, field: string, max: number, options: { allowEmpty?: boolean } = {}): string[] | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  const min = options.allowEmpty ? 0 : 1;
+  if (!Array.isArray(value) || value.length < min || value.length > max) {
+    throw CommandError.invalidField(field, `${min === 0 ? "an" : "a non-empty"} array of at most ${max} strings`);
+  }
+  value.forEach((item, i) => {
+    if (typeof item !== "string" || item === "") throw CommandError.invalidField(`${field}[${i}]`, "a non-empty string");
+  });
+  return value as string[];
+}

@@ -1,6 +1,8 @@
 import type { ConnectionStats } from "./agent-http-server";
 import type { FencingStats } from "./fences";
 import type { JsonObject } from "./fields";
+import { MigrationRunner } from "./migrations";
+import type { VmMigrateStatusReply } from "@stratum/agent-protocol";
 import type { HostFacts } from "./protocol";
 import { VolumeTaskRunner, type VolumeTask, type VolumeTaskRunnerOptions } from "./volume-tasks";
 
@@ -76,6 +78,8 @@ export interface HostSnapshot {
   nics: NicRule[];
   eips: EipRule[];
   volumeTasks: VolumeTask[];
+  /** The last migration of each VM that left this host. */
+  migrations: VmMigrateStatusReply[];
   commands: Record<string, CommandStats>;
   /** Client connections: accepted, closed by the agent's idle timeout, open now, requests that raced an idle close. */
   connections: ConnectionStats;
@@ -93,6 +97,7 @@ export class HostState {
   readonly nics = new Map<string, NicRule>();
   readonly eips = new Map<string, EipRule>();
   readonly volumeTasks: VolumeTaskRunner;
+  readonly migrations = new MigrationRunner();
   readonly stats = new Map<string, CommandStats>();
   connection: HostSnapshot["connection"];
   private readonly log: CommandLogEntry[] = [];
@@ -137,6 +142,7 @@ export class HostState {
       nics: clone([...this.nics.values()]),
       eips: clone([...this.eips.values()]),
       volumeTasks: this.volumeTasks.list(),
+      migrations: this.migrations.list(),
       commands: Object.fromEntries([...this.stats].map(([k, v]) => [k, { ...v }])),
       connections: { ...connections },
       fencing: { ...fencing },

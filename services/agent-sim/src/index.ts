@@ -21,3 +21,6 @@ export {
 export type { AgentErrorBody, HostFacts } from "./protocol";
 export type { CommandOutcome, TaskCacheOptions } from "./task-cache";
 export type { VolumeTask, VolumeTaskState } from "./volume-tasks";
+export { TIMELINE_LIMIT } from "./timeline";
+export type { TimelineEntry, TimelineEvent } from "./timeline";
+export type { Migration } from "./migrations";

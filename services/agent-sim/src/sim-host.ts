@@ -16,7 +16,9 @@ import {
   type HostFacts,
 } from "./protocol";
 import { TaskCache, type CommandOutcome, type TaskCacheOptions, type TaskOwner } from "./task-cache";
+import { Timeline } from "./timeline";
 import type { VolumeTask } from "./volume-tasks";
+import { DEFAULT_VOLUME_TASK_CHUNK_BYTES } from "@stratum/agent-protocol";
 
 /** Per-host settings; anything omitted comes from the sim-wide options. */
 export interface SimHostOptions {
@@ -33,6 +35,10 @@ export interface SimHostOptions {
   latency?: LatencyConfig;
   volumeTaskDurationMs?: number;
   volumeTaskCancelDelayMs?: number;
+  /** Bytes a byte-counting volume task (one with `sizeBytes`) moves per chunk. Default 64 MiB. */
+  chunkBytes?: number;
+  /** Memory copy time of a `vm/migrate` that names no `durationMs`. Default 0: at once. */
+  migrateDurationMs?: number;
 }
 
 /** What a host needs from the sim that owns it. */
@@ -42,6 +48,8 @@ export interface SimHostContext {
   readonly hosts: HostDirectory;
   readonly globalLatency: () => LatencyConfig;
   readonly taskCache: TaskCacheOptions;
+  /** Where the host logs what happens (the sim's, shared by its hosts). */
+  readonly timeline: Timeline;
 }
 
 /** Where a request's pipeline ended, for the command log. */
@@ -60,6 +68,8 @@ export class SimHost implements HostView {
   readonly uuid: string;
   readonly state: HostState;
   readonly volumeTaskDurationMs: number;
+  readonly chunkBytes: number;
+  readonly migrateDurationMs: number;
   private readonly http: AgentHttpServer;
   private readonly faults = new FaultTable();
   private readonly fences = new FenceTable();
@@ -74,12 +84,15 @@ export class SimHost implements HostView {
     this.uuid = options.uuid ?? randomUUID();
     this.listenPort = options.port ?? 0;
     this.volumeTaskDurationMs = options.volumeTaskDurationMs ?? 5_000;
+    this.chunkBytes = positiveInt("chunkBytes", options.chunkBytes, DEFAULT_VOLUME_TASK_CHUNK_BYTES);
+    this.migrateDurationMs = nonNegativeInt("migrateDurationMs", options.migrateDurationMs, 0);
     this.latency = options.latency ?? {};
     this.holds = new HoldTable(this.uuid);
     this.tasks = new TaskCache(ctx.taskCache);
     this.state = new HostState(this.makeFacts(options), {
       ...(options.volumeTaskCancelDelayMs === undefined ? {} : { cancelDelayMs: options.volumeTaskCancelDelayMs }),
     });
+    this.observe(ctx.timeline);
     this.http = new AgentHttpServer((req, res) => void this.handle(req, res), {
       socketTimeoutMs: options.socketTimeoutMs,
       ...(options.closeNoticeDelayMs === undefined ? {} : { closeNoticeDelayMs: options.closeNoticeDelayMs }),
@@ -133,6 +146,7 @@ export class SimHost implements HostView {
   async stop(): Promise<void> {
     this.closing.abort();
     this.state.volumeTasks.stop();
+    this.state.migrations.stop();
     await this.http.close();
   }
 
@@ -182,6 +196,28 @@ export class SimHost implements HostView {
 
   waitForVolumeTaskExit(taskUuid: string): Promise<VolumeTask> {
     return this.state.volumeTasks.waitForExit(taskUuid);
+  }
+
+  /** Ends the chunk in progress of a byte task now (see `VolumeTaskRunner.endChunk`). */
+  endVolumeTaskChunk(taskUuid: string): VolumeTask | undefined {
+    return this.state.volumeTasks.endChunk(taskUuid);
+  }
+
+  /** Aborts the running memory copy of `vmUuid`, as `vm/migrate/abort` does. */
+  abortMigration(vmUuid: string): boolean {
+    return this.state.migrations.abort(vmUuid);
+  }
+
+  /** Logs this host's volume tasks and migration copies on the sim's timeline as they happen. */
+  private observe(timeline: Timeline): void {
+    const tasks = this.state.volumeTasks.events;
+    tasks.on("start", (t) => timeline.append(this.uuid, { event: "volume-task-start", taskUuid: t.taskUuid, volumeUuid: t.volumeUuid, kind: t.kind }));
+    tasks.on("exit", (t) => timeline.append(this.uuid, { event: "volume-task-exit", taskUuid: t.taskUuid, volumeUuid: t.volumeUuid, kind: t.kind, state: t.state }));
+    const copies = this.state.migrations.events;
+    copies.on("copy-start", (m) => timeline.append(this.uuid, { event: "migrate-copy-start", vmUuid: m.vmUuid, volumeUuids: [...m.volumeUuids] }));
+    copies.on("copy-end", (m) => {
+      if (m.state !== "copying") timeline.append(this.uuid, { event: "migrate-copy-end", vmUuid: m.vmUuid, outcome: m.state });
+    });
   }
 
   private makeFacts(options: SimHostOptions): HostFacts {
@@ -234,6 +270,7 @@ export class SimHost implements HostView {
       return;
     }
     this.state.statsOf(command).received += 1;
+    this.ctx.timeline.append(this.uuid, { event: "command", command, ...(taskId === undefined ? {} : { taskId }) });
     try {
       const ending = await this.fenced(fence, res, () => this.run(req, res, command, handler, body, taskId, requestId));
       if (ending !== undefined) this.state.record({ command, ...(taskId === undefined ? {} : { taskId }), ...(requestId === undefined ? {} : { requestId }), ...(fence ? { fence: `${fence.resource}=${fence.token}` } : {}), outcome: ending.outcome, deduplicated: ending.deduplicated, ...(ending.fault ? { fault: ending.fault } : {}) });
@@ -403,6 +440,18 @@ function capacity(field: "cpuNum" | "memoryBytes", value: number | undefined, fa
   return value;
 }
 
+
+function positiveInt(field: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`simulated host ${field} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function nonNegativeInt(field: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`simulated host ${field} must be a non-negative integer, got ${value}`);
+  return value;
+}
 
 /** Sleeps `ms` (rejecting when the host stops); 0 does not wait a timer tick. */
 async function delay(ms: number, signal: AbortSignal): Promise<void> {

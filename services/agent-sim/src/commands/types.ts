@@ -9,6 +9,10 @@ export interface HostView {
   readonly state: HostState;
   /** Default duration of a volume task that does not name one. */
   readonly volumeTaskDurationMs: number;
+  /** Bytes a byte-counting volume task moves per chunk. */
+  readonly chunkBytes: number;
+  /** Memory copy time of a migration that does not name one. */
+  readonly migrateDurationMs: number;
   /** False while the host's agent is stopped (crashed): a migration to it must fail. */
   readonly listening: boolean;
 }

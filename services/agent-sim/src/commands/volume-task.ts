@@ -1,7 +1,9 @@
-import { VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_VOLUMES } from "@stratum/agent-protocol";
+import {
+  INCREMENTAL_CHANGED_FRACTION_DIVISOR, VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_TASKS, VOLUME_TASK_WAIT_MAX_VOLUMES,
+} from "@stratum/agent-protocol";
 import { CommandError } from "../command-error";
 import { AgentErrorCode } from "../protocol";
-import { optionalNonNegativeInt, optionalString, requireString, type JsonObject } from "../fields";
+import { optionalNonNegativeInt, optionalString, optionalStringList, requireString, type JsonObject } from "../fields";
 import type { ProtocolHandlers } from "./types";
 
 /**
@@ -17,6 +19,7 @@ export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/
     const kind = requireKind(body, "kind");
     const taskUuid = optionalString(body, "taskUuid");
     const durationMs = optionalNonNegativeInt(body, "durationMs") ?? host.volumeTaskDurationMs;
+    const bytesTotal = bytesTotalOf(body);
     if (taskUuid !== undefined) {
       const existing = host.state.volumeTasks.get(taskUuid);
       if (existing) {
@@ -26,8 +29,20 @@ export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/
         return { task: existing };
       }
     }
+    if (kind === "backup") {
+      // The other half of libvirt's block-job guard: no new block job on a disk whose VM's memory is being copied.
+      const migrating = host.state.migrations.copyingOn(volumeUuid);
+      if (migrating.length > 0) {
+        throw CommandError.conflict(AgentErrorCode.VM_MIGRATING, `volume ${volumeUuid} belongs to vm ${migrating.map((m) => m.vmUuid).join(", ")}, migrating from host ${host.uuid}: no backup until the copy ends`);
+      }
+    }
+    // sizeBytes and incremental stay in args: the task info has no other place that says what was asked.
     const { volumeUuid: _v, kind: _k, taskUuid: _t, durationMs: _d, ...args } = body;
-    const task = host.state.volumeTasks.start({ ...(taskUuid === undefined ? {} : { taskUuid }), volumeUuid, kind, durationMs, args });
+    const task = host.state.volumeTasks.start({
+      ...(taskUuid === undefined ? {} : { taskUuid }),
+      volumeUuid, kind, durationMs, args,
+      ...(bytesTotal === undefined ? {} : { bytes: { bytesTotal, chunkBytes: host.chunkBytes } }),
+    });
     return { task };
   },
 
@@ -70,9 +85,15 @@ export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/
    */
   "volume/task/wait": async ({ host, body }) => {
     for (const field of Object.keys(body)) {
-      if (!WAIT_FIELDS.has(field)) throw CommandError.badRequest(AgentErrorCode.INVALID_FIELD, `unknown field: ${field} (volume/task/wait takes volumeUuids, kinds, timeoutMs)`);
+      if (!WAIT_FIELDS.has(field)) throw CommandError.badRequest(AgentErrorCode.INVALID_FIELD, `unknown field: ${field} (volume/task/wait takes volumeUuids, taskUuids, kinds, timeoutMs)`);
     }
-    const volumeUuids = requireStringList(body, "volumeUuids", VOLUME_TASK_WAIT_MAX_VOLUMES);
+    const volumeUuids = optionalStringList(body, "volumeUuids", VOLUME_TASK_WAIT_MAX_VOLUMES, { allowEmpty: true }) ?? [];
+    const taskUuids = optionalStringList(body, "taskUuids", VOLUME_TASK_WAIT_MAX_TASKS, { allowEmpty: true }) ?? [];
+    if (volumeUuids.length === 0 && taskUuids.length === 0) {
+      // Waiting on nothing would answer "exited" for every task: surely not what the caller meant.
+      if (body["volumeUuids"] === undefined && body["taskUuids"] === undefined) throw CommandError.missingField("volumeUuids (or taskUuids)");
+      throw CommandError.invalidField(body["volumeUuids"] === undefined ? "taskUuids" : "volumeUuids", "non-empty (volumeUuids or taskUuids must name at least one)");
+    }
     const kinds = body["kinds"] === undefined ? undefined : requireStringList(body, "kinds", 64);
     kinds?.forEach((kind, i) => {
       if (!VOLUME_TASK_KIND_PATTERN.test(kind)) throw CommandError.invalidField(`kinds[${i}]`, "a task kind (lower-case letters, digits, - or _, starting with a letter, at most 64)");
@@ -82,11 +103,24 @@ export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/
     if (typeof timeoutMs !== "number" || !Number.isSafeInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > VOLUME_TASK_WAIT_MAX_MS) {
       throw CommandError.invalidField("timeoutMs", `an integer from 0 to ${VOLUME_TASK_WAIT_MAX_MS}`);
     }
-    return host.state.volumeTasks.waitForTasks({ volumeUuids, ...(kinds === undefined ? {} : { kinds }) }, timeoutMs);
+    return host.state.volumeTasks.waitForTasks({ volumeUuids, taskUuids, ...(kinds === undefined ? {} : { kinds }) }, timeoutMs);
   },
 };
 
-const WAIT_FIELDS: ReadonlySet<string> = new Set(["volumeUuids", "kinds", "timeoutMs"]);
+const WAIT_FIELDS: ReadonlySet<string> = new Set(["volumeUuids", "taskUuids", "kinds", "timeoutMs"]);
+
+/** The bytes a task moves: undefined for a task without `sizeBytes` (it only takes time). */
+function bytesTotalOf(body: JsonObject): number | undefined {
+  const sizeBytes = body["sizeBytes"];
+  const incremental = body["incremental"];
+  if (incremental !== undefined && incremental !== null && typeof incremental !== "boolean") throw CommandError.invalidField("incremental", "a boolean");
+  if (sizeBytes === undefined || sizeBytes === null) {
+    if (incremental === true) throw CommandError.missingField("sizeBytes (incremental needs the volume's size)");
+    return undefined;
+  }
+  if (typeof sizeBytes !== "number" || !Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw CommandError.invalidField("sizeBytes", "a positive integer");
+  return incremental === true ? Math.ceil(sizeBytes / INCREMENTAL_CHANGED_FRACTION_DIVISOR) : sizeBytes;
+}
 
 /** A kind is required where it names what is started or looked up: a typo must not match nothing silently. */
 function requireKind(body: JsonObject, field: string): string {
