@@ -1,10 +1,14 @@
 /**
- * The CLI's connections to compute and longjob: typed clients created on first use (so `--help`
+ * The CLI's connections to compute, longjob and storage: typed clients created on first use (so `--help`
  * or a usage error never dials anything), each at its own service's endpoint, each unary call
  * carrying the invocation's deadline and every call its request id (the id is printed with
  * server-side failures so an operator can find the matching log lines) and the Ctrl-C signal,
  * and closed when the command ends so the process can exit. Streams (WatchJob) get no deadline:
  * `--wait` follows a job for as long as it runs, and `--timeout` bounds each call, not the job.
+ *
+ * A failed call's error is remembered with the service it came from (`serviceOf`), so the message
+ * of a command that talks to two services (`backup create --wait`: storage, then longjob) names
+ * the one that failed and its address, not the command's main one.
  *
  * Mutating calls are retried on UNAVAILABLE (a replica died, restarted, or could not reach the
  * resource's owner) with one `client_request_id` for all attempts — the user's `--request-id`,
@@ -13,6 +17,8 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
+import { BackupService } from "@stratum/proto/stratum/storage/v1/backup_pb";
+import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { closeClient, createClient, REQUEST_ID_KEY, type CallOptions, type Client, type ClientOptions } from "@stratum/rpc";
 import type { Api } from "./commands/command";
@@ -37,22 +43,51 @@ export interface ApiOptions {
   signal?: AbortSignal;
 }
 
-/** A client whose every call gets `defaults` (the caller's own options win); streams get no deadline. */
-function withDefaults<S extends DescService>(service: S, client: Client<S>, defaults: CallOptions): Client<S> {
+/**
+ * A client whose every call gets `defaults` (the caller's own options win); streams get no
+ * deadline. Errors are passed to `failed` before they are thrown.
+ */
+function withDefaults<S extends DescService>(service: S, client: Client<S>, defaults: CallOptions, failed: (error: unknown) => void): Client<S> {
   const streamDefaults: CallOptions = { ...defaults };
   delete streamDefaults.timeoutMs;
   const wrapped: Record<string, unknown> = {};
   for (const [name, method] of Object.entries(client as Record<string, (request: unknown, options?: CallOptions) => unknown>)) {
     const streaming = service.methods.find((m) => m.localName === name)?.methodKind === "server_streaming";
-    const own = streaming ? streamDefaults : defaults;
-    wrapped[name] = (request: unknown, options?: CallOptions) => method(request, { ...own, ...options });
+    if (streaming) {
+      wrapped[name] = (request: unknown, options?: CallOptions) =>
+        (async function* () {
+          try {
+            yield* method(request, { ...streamDefaults, ...options }) as AsyncIterable<unknown>;
+          } catch (e) {
+            failed(e);
+            throw e;
+          }
+        })();
+      continue;
+    }
+    wrapped[name] = async (request: unknown, options?: CallOptions) => {
+      try {
+        return await method(request, { ...defaults, ...options });
+      } catch (e) {
+        failed(e);
+        throw e;
+      }
+    };
   }
   return wrapped as Client<S>;
 }
 
-export function openApi(options: ApiOptions): { api: Api; close(): void } {
+export interface OpenedApi {
+  api: Api;
+  /** The service whose call threw `error`, if it came from one of this api's clients. */
+  serviceOf(error: unknown): ServiceName | undefined;
+  close(): void;
+}
+
+export function openApi(options: ApiOptions): OpenedApi {
   const connect: Connect = options.connect ?? createClient;
   const opened: object[] = [];
+  const failures = new WeakMap<object, ServiceName>();
   const defaults: CallOptions = {
     timeoutMs: options.timeoutMs,
     metadata: { [REQUEST_ID_KEY]: options.requestId },
@@ -64,7 +99,9 @@ export function openApi(options: ApiOptions): { api: Api; close(): void } {
       if (!client) {
         const raw = connect(service, options.endpointFor(name).target, CLI_CLIENT_OPTIONS);
         opened.push(raw);
-        client = withDefaults(service, raw, defaults);
+        client = withDefaults(service, raw, defaults, (e) => {
+          if (typeof e === "object" && e !== null && !failures.has(e)) failures.set(e, name);
+        });
       }
       return client;
     };
@@ -72,8 +109,17 @@ export function openApi(options: ApiOptions): { api: Api; close(): void } {
   const hosts = lazy("compute", HostService);
   const vms = lazy("compute", VmService);
   const jobs = lazy("longjob", LongJobService);
+  const storage = lazy("storage", StorageService);
+  const backups = lazy("storage", BackupService);
   return {
+    serviceOf: (e) => (typeof e === "object" && e !== null ? failures.get(e) : undefined),
     api: {
+      get storage() {
+        return storage();
+      },
+      get backups() {
+        return backups();
+      },
       get hosts() {
         return hosts();
       },

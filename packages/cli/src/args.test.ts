@@ -141,6 +141,6 @@ describe("Flags conversions name the flag", () => {
     expect(flags(...base, "--state", "Running").choice("state", states)).toBe(VmState.RUNNING);
     expect(flags(...base, "--state", "VM_STATE_STOPPED").choice("state", states)).toBe(VmState.STOPPED);
     const err = usageError(() => flags(...base, "--state", "runing").choice("state", states));
-    expect(err.message).toBe('invalid --state "runing": must be one of created, starting, running, stopping, stopped, rebooting, destroying, destroyed, error');
+    expect(err.message).toBe('invalid --state "runing": must be one of created, starting, running, stopping, stopped, rebooting, destroying, destroyed, error, migrating');
   });
 });

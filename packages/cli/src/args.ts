@@ -91,7 +91,7 @@ export interface ParsedCommandLine {
 
 /**
  * Parses what follows the command words against the command's flags (globals included) and
- * positional argument names. With `--help` present only unknown flags are errors: required flags
+ * positional argument names (a last one ending in `…` takes one or more). With `--help` present only unknown flags are errors: required flags
  * and arguments are not checked, so `vm create --help` shows help instead of complaining.
  */
 export function parseCommandLine(argv: readonly string[], specs: FlagSpecs, positionals: readonly string[], command: string): ParsedCommandLine {
@@ -132,7 +132,9 @@ export function parseCommandLine(argv: readonly string[], specs: FlagSpecs, posi
     .map(([name]) => `--${name}`);
   if (missing.length > 0) throw new UsageError(`missing required flag${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`, command);
   if (args.length < positionals.length) throw new UsageError(`missing argument ${positionals.slice(args.length).join(" ")}`, command);
-  if (args.length > positionals.length) throw new UsageError(`unexpected argument "${args[positionals.length]}"`, command);
+  // A last positional named `X…` takes one or more (`volume tasks VOLUME…`).
+  const variadic = positionals.at(-1)?.endsWith("…") === true;
+  if (args.length > positionals.length && !variadic) throw new UsageError(`unexpected argument "${args[positionals.length]}"`, command);
   return { flags, args };
 }
 

@@ -3,7 +3,8 @@
  * devstack's `.data/devstack/endpoints.json` under the repository root (written by `pnpm start`,
  * so the CLI finds a devstack on random ports with no configuration; its `compute` list), then
  * `127.0.0.1:7101`. For longjob the same with `--longjob-endpoint`, `$STRATUM_LONGJOB_ENDPOINT`,
- * the file's `longjob` list and `127.0.0.1:7401` (the devstack's fixed port for longjob-0). Each
+ * the file's `longjob` list and `127.0.0.1:7401` (the devstack's fixed port for longjob-0); for storage `--storage-endpoint`,
+ * `$STRATUM_STORAGE_ENDPOINT`, the file's `storage` list and `127.0.0.1:7301`. Each
  * service has its own sources because they are separate deployments: pointing compute elsewhere
  * must not silently move the jobs too.
  *
@@ -22,9 +23,10 @@ import { UsageError } from "./usage-error";
 export const DEFAULT_ENDPOINT = "127.0.0.1:7101";
 export const ENDPOINT_ENV = "STRATUM_ENDPOINT";
 export const LONGJOB_ENDPOINT_ENV = "STRATUM_LONGJOB_ENDPOINT";
+export const STORAGE_ENDPOINT_ENV = "STRATUM_STORAGE_ENDPOINT";
 
 /** The services the CLI talks to; also their keys in the devstack's endpoints file. */
-export type ServiceName = "compute" | "longjob";
+export type ServiceName = "compute" | "longjob" | "storage";
 
 /** Where one service's address may come from, highest priority first after the flag. */
 export interface ServiceSources {
@@ -37,6 +39,8 @@ export interface ServiceSources {
 export const SERVICE_SOURCES: Readonly<Record<ServiceName, ServiceSources>> = {
   compute: { flag: "endpoint", env: ENDPOINT_ENV, defaultAddress: DEFAULT_ENDPOINT },
   longjob: { flag: "longjob-endpoint", env: LONGJOB_ENDPOINT_ENV, defaultAddress: "127.0.0.1:7401" },
+  // The devstack's fixed port for storage-0 (service 2 of deploy/local: 7100 + 200 + 1), as deploy/ uses.
+  storage: { flag: "storage-endpoint", env: STORAGE_ENDPOINT_ENV, defaultAddress: "127.0.0.1:7301" },
 };
 /** The devstack's endpoints file, relative to the repository root. */
 export const ENDPOINTS_FILE = join(".data", "devstack", "endpoints.json");
@@ -55,7 +59,7 @@ export interface Endpoint {
   readonly source: EndpointSource;
 }
 
-export type EndpointSource = `--${string}` | typeof ENDPOINT_ENV | typeof LONGJOB_ENDPOINT_ENV | "devstack" | "default";
+export type EndpointSource = `--${string}` | typeof ENDPOINT_ENV | typeof LONGJOB_ENDPOINT_ENV | typeof STORAGE_ENDPOINT_ENV | "devstack" | "default";
 
 export interface EndpointSources {
   /** Default: compute. */

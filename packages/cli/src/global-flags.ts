@@ -21,6 +21,12 @@ export const GLOBAL_FLAGS: FlagSpecs = {
     value: "HOST:PORT",
     description: "longjob API address(es), for the job commands (default: $STRATUM_LONGJOB_ENDPOINT, else the devstack's endpoints.json \"longjob\" list, else 127.0.0.1:7401)",
   },
+  "storage-endpoint": {
+    type: "string",
+    value: "HOST:PORT",
+    description:
+      "storage API address(es), for the primary-storage, backup-storage, volume and backup commands (default: $STRATUM_STORAGE_ENDPOINT, else the devstack's endpoints.json \"storage\" list, else 127.0.0.1:7301)",
+  },
   timeout: { type: "string", value: "SECONDS", description: `deadline of each call (default ${DEFAULT_TIMEOUT_MS / 1000}); --wait follows a job or VM operation however long it runs` },
   json: { type: "boolean", description: "print protobuf JSON (for scripts) instead of a table" },
   help: { type: "boolean", short: "h", description: "show help" },

@@ -54,7 +54,7 @@ describe("usage errors: exit 2, a message naming the problem, nothing sent", () 
     [["vm", "get", "a", "b"], /^error: unexpected argument "b"\n/],
     [["vm", "destory", "u"], /^error: unknown command "vm destory" \(did you mean destroy\?\)/],
     [["vms", "list"], /^error: unknown command "vms" \(did you mean vm\?\)/],
-    [["vm"], /^error: missing command after 'vm'; one of: create, list, get, start, stop, reboot, destroy\n/],
+    [["vm"], /^error: missing command after 'vm'; one of: create, list, get, start, stop, reboot, destroy, migrate\n/],
     [[], /^error: missing command/],
     [["vm", "list", "--timeout", "soon"], /^error: invalid --timeout "soon"/],
     [["vm", "list", "--endpoint", "nowhere"], /^error: --endpoint: "nowhere" is not HOST:PORT/],

@@ -31,7 +31,7 @@ export interface Io {
   stderr: Writer;
   /** Ctrl-C: aborting it cancels the calls and stops any waiting (exit 130). The entry point wires it to SIGINT. */
   signal?: AbortSignal;
-  /** Environment (for STRATUM_ENDPOINT, STRATUM_LONGJOB_ENDPOINT). Default: process.env. */
+  /** Environment (for STRATUM_ENDPOINT, STRATUM_LONGJOB_ENDPOINT, STRATUM_STORAGE_ENDPOINT). Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Where `.data/devstack/endpoints.json` is looked for. Default: this repository. */
   repoRoot?: string;
@@ -56,6 +56,8 @@ function unknownCommand(word: string, candidates: Iterable<string>, group = ""):
 export async function run(argv: readonly string[], io: Io): Promise<number> {
   let errorContext: ErrorContext | undefined;
   let close = (): void => {};
+  let serviceOf = (_e: unknown): ServiceName | undefined => undefined;
+  let endpointOf = (_service: ServiceName): Endpoint => errorContext!.endpoint;
   try {
     const { words, rest } = splitCommand(argv, GLOBAL_FLAGS, wantsMore);
     const helpWord = words[0] === "help";
@@ -109,6 +111,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     errorContext = { endpoint, timeoutMs, requestId };
     const opened = openApi({ endpointFor, timeoutMs, requestId, ...(io.connect ? { connect: io.connect } : {}), ...(io.signal ? { signal: io.signal } : {}) });
     close = opened.close;
+    serviceOf = opened.serviceOf;
+    endpointOf = endpointFor;
 
     const result = await command.run({ flags, args, api: opened.api, io: { stdout: io.stdout, stderr: io.stderr, signal: io.signal } });
     if (flags.bool("json")) {
@@ -128,7 +132,10 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       return 2;
     }
     if (e instanceof StratumError && errorContext) {
-      for (const line of describeError(e, errorContext)) io.stderr.write(`${line}\n`);
+      // A command may call two services (storage, then longjob to follow the job): name the one that failed.
+      const failed = serviceOf(e);
+      const context = failed ? { ...errorContext, endpoint: endpointOf(failed) } : errorContext;
+      for (const line of describeError(e, context)) io.stderr.write(`${line}\n`);
       return 1;
     }
     io.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -43,6 +43,10 @@ export interface WaitForJobOptions {
   maxReconnects?: number;
   /** Waits before re-opening. Default: a timer, cut short by `signal`. */
   sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
+  /** The final state that is success (exit 0). Default Succeeded; `backup cancel --wait` waits for Canceled. */
+  succeedsAt?: JobState;
+  /** The command that cancels the work, for the Ctrl-C line. Default: `stratumctl job cancel UUID`. */
+  cancelCommand?: string;
 }
 
 export interface WaitOutcome {
@@ -80,30 +84,26 @@ export function describeJobError(job: Job): string {
   return [head, e.message].filter(Boolean).join(": ");
 }
 
-/** The line a settled job ends the display with, and the exit status it means. */
-export function settledLine(job: Job, elapsed: string): { line: string; code: number } {
+/** The line a settled job ends the display with, and the exit status it means (0 when it ended in `succeedsAt`). */
+export function settledLine(job: Job, elapsed: string, succeedsAt: JobState = JobState.SUCCEEDED): { line: string; code: number } {
   const state = enumWord(JobStateSchema, job.state);
   const head = `job ${job.uuid} ${state} (waited ${elapsed})`;
   const error = describeJobError(job);
-  switch (job.state) {
-    case JobState.SUCCEEDED: {
-      const result = job.result && Object.keys(job.result).length > 0 ? `: result ${JSON.stringify(job.result)}` : "";
-      return { line: `${head}${result}`, code: EXIT_OK };
-    }
-    case JobState.SUSPENDED:
-      return {
-        line: `${head}${error ? `: ${error}` : ""}; resume it with '${TOOL_NAME} job rerun ${job.uuid}', or end it with '${TOOL_NAME} job cancel ${job.uuid}'`,
-        code: EXIT_FAILED,
-      };
-    default:
-      return { line: `${head}${error ? `: ${error}` : ""}`, code: EXIT_FAILED };
+  if (job.state === JobState.SUSPENDED) {
+    return {
+      line: `${head}${error ? `: ${error}` : ""}; resume it with '${TOOL_NAME} job rerun ${job.uuid}', or end it with '${TOOL_NAME} job cancel ${job.uuid}'`,
+      code: EXIT_FAILED,
+    };
   }
+  const hasResult = job.state === JobState.SUCCEEDED && job.result && Object.keys(job.result).length > 0;
+  const detail = hasResult ? `: result ${JSON.stringify(job.result)}` : error ? `: ${error}` : "";
+  return { line: `${head}${detail}`, code: job.state === succeedsAt ? EXIT_OK : EXIT_FAILED };
 }
 
 /** What Ctrl-C prints: the job goes on, and how to stop it. */
-export function interruptedLine(uuid: string, job: Job | undefined): string {
+export function interruptedLine(uuid: string, job: Job | undefined, cancelCommand = `${TOOL_NAME} job cancel ${uuid}`): string {
   const state = job ? ` (${enumWord(JobStateSchema, job.state)})` : "";
-  return `stopped waiting; job ${uuid} goes on${state}: cancel it with '${TOOL_NAME} job cancel ${uuid}', or follow it with '${TOOL_NAME} job watch ${uuid}'`;
+  return `stopped waiting; job ${uuid} goes on${state}: cancel it with '${cancelCommand}', or follow it with '${TOOL_NAME} job watch ${uuid}'`;
 }
 
 const REOPEN_ON: ReadonlySet<Code> = new Set([Code.UNAVAILABLE]);
@@ -121,9 +121,9 @@ export async function waitForJob(options: WaitForJobOptions): Promise<WaitOutcom
     sleep: options.sleep,
     followed: {
       revision: (job) => job.revision,
-      settle: (job, elapsed) => (isSettled(job.state) ? settledLine(job, elapsed) : undefined),
+      settle: (job, elapsed) => (isSettled(job.state) ? settledLine(job, elapsed, options.succeedsAt) : undefined),
       view: jobView,
-      interruptedLine: (job) => interruptedLine(uuid, job),
+      interruptedLine: (job) => interruptedLine(uuid, job, options.cancelCommand),
       keptBreakingLine: () => `stopped waiting: the watch of job ${uuid} kept breaking; the job goes on: follow it with '${TOOL_NAME} job watch ${uuid}'`,
       endedEarly: () => new StratumError(Code.UNAVAILABLE, `the watch of job ${uuid} ended before the job did`),
       reopenOn: REOPEN_ON,

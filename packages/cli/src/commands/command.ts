@@ -9,6 +9,8 @@ import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import type { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import type { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
+import type { BackupService } from "@stratum/proto/stratum/storage/v1/backup_pb";
+import type { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import type { Client } from "@stratum/rpc";
 import type { FlagSpecs, Flags } from "../args";
 import type { ServiceName } from "../endpoint";
@@ -21,6 +23,10 @@ export interface Api {
   readonly vms: Client<typeof VmService>;
   /** longjob's LongJobService, at longjob's own endpoint. */
   readonly jobs: Client<typeof LongJobService>;
+  /** storage's StorageService (primary storage, volumes, volume tasks), at storage's endpoint. */
+  readonly storage: Client<typeof StorageService>;
+  /** storage's BackupService (backup storage, backups), at storage's endpoint. */
+  readonly backups: Client<typeof BackupService>;
 }
 
 /**
@@ -54,7 +60,7 @@ export interface CommandResult {
 }
 
 export interface Command {
-  /** `host`, `vm` or `job`. */
+  /** Its group's name: `host`, `vm`, `job`, `volume`… */
   readonly group: string;
   /** The service it talks to (whose endpoint error messages name). Default: compute. */
   readonly service?: ServiceName;

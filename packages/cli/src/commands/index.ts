@@ -2,7 +2,10 @@
 import type { Command } from "./command";
 import { HOST_COMMANDS } from "./host";
 import { JOB_COMMANDS } from "./job";
+import { BACKUP_COMMANDS } from "./backup";
+import { BACKUP_STORAGE_COMMANDS, PRIMARY_STORAGE_COMMANDS } from "./storage";
 import { VM_COMMANDS } from "./vm";
+import { VOLUME_COMMANDS } from "./volume";
 
 export interface CommandGroup {
   readonly name: string;
@@ -15,6 +18,10 @@ export const GROUPS: readonly CommandGroup[] = [
   { name: "host", title: "Hosts (hypervisors)", commands: HOST_COMMANDS },
   { name: "vm", title: "VMs", commands: VM_COMMANDS },
   { name: "job", title: "Long jobs (on the longjob service)", commands: JOB_COMMANDS },
+  { name: "primary-storage", title: "Primary storage (where volumes live; on the storage service)", commands: PRIMARY_STORAGE_COMMANDS },
+  { name: "backup-storage", title: "Backup storage (where backups are kept; on the storage service)", commands: BACKUP_STORAGE_COMMANDS },
+  { name: "volume", title: "Volumes (on the storage service)", commands: VOLUME_COMMANDS },
+  { name: "backup", title: "Backups of volumes (on the storage service; their jobs on longjob)", commands: BACKUP_COMMANDS },
 ];
 
 export function findGroup(name: string): CommandGroup | undefined {

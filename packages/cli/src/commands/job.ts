@@ -25,7 +25,8 @@ import { parseJobParams } from "../job-params";
 import { EMPTY, renderFields, renderTable } from "../table";
 import { formatSize } from "../units";
 import { describeJobError, waitForJob } from "../wait";
-import { fetchPages, formatTime, jsonOf, listResult, PAGING_FLAGS, present, type Api, type Command, type CommandInput, type CommandResult } from "./command";
+import { fetchPages, formatTime, jsonOf, listResult, PAGING_FLAGS, present, type Command, type CommandInput, type CommandResult } from "./command";
+import { watchJobs } from "./job-follow";
 
 const COLUMNS = ["UUID", "TYPE", "STATE", "PROGRESS", "TARGET", "CREATED"];
 
@@ -97,11 +98,6 @@ async function waitResult(input: CommandInput, job: Job): Promise<CommandResult>
     signal: io.signal,
   });
   return { json: jsonOf(JobSchema, outcome.job ?? job), text: "", exitCode: outcome.code };
-}
-
-/** WatchJob as a stream of jobs. */
-async function* watchJobs(api: Api, uuid: string, signal: AbortSignal): AsyncIterable<Job> {
-  for await (const res of api.jobs.watchJob({ uuid }, { signal })) yield present(res.job, "job");
 }
 
 /** A mutation's job, waited for with --wait, else printed as it is now. */

@@ -8,14 +8,20 @@
  * transient state; that is what they print. With `--wait` they follow WatchVm to the outcome
  * (vm-wait.ts); with `--wait --json` the progress goes to stderr and stdout gets the VM as it
  * ended, so a script can both watch and parse.
+ *
+ * `vm migrate` is a long job (compute.migrate, on longjob): it answers with the VM and the job,
+ * and `--wait` follows the job (job-follow.ts), then prints the VM where it ended up.
  */
 import { create } from "@bufbuild/protobuf";
-import { ListVmsResponseSchema, VmSchema, VmState, VmStateSchema, type Vm } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { ListVmsResponseSchema, MigrateVmResponseSchema, VmSchema, VmState, VmStateSchema, type Vm } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { enumChoices, enumWord } from "../enums";
 import type { FlagSpecs } from "../args";
 import { renderFields, renderTable } from "../table";
 import { formatSize } from "../units";
+import { TOOL_NAME } from "../tool-name";
 import { VM_OPERATION_TARGET, waitForVm, type VmOperation } from "../vm-wait";
+import { EXIT_INTERRUPTED } from "../writer";
+import { followJob, jobWaitFlag } from "./job-follow";
 import { fetchPages, formatTime, jsonOf, listResult, PAGING_FLAGS, present, type Api, type Command, type CommandInput, type CommandResult } from "./command";
 
 const COLUMNS = ["UUID", "NAME", "STATE", "CPU", "MEMORY", "HOST"];
@@ -187,6 +193,44 @@ const stop: Command = {
   },
 };
 
+const migrate: Command = {
+  group: "vm",
+  name: "migrate",
+  summary: "live-migrate a Running VM to another host, cancelling named backups first",
+  description:
+    "Starts a migration job: it cancels the backup jobs named by --cancel-backup (a cancel that fails fails the migration, naming the job), " +
+    "waits until no backup task runs on the VM's volumes (at most --backup-wait-ms), then moves the VM to --host, or to a host the allocator " +
+    "chooses. Prints the VM and the job; with --wait, follows the job to its end and prints the VM where it is: exit 0 when the job Succeeded, " +
+    "1 otherwise (a failed or cancelled migration leaves the VM on its source).",
+  args: UUID_ARG,
+  flags: {
+    host: { type: "string", value: "UUID", description: "the host to migrate to (default: one with enough free capacity, not the VM's own)" },
+    "cancel-backup": { type: "string", value: "JOB", repeatable: true, description: "a backup job on the VM's volumes to cancel first (its job uuid, from 'backup get'); repeat for more" },
+    "backup-wait-ms": { type: "string", value: "N", description: "how long to wait for the backup tasks to exit, 1000–600000 ms (default: the server's, 30000)" },
+    "request-id": { type: "string", value: "KEY", description: "idempotency key: a retry with the same key returns the first job" },
+    ...jobWaitFlag("migration"),
+  },
+  examples: ["stratumctl vm migrate 0b7c… --wait", "stratumctl vm migrate 0b7c… --host 1d2e… --cancel-backup 3f4a… --cancel-backup 5b6c… --wait"],
+  async run(input) {
+    const { flags, args, api } = input;
+    const request = {
+      uuid: args[0]!,
+      targetHostUuid: flags.string("host") ?? "",
+      cancelBackupJobUuids: [...flags.strings("cancel-backup")],
+      backupWaitTimeoutMs: flags.uint32("backup-wait-ms") ?? 0,
+      clientRequestId: flags.string("request-id") ?? "",
+    };
+    const res = await api.vms.migrateVm(request);
+    const vm = present(res.vm, "VM");
+    const json = (v: Vm) => jsonOf(MigrateVmResponseSchema, create(MigrateVmResponseSchema, { vm: v, jobUuid: res.jobUuid }));
+    if (!flags.bool("wait")) return { json: json(vm), text: `${renderTable(COLUMNS, [row(vm)])}migration job ${res.jobUuid}\n` };
+    const outcome = await followJob(input, res.jobUuid, { cancelCommand: `${TOOL_NAME} job cancel ${res.jobUuid}` });
+    if (outcome.code === EXIT_INTERRUPTED) return { json: json(vm), text: "", exitCode: outcome.code };
+    const ended = present((await api.vms.getVm({ uuid: vm.uuid })).vm, "VM");
+    return { json: json(ended), text: renderTable(COLUMNS, [row(ended)]), exitCode: outcome.code };
+  },
+};
+
 export const VM_COMMANDS: readonly Command[] = [
   createVm,
   list,
@@ -211,4 +255,5 @@ export const VM_COMMANDS: readonly Command[] = [
       "with --wait, follows it until it is Destroyed (exit 0), or back in its state before with the error (exit 1).",
     (api, uuid) => api.vms.destroyVm({ uuid }),
   ),
+  migrate,
 ];
