@@ -159,6 +159,10 @@ export class ControlServer {
       if (!task) throw CommandError.notFound("VOLUME_TASK_NOT_FOUND", `no volume task ${p["task"]}`);
       return { task };
     });
+    this.route("POST", "/hosts/:host/migrations/:vm/complete", (p) => {
+      if (!this.host(p).completeMigration(p["vm"]!)) throw CommandError.notFound("MIGRATION_NOT_FOUND", `no memory copy of vm ${p["vm"]} is running`);
+      return {};
+    });
     this.route("GET", "/timeline", (_p, _body, url) => {
       const since = url.searchParams.get("since");
       if (since !== null && !/^\d{1,15}$/.test(since)) throw CommandError.invalidField("since", "a non-negative integer (a seq)");

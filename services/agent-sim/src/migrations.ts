@@ -23,7 +23,9 @@ export interface MigrationEvents {
 
 interface Copy {
   readonly migration: Migration;
-  readonly timer: NodeJS.Timeout | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** Ends the copy as its timer would: `complete` runs, then the request answers. */
+  readonly done: () => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -77,17 +79,28 @@ export class MigrationRunner {
       }
     }
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const done = (): void => {
         try {
           finish();
           resolve();
         } catch (err) {
           reject(err as Error);
         }
-      }, spec.durationMs);
-      timer.unref();
-      this.copies.set(spec.vmUuid, { migration, timer, reject });
+      };
+      const copy: Copy = { migration, timer: undefined, done, reject };
+      copy.timer = setTimeout(done, spec.durationMs);
+      copy.timer.unref();
+      this.copies.set(spec.vmUuid, copy);
     });
+  }
+
+  /** Ends the running copy of `vmUuid` now, as if its time had come (tests use it to force orders). */
+  complete(vmUuid: string): boolean {
+    const copy = this.copies.get(vmUuid);
+    if (!copy) return false;
+    if (copy.timer) clearTimeout(copy.timer);
+    copy.done();
+    return true;
   }
 
   /** Aborts the running copy of `vmUuid`: true when there was one (its `vm/migrate` answers MIGRATION_ABORTED). */

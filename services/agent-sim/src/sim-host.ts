@@ -203,6 +203,11 @@ export class SimHost implements HostView {
     return this.state.volumeTasks.endChunk(taskUuid);
   }
 
+  /** Ends the running memory copy of `vmUuid` now, as if its time had come: the VM moves (if it still can). */
+  completeMigration(vmUuid: string): boolean {
+    return this.state.migrations.complete(vmUuid);
+  }
+
   /** Aborts the running memory copy of `vmUuid`, as `vm/migrate/abort` does. */
   abortMigration(vmUuid: string): boolean {
     return this.state.migrations.abort(vmUuid);
