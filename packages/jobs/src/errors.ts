@@ -16,3 +16,13 @@ export class JobSupersededError extends StratumError {
     super(Code.ABORTED, `job ${jobUuid}: attempt ${attempt} ${why ?? `was superseded by attempt ${current}`}`, { reason: "JOB_SUPERSEDED", resources: { jobUuid } });
   }
 }
+
+/**
+ * Thrown by a job whose cancel could not reach its work (the agent is down): the job ends Failed
+ * with this error — not Canceled, which would say the work stopped when nobody knows that it did.
+ */
+export class JobCancelFailedError extends StratumError {
+  constructor(jobUuid: string, why: string, cause?: unknown) {
+    super(Code.UNAVAILABLE, `job ${jobUuid} could not be cancelled: ${why}`, { reason: "JOB_CANCEL_FAILED", resources: { jobUuid }, ...(cause === undefined ? {} : { cause }) });
+  }
+}
