@@ -110,7 +110,7 @@ export class VolumeManager {
 
   async detach(uuid: string): Promise<VolumeRow> {
     return this.#onVolume(uuid, "detach-volume", async () => {
-      const moved = await this.d.store.transition(uuid, "Available", null);
+      const moved = await this.d.store.transition(uuid, "Available", null, ["InUse"]);
       if (moved) return moved;
       const v = await this.get(uuid);
       if (v.state === "Available") return v; // not attached (any more): nothing to do

@@ -7,10 +7,12 @@ import type { VolumeStateValue } from "../store/schema";
  * (Available or InUse). Transient states (Creating, Resizing) come with the agent's volume tasks.
  */
 export const VOLUME_TRANSITIONS: Readonly<Record<VolumeStateValue, readonly VolumeStateValue[]>> = {
-  // Attached to a VM; deleted (its bytes given back).
-  Available: ["InUse", "Deleted"],
+  // Attached to a VM; deleted (its bytes given back); a backup is restored into it.
+  Available: ["InUse", "Deleted", "Restoring"],
   // Detached from its VM.
   InUse: ["Available"],
+  // The restore ended (done, failed or cancelled: the agent swaps the copy in only at the end).
+  Restoring: ["Available"],
   Deleted: [],
 };
 

@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { VolumeKind, VolumeState, type PrimaryStorageSchema, type VolumeSchema } from "@stratum/proto/stratum/storage/v1/volume_pb";
+import { VolumeKind, VolumeState, type PrimaryStorageSchema, type VolumeSchema, type VolumeTaskSchema } from "@stratum/proto/stratum/storage/v1/volume_pb";
+import type { HostVolumeTask } from "../clients/volume-agents";
 import type { PrimaryStorageRow, VolumeKindValue, VolumeRow, VolumeStateValue } from "../store/schema";
 
 /** Database enum ↔ proto enum: one table each way, so a new state cannot be half-mapped. */
@@ -8,6 +9,7 @@ export const VOLUME_STATE_TO_PROTO: Record<VolumeStateValue, VolumeState> = {
   Available: VolumeState.AVAILABLE,
   InUse: VolumeState.IN_USE,
   Deleted: VolumeState.DELETED,
+  Restoring: VolumeState.RESTORING,
 };
 export const VOLUME_STATE_FROM_PROTO = new Map(Object.entries(VOLUME_STATE_TO_PROTO).map(([k, v]) => [v, k as VolumeStateValue]));
 
@@ -38,5 +40,19 @@ export function storageToProto(s: PrimaryStorageRow): MessageInitShape<typeof Pr
     totalCapacityBytes: BigInt(s.totalCapacity),
     usedBytes: BigInt(s.usedBytes),
     createTime: timestampFromDate(s.createdAt),
+  };
+}
+
+export function volumeTaskToProto(t: HostVolumeTask): MessageInitShape<typeof VolumeTaskSchema> {
+  const started = Date.parse(t.startedAt);
+  return {
+    taskUuid: t.taskUuid,
+    volumeUuid: t.volumeUuid,
+    kind: t.kind,
+    state: t.state,
+    hostUuid: t.hostUuid,
+    bytesDone: BigInt(t.bytesDone ?? 0),
+    bytesTotal: BigInt(t.bytesTotal ?? 0),
+    ...(Number.isNaN(started) ? {} : { startTime: timestampFromDate(new Date(started)) }),
   };
 }

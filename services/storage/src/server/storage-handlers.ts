@@ -1,17 +1,17 @@
-import { Code, StratumError } from "@stratum/core";
 import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
 import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
 import type { VolumeManager } from "../domain/volume-manager";
+import type { VolumeTaskDirectory } from "../domain/volume-tasks";
 import type { VolumeStore } from "../store/volume-store";
-import { storageToProto, VOLUME_KIND_FROM_PROTO, VOLUME_STATE_FROM_PROTO, volumeToProto } from "./convert";
+import { storageToProto, VOLUME_KIND_FROM_PROTO, VOLUME_STATE_FROM_PROTO, volumeTaskToProto, volumeToProto } from "./convert";
 
 /**
  * StorageService: the handlers only call the domain. The kit validates each request (limits in
  * storage.proto), routes mutations to the owner of the volume's (or storage's) UUID and answers
  * retried request ids. Reads are answered by any replica, from Postgres.
  */
-export function storageApi(manager: VolumeManager, store: VolumeStore): ServiceApi {
+export function storageApi(manager: VolumeManager, store: VolumeStore, tasks: VolumeTaskDirectory): ServiceApi {
   return serviceApi(
     StorageService,
     {
@@ -78,11 +78,12 @@ export function storageApi(manager: VolumeManager, store: VolumeStore): ServiceA
       async deleteVolume(req) {
         return { volume: volumeToProto(await manager.delete(req.uuid)) };
       },
-      async listVolumeTasks() {
-        throw new StratumError(Code.UNIMPLEMENTED, "ListVolumeTasks is not built yet");
+      async listVolumeTasks(req, ctx) {
+        return { tasks: (await tasks.list(req.volumeUuids, req.kinds, ctx.signal)).map(volumeTaskToProto) };
       },
-      async waitVolumeTasks() {
-        throw new StratumError(Code.UNIMPLEMENTED, "WaitVolumeTasks is not built yet");
+      async waitVolumeTasks(req, ctx) {
+        const { exited, running } = await tasks.wait(req.volumeUuids, req.kinds, req.timeoutMs, ctx.signal);
+        return { exited, running: running.map(volumeTaskToProto) };
       },
     },
     {

@@ -5,7 +5,7 @@ import { leasesTable, outboxTable, requestsTable } from "@stratum/db";
 /** The storage service's own schema: no other service reads these tables. */
 export const storage = pgSchema("storage");
 
-export const volumeState = storage.enum("volume_state", ["Available", "InUse", "Deleted"]);
+export const volumeState = storage.enum("volume_state", ["Available", "InUse", "Deleted", "Restoring"]);
 export const volumeKind = storage.enum("volume_kind", ["Root", "Data"]);
 
 /**
@@ -68,6 +68,77 @@ export const volumes = storage.table(
   ],
 );
 
+export const backupState = storage.enum("backup_state", ["Creating", "Available", "Error", "Canceled", "Restoring", "Deleting", "Deleted"]);
+export const backupMode = storage.enum("backup_mode", ["Full", "Incremental"]);
+
+/**
+ * Backup storages and their capacity accounting, as primary storages do it: `used_bytes` is the
+ * sum of the `held_bytes` of its backups, moved in the statement that changes the backup, with
+ * the CHECK as the last word.
+ */
+export const backupStorages = storage.table(
+  "backup_storages",
+  {
+    uuid: uuid().primaryKey(),
+    name: text().notNull(),
+    totalCapacity: bigint("total_capacity", { mode: "number" }).notNull(),
+    usedBytes: bigint("used_bytes", { mode: "number" }).notNull().default(0),
+    clientRequestId: text("client_request_id"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    seq: bigserial({ mode: "number" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("backup_storages_seq_uq").on(t.seq),
+    uniqueIndex("backup_storages_client_request_id_uq").on(t.clientRequestId),
+    check("backup_storages_used_within_capacity", sql`${t.usedBytes} >= 0 AND ${t.usedBytes} <= ${t.totalCapacity}`),
+  ],
+);
+
+/**
+ * Backups of volumes. `held_bytes` is what the backup counts on its storage: the volume's size
+ * while Creating (reserved up front, so a full storage refuses the backup instead of failing it
+ * half-way), its real size once Available (and while Restoring or Deleting), nothing once Error,
+ * Canceled or Deleted. A Deleted backup is kept so that a retried delete finds what happened.
+ */
+export const backups = storage.table(
+  "backups",
+  {
+    uuid: uuid().primaryKey(),
+    name: text().notNull(),
+    volumeUuid: uuid("volume_uuid").notNull(),
+    backupStorageUuid: uuid("backup_storage_uuid").notNull(),
+    mode: backupMode().notNull(),
+    parentUuid: uuid("parent_uuid"),
+    state: backupState().notNull().default("Creating"),
+    error: text().notNull().default(""),
+    /** The volume's size when it was backed up: a restore needs a target at least this big. */
+    volumeSizeBytes: bigint("volume_size_bytes", { mode: "number" }).notNull(),
+    sizeBytes: bigint("size_bytes", { mode: "number" }).notNull().default(0),
+    heldBytes: bigint("held_bytes", { mode: "number" }).notNull().default(0),
+    jobUuid: uuid("job_uuid").notNull(),
+    clientRequestId: text("client_request_id"),
+    /** The host whose agent runs the backup's current task (its creation or a restore), once sent. */
+    taskHostUuid: uuid("task_host_uuid"),
+    /** While Restoring: the restore job and the volume it writes. */
+    restoreJobUuid: uuid("restore_job_uuid"),
+    restoreVolumeUuid: uuid("restore_volume_uuid"),
+    lastActor: text("last_actor").notNull().default(""),
+    revision: bigint({ mode: "number" }).notNull().default(1),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+    seq: bigserial({ mode: "number" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("backups_seq_uq").on(t.seq),
+    uniqueIndex("backups_client_request_id_uq").on(t.clientRequestId),
+    index("backups_volume_idx").on(t.volumeUuid, t.backupStorageUuid),
+    index("backups_parent_idx").on(t.parentUuid),
+    check("backups_held_non_negative", sql`${t.heldBytes} >= 0 AND ${t.sizeBytes} >= 0`),
+    check("backups_parent_iff_incremental", sql`(${t.mode} = 'Incremental') = (${t.parentUuid} IS NOT NULL)`),
+    check("backups_restore_iff_restoring", sql`(${t.state} = 'Restoring') = (${t.restoreJobUuid} IS NOT NULL)`),
+  ],
+);
+
 export const requests = requestsTable(storage);
 export const outbox = outboxTable(storage);
 export const leases = leasesTable(storage);
@@ -76,4 +147,8 @@ export type PrimaryStorageRow = typeof primaryStorages.$inferSelect;
 export type VolumeRow = typeof volumes.$inferSelect;
 export type VolumeStateValue = (typeof volumeState.enumValues)[number];
 export type VolumeKindValue = (typeof volumeKind.enumValues)[number];
-export const tables = { primaryStorages, volumes, requests, outbox, leases };
+export type BackupStorageRow = typeof backupStorages.$inferSelect;
+export type BackupRow = typeof backups.$inferSelect;
+export type BackupStateValue = (typeof backupState.enumValues)[number];
+export type BackupModeValue = (typeof backupMode.enumValues)[number];
+export const tables = { primaryStorages, volumes, backupStorages, backups, requests, outbox, leases };

@@ -161,17 +161,19 @@ export class VolumeStore {
   }
 
   /**
-   * Moves a volume to `to` from the states the state machine allows, setting its VM (`vmUuid`
-   * null clears it): the new row, or undefined when the volume was not in one of them.
+   * Moves a volume to `to` from the states the state machine allows (narrowed to `from` when
+   * given: a detach must not end a restore), setting its VM (`vmUuid` null clears it): the new
+   * row, or undefined when the volume was not in one of them.
    */
-  async transition(uuid: string, to: VolumeStateValue, vmUuid: string | null): Promise<VolumeRow | undefined> {
+  async transition(uuid: string, to: VolumeStateValue, vmUuid: string | null, from?: readonly VolumeStateValue[]): Promise<VolumeRow | undefined> {
+    const allowed = statesLeadingTo(to).filter((s) => from === undefined || from.includes(s));
     const sql = this.#sql;
     try {
       const rows = await sql`
         WITH m AS (
           UPDATE "storage"."volumes" AS t SET state = ${to}::"storage"."volume_state", vm_uuid = ${vmUuid},
             revision = t.revision + 1, updated_at = now(), last_actor = ${this.actor()}
-          WHERE t.uuid = ${uuid} AND t.state::text = ANY(${statesLeadingTo(to)}::text[]) AND ${leaseHeld(sql, this.#lease)}
+          WHERE t.uuid = ${uuid} AND t.state::text = ANY(${allowed}::text[]) AND ${leaseHeld(sql, this.#lease)}
           RETURNING t.*),
         o AS (${volumeChangedOutbox(sql, requestId())})
         SELECT * FROM m`;

@@ -1,0 +1,110 @@
+import { Code, errorMessage, StratumError } from "@stratum/core";
+import { JobCanceledError, JobCancelFailedError, JobSupersededError, type JobContext, type JobTypeDefinition } from "@stratum/jobs";
+import type { HostLocator } from "../clients/hosts";
+import type { BackupStore } from "../store/backup-store";
+import type { BackupRow } from "../store/schema";
+import type { VolumeStore } from "../store/volume-store";
+import { agentOfVolume } from "./volume-placement";
+import { cancelled, type VolumeTaskRuns } from "./volume-task-run";
+
+export interface VolumeJobDeps {
+  backups: BackupStore;
+  volumes: VolumeStore;
+  locator: HostLocator;
+  runs: VolumeTaskRuns;
+}
+
+type BackupParams = { backupUuid: string };
+
+/**
+ * `storage.backup`: copies a volume to its backup storage through a byte task on the volume's
+ * agent, named by the backup's UUID, and settles the backup: AVAILABLE with its real size,
+ * ERROR naming the host and the task, or CANCELED (its bytes given back, nothing of it counted as
+ * available). Resumes after its executor's death on the volume's new owner: the host it chose
+ * is recorded on the backup before the task starts, and the task's uuid finds the same task.
+ */
+export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
+  return {
+    name: "storage.backup",
+    description: "Backs up a volume (full, or incremental from its parent) to a backup storage, with progress in bytes; cancellable; resumes after a replica's death.",
+    stages: ["preparing", "copying", "finishing"],
+    parameters: [{ name: "backupUuid", kind: "string", required: true, description: "the backup (CreateBackup records it)" }],
+    onInterrupt: "resume",
+    targetRequired: true,
+    async run(ctx) {
+      ctx.progress({ stage: "preparing", percent: 0 });
+      const b = await backupOf(d.backups, ctx);
+      if (b.state === "Available") return resultOf(b); // an earlier attempt finished it
+      if (b.state === "Canceled") throw new JobCanceledError(ctx.jobUuid);
+      if (b.state !== "Creating") throw new StratumError(Code.FAILED_PRECONDITION, `backup ${b.uuid} is ${b.state}${b.error ? `: ${b.error}` : ""}`, { reason: "BACKUP_STATE_CONFLICT", resources: { backupUuid: b.uuid } });
+      let hostUuid = b.taskHostUuid;
+      try {
+        await ctx.checkpoint();
+        const host = hostUuid ? await d.locator.host(hostUuid, ctx.signal) : await agentOfVolume(d.volumes, d.locator, b.volumeUuid, ctx.signal);
+        hostUuid = host.uuid;
+        if (!b.taskHostUuid && !(await d.backups.recordTaskHost(b.uuid, host.uuid, "Creating"))) throw await moved(d.backups, b.uuid);
+        await ctx.checkpoint();
+        const task = await d.runs.run(ctx, host, {
+          volumeUuid: b.volumeUuid,
+          kind: "backup",
+          taskUuid: b.uuid,
+          sizeBytes: b.volumeSizeBytes,
+          incremental: b.mode === "Incremental",
+          args: { parentBackupUuid: b.parentUuid ?? "", backupStorageUuid: b.backupStorageUuid },
+        }, "copying");
+        ctx.progress({ stage: "finishing" });
+        if (task.state === "succeeded") {
+          const done = await d.backups.transition([b.uuid], "Available", { sizeBytes: task.bytesTotal ?? b.volumeSizeBytes, held: "size" }, ["Creating"]);
+          if ("refused" in done) throw await moved(d.backups, b.uuid);
+          return resultOf(done[0]!);
+        }
+        if (task.state === "cancelled") throw new JobCanceledError(ctx.jobUuid);
+        throw new StratumError(Code.INTERNAL, `backup ${b.uuid}: volume task ${task.taskUuid} on host ${host.uuid} ${task.state}`, {
+          reason: "BACKUP_TASK_FAILED",
+          resources: { backupUuid: b.uuid, hostUuid: host.uuid, taskUuid: task.taskUuid },
+        });
+      } catch (e) {
+        if (!(e instanceof JobCancelFailedError) && stoppedByCancel(ctx, e)) {
+          await d.backups.transition([b.uuid], "Canceled", { held: "none" }, ["Creating"]);
+          throw new JobCanceledError(ctx.jobUuid);
+        }
+        if (supersededBy(ctx, e)) throw e; // a newer attempt carries on: it settles the backup
+        const why = e instanceof StratumError && e.reason === "BACKUP_TASK_FAILED" ? e.message : `backup ${b.uuid}${hostUuid ? ` (volume task ${b.uuid} on host ${hostUuid})` : ""}: ${errorMessage(e)}`;
+        await d.backups.transition([b.uuid], "Error", { error: why, held: "none" }, ["Creating"]);
+        throw e;
+      }
+    },
+    cancel: (ctx) => d.runs.cancel(ctx),
+  };
+}
+
+async function backupOf(backups: BackupStore, ctx: JobContext<BackupParams>): Promise<BackupRow> {
+  const b = await backups.get(ctx.params.backupUuid);
+  if (!b) throw StratumError.notFound("backup", ctx.params.backupUuid);
+  if (b.volumeUuid !== ctx.targetUuid) {
+    throw StratumError.invalidArgument([{ field: "target_uuid", description: `must be the volume of backup ${b.uuid} (${b.volumeUuid})` }], { backupUuid: b.uuid });
+  }
+  return b;
+}
+
+/** The job stopped because it was cancelled: a checkpoint said so, or its signal woke a wait. */
+export function stoppedByCancel(ctx: JobContext<unknown>, e: unknown): boolean {
+  if (e instanceof StratumError && (e.reason === "BACKUP_TASK_FAILED" || e.reason === "RESTORE_TASK_FAILED")) return false;
+  return e instanceof JobCanceledError || cancelled(ctx);
+}
+
+/** A newer attempt runs the job (or this replica hands it over): this one writes nothing more. */
+export function supersededBy(ctx: JobContext<unknown>, e: unknown): boolean {
+  return e instanceof JobSupersededError || (ctx.signal.aborted && !cancelled(ctx));
+}
+
+/** Why a write the job expected matched nothing: the backup moved (a delete, an earlier attempt) or the lease is gone. */
+export async function moved(backups: BackupStore, uuid: string): Promise<StratumError> {
+  if (!(await backups.leaseHeld())) return backups.leaseLost();
+  const now = await backups.get(uuid);
+  return new StratumError(Code.ABORTED, `backup ${uuid} is ${now?.state ?? "gone"}: it moved while its job ran`, { reason: "BACKUP_STATE_CONFLICT", resources: { backupUuid: uuid } });
+}
+
+function resultOf(b: BackupRow): Record<string, unknown> {
+  return { backupUuid: b.uuid, sizeBytes: b.sizeBytes, hostUuid: b.taskHostUuid ?? "" };
+}
