@@ -14,6 +14,10 @@ describe("commands", () => {
     expect(isRetrySafe("volume/task/cancel", undefined)).toBe(true);
     expect(isRetrySafe("vm/stop", undefined)).toBe(false);
     expect(isRetrySafe("vm/stop", "job-1/stop")).toBe(true);
+    // Reading or aborting a copy may be repeated; starting one may not (without a task id).
+    expect(isRetrySafe("vm/migrate/status", undefined)).toBe(true);
+    expect(isRetrySafe("vm/migrate/abort", undefined)).toBe(true);
+    expect(isRetrySafe("vm/migrate", undefined)).toBe(false);
     // Not a protocol command: assume the worst.
     expect(isRetrySafe("vm/snapshot", undefined)).toBe(false);
     expect(isRetrySafe("toString", undefined)).toBe(false);

@@ -14,6 +14,9 @@ describe("CLI", () => {
       basePort: 9100,
     });
     expect(parseCliArgs([])).toMatchObject({ hosts: 3, controlPort: 7070, socketTimeoutMs: 10_000 });
+    expect(parseCliArgs(["--volume-task-duration-ms", "50", "--chunk-bytes", "1048576", "--migrate-duration-ms", "200"])).toMatchObject({ volumeTaskDurationMs: 50, chunkBytes: 1_048_576, migrateDurationMs: 200 });
+    expect(() => parseCliArgs(["--chunk-bytes", "0"])).toThrow("--chunk-bytes must be an integer >= 1");
+    expect(() => parseCliArgs(["--migrate-duration-ms=-1"])).toThrow("--migrate-duration-ms must be an integer >= 0");
     expect(() => parseCliArgs(["--hosts", "0"])).toThrow("--hosts must be an integer >= 1");
     expect(() => parseCliArgs(["--nope"])).toThrow();
   });

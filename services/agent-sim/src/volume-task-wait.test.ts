@@ -142,6 +142,32 @@ describe("volume/task/wait", () => {
     }
   });
 
+  it("taskUuids: waits for the named tasks wherever they run, alone or with volumeUuids (a task matching either counts)", async () => {
+    await post(a, "volume/task/start", { volumeUuid: "t1a", kind: "backup", taskUuid: "t1-a", durationMs: 600_000 });
+    await post(a, "volume/task/start", { volumeUuid: "t1b", kind: "backup", taskUuid: "t1-b", durationMs: 600_000 });
+    await post(a, "volume/task/start", { volumeUuid: "t1c", kind: "backup", taskUuid: "t1-c", durationMs: 600_000 });
+    // Unknown and other-kind tasks do not block; a named task of another kind is filtered by kinds too.
+    expect((await post(a, "volume/task/wait", { taskUuids: ["nope"], timeoutMs: 0 })).body).toEqual({ exited: true, running: [] });
+    expect((await post(a, "volume/task/wait", { taskUuids: ["t1-a"], kinds: ["snapshot"], timeoutMs: 0 })).body).toEqual({ exited: true, running: [] });
+
+    const { reply: wait } = await pendingWait({ taskUuids: ["t1-a"], volumeUuids: ["t1b"], timeoutMs: VOLUME_TASK_WAIT_MAX_MS });
+    // t1-c is on neither: its exit changes nothing.
+    sim.host(0).finishVolumeTask("t1-c");
+    sim.host(0).finishVolumeTask("t1-a");
+    expect(runner().pendingWaits).toBe(1);
+    const check = await post(a, "volume/task/wait", { taskUuids: ["t1-a"], volumeUuids: ["t1b"], timeoutMs: 0 });
+    expect(check.body.running.map((t: any) => t.taskUuid)).toEqual(["t1-b"]);
+    sim.host(0).finishVolumeTask("t1-b", "failed");
+    expect((await wait).body).toEqual({ exited: true, running: [] });
+    expect(runner().pendingWaits).toBe(0);
+
+    // Named alone (volumeUuids empty is fine when taskUuids names one): answered by that task's exit.
+    await post(a, "volume/task/start", { volumeUuid: "t1d", kind: "backup", taskUuid: "t1-d", durationMs: 600_000 });
+    const { reply: byTask } = await pendingWait({ volumeUuids: [], taskUuids: ["t1-d"], timeoutMs: VOLUME_TASK_WAIT_MAX_MS });
+    sim.host(0).finishVolumeTask("t1-d");
+    expect((await byTask).body).toEqual({ exited: true, running: [] });
+  });
+
   it("bad input is a 400 naming the field, and waits for nothing", async () => {
     const cases: Array<[unknown, string, string]> = [
       [{ timeoutMs: 10 }, "MISSING_FIELD", "volumeUuids"],
@@ -156,6 +182,11 @@ describe("volume/task/wait", () => {
       [{ volumeUuids: ["w5"], timeoutMs: VOLUME_TASK_WAIT_MAX_MS + 1 }, "INVALID_FIELD", "timeoutMs"],
       [{ volumeUuids: ["w5"], timeoutMs: 1.5 }, "INVALID_FIELD", "timeoutMs"],
       [{ volumeUuids: ["w5"], kind: "backup", timeoutMs: 10 }, "INVALID_FIELD", "kind"],
+      [{ volumeUuids: [], taskUuids: [], timeoutMs: 10 }, "INVALID_FIELD", "volumeUuids"],
+      [{ taskUuids: [], timeoutMs: 10 }, "INVALID_FIELD", "taskUuids"],
+      [{ taskUuids: "w5-bk", timeoutMs: 10 }, "INVALID_FIELD", "taskUuids"],
+      [{ taskUuids: ["w5-bk", ""], timeoutMs: 10 }, "INVALID_FIELD", "taskUuids[1]"],
+      [{ taskUuids: Array.from({ length: 257 }, (_, i) => `t${i}`), timeoutMs: 10 }, "INVALID_FIELD", "taskUuids"],
     ];
     await post(a, "volume/task/start", { volumeUuid: "w5", kind: "backup", taskUuid: "w5-bk", durationMs: 600_000 });
     for (const [body, code, field] of cases) {
