@@ -98,6 +98,26 @@ export class HostAgents {
     return this.#send(host, command, body as AgentRequest<VmCommand>, taskId, signal, undefined, fence);
   }
 
+  /**
+   * Live-migrates a VM from `source` to `target` (`vm/migrate`): answers when the memory copy has
+   * ended. `taskId` names the migration, so a resumed job joins (or reads) the first one instead of
+   * starting a second. No abort signal on purpose: dropping the request would leave the copy
+   * running with its outcome unknown; a cancel aborts the copy on the agent ({@link migrateAbort}).
+   */
+  migrate(source: AgentHost, target: AgentHost, volumeUuids: string[], vmUuid: string, taskId: string, fence: Fence): Promise<AgentReply<"vm/migrate">> {
+    return this.#send(source, "vm/migrate", { vmUuid, targetAgentUrl: target.agentUrl, volumeUuids }, taskId, undefined, undefined, fence);
+  }
+
+  /** The VM's last migration from this host: its state and how much memory is copied. */
+  migrateStatus(source: AgentHost, vmUuid: string, signal?: AbortSignal): Promise<AgentReply<"vm/migrate/status">> {
+    return this.#send(source, "vm/migrate/status", { vmUuid }, undefined, signal);
+  }
+
+  /** Aborts the VM's memory copy from this host (Nova's abort); `aborted` false when none ran. */
+  migrateAbort(source: AgentHost, vmUuid: string, fence: Fence): Promise<AgentReply<"vm/migrate/abort">> {
+    return this.#send(source, "vm/migrate/abort", { vmUuid }, undefined, undefined, undefined, fence);
+  }
+
   #send<C extends AgentCommand>(
     host: AgentHost, command: C, body: AgentRequest<C>, taskId: string | undefined, signal: AbortSignal | undefined, bound?: HostCallBound, fence?: Fence,
   ): Promise<AgentReply<C>> {

@@ -1,7 +1,10 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import type { Logger } from "@stratum/core";
 import { errorMessage } from "@stratum/core";
+import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { fenceOf, type HostAgents } from "../clients/agents";
+import type { MigrationPeers } from "../clients/peers";
+import { migrationJobOf } from "./migrate-job";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import { TRANSIENT_STATES, type VmStore } from "../store/vm-store";
@@ -24,7 +27,11 @@ export interface VmReconcilerDeps {
    * accept writes the state before the work is queued, so the queue alone cannot tell.
    */
   busy(vmUuid: string): boolean;
+  /** Longjob, asked whether the job of a VM left Migrating still runs (then its resume settles the VM). */
+  peers: Pick<MigrationPeers, "job">;
 }
+
+const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED]);
 
 /** Default period of the scan for VMs left mid-operation, besides the scan on every ring change. */
 export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
@@ -129,8 +136,10 @@ export class VmReconciler {
     // Re-read in the VM's queue: an operation may have finished it, or a live replica taken it.
     const own = found?.lastActor === this.d.incarnation();
     if (!found || !TRANSIENT_STATES.includes(found.state) || (!own && this.d.isLive(found.lastActor))) return false;
+    if (found.state === "Migrating" && !(await this.#migrationOver(found))) return false;
     const vm = await this.d.vms.claim(uuid, found.state);
     if (!vm) return false; // moved meanwhile, or its actor renewed its lease: not abandoned after all
+    if (vm.state === "Migrating") return this.#settleMigration(found, vm, own);
     const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
     const onAgent = host ? (await this.d.agents.vms(host, undefined, fenceOf(vm))).vms.find((v) => v.vmUuid === uuid)?.state : undefined;
     const left = own
@@ -145,6 +154,35 @@ export class VmReconciler {
     const to: VmStateValue = onAgent === "running" ? "Running" : "Stopped";
     const why = `${left}; the agent reports it ${onAgent ?? "absent"}, so it is ${to}`;
     return this.#changed(found, await this.d.vms.transition(uuid, vm.state, to, why, vm.opRequest ?? undefined), onAgent);
+  }
+
+  /**
+   * Whether a Migrating VM's job is over: a job still Waiting, Running or Canceling is resumed by
+   * longjob on the VM's owner and settles the VM itself (it knows its reservation and its agent
+   * task); only a VM whose job ended without settling it (cancelled before its resumed attempt
+   * ran, or failed not knowing where the VM runs) is the takeover's.
+   */
+  async #migrationOver(vm: VmRow): Promise<boolean> {
+    const jobUuid = migrationJobOf(vm.opRequest);
+    if (!jobUuid) return true;
+    const job = await this.d.peers.job(jobUuid);
+    return !job || FINAL_JOB_STATES.has(job.state);
+  }
+
+  /**
+   * A Migrating VM whose job is over: the agents say where it runs. On the reserved target → the
+   * migration is recorded (host, capacity); otherwise it stays on its source and the target's
+   * reservation is released.
+   */
+  async #settleMigration(found: VmRow, vm: VmRow, own: boolean): Promise<boolean> {
+    const key = vm.opRequest ?? "";
+    const target = vm.migrateTargetUuid ? await this.d.hosts.agentOf(vm.migrateTargetUuid) : undefined;
+    const onTarget = target ? (await this.d.agents.vms(target)).vms.some((v) => v.vmUuid === vm.uuid && v.state === "running") : false;
+    const left = own ? "its migration ended without recording where the VM runs" : `replica ${found.lastActor.split("@")[0] || "(unknown)"} stopped while the VM was Migrating`;
+    const done = onTarget
+      ? await this.d.vms.endMigration(vm.uuid, key, "switch", "")
+      : await this.d.vms.endMigration(vm.uuid, key, "revert", `${left}; the VM does not run on the migration's target, so it stays on its source`);
+    return this.#changed(found, done, onTarget ? "running on the target" : undefined);
   }
 
   #changed(before: VmRow, after: VmRow | undefined, onAgent: string | undefined): boolean {

@@ -15,6 +15,7 @@ export const VM_STATE_TO_PROTO: Record<VmStateValue, VmState> = {
   Destroying: VmState.DESTROYING,
   Destroyed: VmState.DESTROYED,
   Error: VmState.ERROR,
+  Migrating: VmState.MIGRATING,
 };
 export const VM_STATE_FROM_PROTO = invert(VM_STATE_TO_PROTO);
 

@@ -1,9 +1,10 @@
-import { Code, StratumError } from "@stratum/core";
 import type { Bus } from "@stratum/bus";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
 import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
+import type { MigrationCheckDeps } from "../domain/migration-check";
 import type { VmManager } from "../domain/vm-manager";
+import { submitMigration } from "../domain/vm-migration";
 import { watchVm } from "../domain/vm-watch";
 import type { VmStore } from "../store/vm-store";
 import { VM_STATE_FROM_PROTO, vmToProto } from "./convert";
@@ -15,7 +16,7 @@ import { VM_STATE_FROM_PROTO, vmToProto } from "./convert";
  * ids, by the rules below. Mutations answer once accepted; reads and WatchVm (no routing rule)
  * are served by whichever replica the call reached.
  */
-export function vmApi(manager: VmManager, store: VmStore, bus: Bus): ServiceApi {
+export function vmApi(manager: VmManager, store: VmStore, bus: Bus, migrations: MigrationCheckDeps): ServiceApi {
   return serviceApi(
     VmService,
     {
@@ -46,9 +47,15 @@ export function vmApi(manager: VmManager, store: VmStore, bus: Bus): ServiceApi 
       async destroyVm(req) {
         return { vm: vmToProto(await manager.destroy(req.uuid, req.clientRequestId)) };
       },
-      async migrateVm() {
-        // Replaced by the compute.migrate job (issue 10) in this session's next commits.
-        throw new StratumError(Code.UNIMPLEMENTED, "MigrateVm is not built yet");
+      async migrateVm(req) {
+        const { vm, jobUuid } = await submitMigration(migrations, {
+          vmUuid: req.uuid,
+          targetHostUuid: req.targetHostUuid,
+          cancelBackupJobUuids: req.cancelBackupJobUuids,
+          backupWaitTimeoutMs: req.backupWaitTimeoutMs,
+          clientRequestId: req.clientRequestId,
+        });
+        return { vm: vmToProto(vm), jobUuid };
       },
       async *watchVm(req, ctx) {
         for await (const vm of watchVm(bus, store, req.uuid, ctx.signal)) yield { vm: vmToProto(vm) };
@@ -68,6 +75,8 @@ export function vmApi(manager: VmManager, store: VmStore, bus: Bus): ServiceApi 
       stopVm: mutationOf(),
       rebootVm: mutationOf(),
       destroyVm: mutationOf(),
+      // On the VM's owner, like every operation on it; a retry gets the first job.
+      migrateVm: mutationOf(),
     },
   );
 }

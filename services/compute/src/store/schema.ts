@@ -7,7 +7,7 @@ export const compute = pgSchema("compute");
 
 export const hostStatus = compute.enum("host_status", ["Connecting", "Connected", "Disconnected"]);
 export const hostState = compute.enum("host_state", ["Enabled", "Disabled", "Maintenance"]);
-export const vmState = compute.enum("vm_state", ["Created", "Starting", "Running", "Stopping", "Stopped", "Rebooting", "Destroying", "Destroyed", "Error"]);
+export const vmState = compute.enum("vm_state", ["Created", "Starting", "Running", "Stopping", "Stopped", "Rebooting", "Destroying", "Destroyed", "Error", "Migrating"]);
 
 /**
  * Hosts and their capacity accounting. `cpu_used` / `memory_used` are the sums reserved by the VMs
@@ -82,6 +82,13 @@ export const vms = compute.table(
      * A retry of that request after its replica died finds its outcome here (see `VmManager`).
      */
     opRequest: text("op_request"),
+    /**
+     * While Migrating: the host whose capacity the migration has reserved for the VM (it holds
+     * capacity on both hosts until the switch or the rollback clears this), so capacity can be
+     * recomputed from this table at any instant, and a migration resumed by another replica knows
+     * what its predecessor reserved.
+     */
+    migrateTargetUuid: uuid("migrate_target_uuid").references(() => hosts.uuid, { onDelete: "restrict" }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     seq: bigserial({ mode: "number" }).notNull(),

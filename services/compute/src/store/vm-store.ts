@@ -21,8 +21,8 @@ export interface NewVm {
   clientRequestId: string | null;
 }
 
-/** States a VM is in only while an operation works on it. */
-export const TRANSIENT_STATES: readonly VmStateValue[] = ["Created", "Starting", "Stopping", "Rebooting", "Destroying"];
+/** States a VM is in only while an operation works on it (Migrating: a compute.migrate job). */
+export const TRANSIENT_STATES: readonly VmStateValue[] = ["Created", "Starting", "Stopping", "Rebooting", "Destroying", "Migrating"];
 
 /**
  * Queries on `compute.vms`. State changes are conditional updates whose row count is checked by
@@ -221,6 +221,72 @@ export class VmStore {
       return vmFromRaw(raw as Record<string, unknown>);
     } catch (e) {
       throw mapPgError(e, { operation: "release vm", resources: { vmUuid: uuid } });
+    }
+  }
+
+  /**
+   * Reserves capacity for a migrating VM on a target host: the named one, or the connected,
+   * enabled host (never the VM's own) with the most free memory that fits it. One transaction:
+   * the VM row (Migrating under `opRequest`, no reservation yet, this replica's to write) is
+   * locked first, then the host's counters go up and the VM records the host in
+   * `migrate_target_uuid`, or nothing changes. Undefined when the VM is not in that state or no
+   * host fits (the caller tells which).
+   */
+  async reserveMigrationTarget(uuid: string, opRequest: string, targetHostUuid: string | undefined): Promise<VmRow | undefined> {
+    const q = this.handle.sql;
+    try {
+      const raw = await q.begin(async (tx) => {
+        const [vm] = await tx`SELECT t.uuid, t.cpu, t.memory, t.host_uuid FROM compute.vms AS t
+          WHERE t.uuid = ${uuid} AND t.state = 'Migrating' AND t.op_request = ${opRequest} AND t.migrate_target_uuid IS NULL AND ${this.#guard(q)!}
+          FOR UPDATE`;
+        if (!vm) return undefined;
+        const [host] = await tx`SELECT h.uuid FROM compute.hosts AS h
+          WHERE h.uuid <> ${vm.host_uuid as string} AND (${targetHostUuid ?? null}::uuid IS NULL OR h.uuid = ${targetHostUuid ?? null}::uuid)
+            AND h.status = 'Connected' AND h.state = 'Enabled'
+            AND h.cpu_used + ${vm.cpu as number} <= h.cpu_capacity AND h.memory_used + ${vm.memory as number} <= h.memory_capacity
+          ORDER BY h.memory_capacity - h.memory_used DESC LIMIT 1 FOR UPDATE`;
+        if (!host) return undefined;
+        await tx`UPDATE compute.hosts SET cpu_used = cpu_used + ${vm.cpu as number}, memory_used = memory_used + ${vm.memory as number} WHERE uuid = ${host.uuid as string}`;
+        const [row] = await tx`UPDATE compute.vms SET migrate_target_uuid = ${host.uuid as string}, updated_at = now() WHERE uuid = ${uuid} RETURNING *`;
+        return row as Record<string, unknown>;
+      });
+      return raw ? vmFromRaw(raw) : undefined;
+    } catch (e) {
+      throw mapPgError(e, { operation: "reserve migration target", resources: { vmUuid: uuid } });
+    }
+  }
+
+  /**
+   * Ends a migration (Migrating under `opRequest` → Running) in one statement with its event.
+   * `switch`: the VM now runs on its reserved target — its host becomes the target and the
+   * source's capacity is released. Otherwise it stays on its source and the target's reservation
+   * (if any) is released, `lastError` saying why. Undefined when the VM was not so (moved, or
+   * another replica's now).
+   */
+  async endMigration(uuid: string, opRequest: string, outcome: "switch" | "revert", lastError: string): Promise<VmRow | undefined> {
+    const q = this.handle.sql;
+    const switching = outcome === "switch";
+    try {
+      const [raw] = await q`
+        WITH m AS (
+          UPDATE compute.vms AS t SET state = 'Running', host_uuid = CASE WHEN ${switching} THEN old.migrate_target_uuid ELSE old.host_uuid END,
+            migrate_target_uuid = NULL, updated_at = now(), last_actor = ${this.actor()}, fence = t.fence + 1, last_error = ${lastError}, op_request = ${opRequest}
+          FROM compute.vms AS old
+          WHERE t.uuid = ${uuid} AND old.uuid = t.uuid AND t.state = 'Migrating' AND t.op_request = ${opRequest}
+            AND (NOT ${switching} OR old.migrate_target_uuid IS NOT NULL) AND ${this.#guard(q)!}
+          RETURNING t.*, CASE WHEN ${switching} THEN old.host_uuid ELSE old.migrate_target_uuid END AS __released, 'Migrating'::text AS __from
+        ), released AS (
+          UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - m.cpu, memory_used = h.memory_used - m.memory FROM m WHERE h.uuid = m.__released
+        ), event AS (
+          INSERT INTO compute.outbox (domain, event, key, payload, request_id)
+          SELECT 'compute', ${VM_STATE_CHANGED}, ${q.unsafe(vmEventKey("m"))}, ${q.unsafe(vmChangePayload("m", "m.__from"))}, ${currentWork()?.requestId ?? null}::text FROM m
+        )
+        SELECT * FROM m`;
+      if (!raw) return undefined;
+      this.eventsWritten();
+      return vmFromRaw(raw as Record<string, unknown>);
+    } catch (e) {
+      throw mapPgError(e, { operation: "end migration", resources: { vmUuid: uuid } });
     }
   }
 

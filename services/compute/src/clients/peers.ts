@@ -1,0 +1,66 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { ServiceRouter } from "@stratum/bus";
+import { Code, StratumError } from "@stratum/core";
+import type { Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
+import type { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
+import type { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
+import type { VolumeTask } from "@stratum/proto/stratum/storage/v1/volume_pb";
+
+/** Deadline of a quick call to longjob or storage (a read, a submit, a cancel). */
+const PEER_CALL_TIMEOUT_MS = 10_000;
+/** What a long-poll's deadline adds to the wait it asks for: the answer comes by then, never a timeout. */
+const WAIT_MARGIN_MS = 15_000;
+/** Largest page of ListVolumes. */
+const VOLUME_PAGE = 1_000;
+
+/** The other services a migration talks to: longjob (its job, the backups to cancel) and storage (the VM's volumes and their tasks). */
+export interface MigrationPeers {
+  /** The job as longjob has it, or undefined when longjob knows no such job. */
+  job(uuid: string): Promise<Job | undefined>;
+  /** Asks longjob to cancel a job; the job as the cancel left it (Canceling, or the final state it had reached). */
+  cancelJob(uuid: string, clientRequestId: string): Promise<Job>;
+  /** Submits a job; a retry with the same `clientRequestId` and `uuid` returns the first job. */
+  submitJob(s: { uuid: string; type: string; targetUuid: string; parameters: JsonObject; clientRequestId: string }): Promise<Job>;
+  /** The uuids of the volumes attached to the VM. */
+  vmVolumes(vmUuid: string): Promise<string[]>;
+  /** Waits (up to `timeoutMs`) until no task of `kinds` runs on the volumes; the ones still running when not. */
+  waitVolumeTasks(volumeUuids: string[], kinds: string[], timeoutMs: number, signal?: AbortSignal): Promise<{ exited: boolean; running: VolumeTask[] }>;
+}
+
+/** {@link MigrationPeers} over the kit's routers to longjob and storage replicas. */
+export function migrationPeers(longjob: ServiceRouter<typeof LongJobService>, storage: ServiceRouter<typeof StorageService>): MigrationPeers {
+  return {
+    async job(uuid) {
+      try {
+        return (await longjob.call(uuid, (c) => c.getJob({ uuid }, { timeoutMs: PEER_CALL_TIMEOUT_MS }))).job;
+      } catch (e) {
+        if (e instanceof StratumError && e.code === Code.NOT_FOUND) return undefined;
+        throw e;
+      }
+    },
+    async cancelJob(uuid, clientRequestId) {
+      const { job } = await longjob.call(uuid, (c) => c.cancelJob({ uuid, clientRequestId }, { timeoutMs: PEER_CALL_TIMEOUT_MS }));
+      return job!;
+    },
+    async submitJob(s) {
+      const { job } = await longjob.call(s.uuid, (c) => c.submitJob(s, { timeoutMs: PEER_CALL_TIMEOUT_MS }));
+      return job!;
+    },
+    async vmVolumes(vmUuid) {
+      const uuids: string[] = [];
+      let pageToken = "";
+      do {
+        const page = await storage.call(vmUuid, (c) => c.listVolumes({ vmUuid, pageSize: VOLUME_PAGE, pageToken }, { timeoutMs: PEER_CALL_TIMEOUT_MS }));
+        uuids.push(...page.volumes.map((v) => v.uuid));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      return uuids;
+    },
+    async waitVolumeTasks(volumeUuids, kinds, timeoutMs, signal) {
+      const r = await storage.call(volumeUuids[0]!, (c) =>
+        c.waitVolumeTasks({ volumeUuids, kinds, timeoutMs }, { timeoutMs: timeoutMs + WAIT_MARGIN_MS, ...(signal ? { signal } : {}) }),
+      );
+      return { exited: r.exited, running: r.running };
+    },
+  };
+}
