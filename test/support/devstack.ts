@@ -15,6 +15,11 @@ export interface Endpoints {
   compute: string[];
   /** Each compute replica's `/metrics` URL. */
   computeMetrics: string[];
+  storage?: string[];
+  longjob?: string[];
+  /** The shared primary storage and the backup storage the devstack registers. */
+  primaryStorage?: string;
+  backupStorage?: string;
   /** The pid file: `{ "nats": pid, "compute-0": pid, … }`, rewritten on every restart. */
   pids: string;
 }

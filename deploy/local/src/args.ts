@@ -18,6 +18,10 @@ export interface DevstackOptions {
   agentBasePort: number;
   /** Agent simulator latency per command, ms. */
   agentLatencyMs: number;
+  /** How long a simulated volume task (a backup's copy) takes, ms; undefined: the simulator's default. */
+  volumeTaskMs: number | undefined;
+  /** How long a simulated migration's memory copy takes, ms; undefined: the simulator's default. */
+  migrateMs: number | undefined;
   /** Capacity each simulated host is registered with. */
   hostCpu: number;
   hostMemoryGiB: number;
@@ -33,6 +37,8 @@ export const USAGE = `usage: pnpm start [-- options]
   --postgres-port P   embedded PostgreSQL port (default 5433; ignored with DATABASE_URL)
   --agent-port P      simulated host i on P+i (default 7200)
   --agent-latency MS  latency of every agent command (default 0)
+  --volume-task-ms MS how long a simulated volume task (a backup) copies (default: agent-sim's)
+  --migrate-ms MS     how long a simulated migration copies memory (default: agent-sim's)
   --host-cpu N        CPUs each simulated host has, as its agent reports them (default 32)
   --host-memory GIB   memory each simulated host has, GiB (default 128)
 A port of 0 means any free port (each replica and host then gets its own).
@@ -56,6 +62,8 @@ export function parseDevstackArgs(argv: readonly string[], cwd = process.cwd()):
       "postgres-port": { type: "string" },
       "agent-port": { type: "string" },
       "agent-latency": { type: "string" },
+      "volume-task-ms": { type: "string" },
+      "migrate-ms": { type: "string" },
       "host-cpu": { type: "string" },
       "host-memory": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -78,6 +86,8 @@ export function parseDevstackArgs(argv: readonly string[], cwd = process.cwd()):
     postgresPort: int("postgres-port", values["postgres-port"], 5433, 0, 65535),
     agentBasePort: int("agent-port", values["agent-port"], 7200, 0, 64000),
     agentLatencyMs: int("agent-latency", values["agent-latency"], 0, 0, 600_000),
+    volumeTaskMs: values["volume-task-ms"] === undefined ? undefined : int("volume-task-ms", values["volume-task-ms"], 0, 0, 3_600_000),
+    migrateMs: values["migrate-ms"] === undefined ? undefined : int("migrate-ms", values["migrate-ms"], 0, 0, 3_600_000),
     hostCpu: int("host-cpu", values["host-cpu"], 32, 1, 100_000),
     hostMemoryGiB: int("host-memory", values["host-memory"], 128, 1, 1_000_000),
   };

@@ -11,6 +11,7 @@ import { goneAt } from "./liveness";
 import { PidFile } from "./pid-file";
 import { Supervisor, type Launch, type Run } from "./supervisor";
 import { presentServices, SERVICE_ORDER } from "./services-present";
+import { registerDefaultStorages } from "./default-storages";
 
 const repoRoot = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 
@@ -120,6 +121,8 @@ async function main(): Promise<void> {
       const urls: string[] = [];
       const { child, ready } = await launchChild(signal, "agent-sim", "services/agent-sim/src/main.ts", [
         "--hosts", String(options.hosts), "--cpu", String(options.hostCpu), "--memory-gib", String(options.hostMemoryGiB), ...simPorts, "--latency-ms", String(options.agentLatencyMs),
+        ...(options.volumeTaskMs === undefined ? [] : ["--volume-task-duration-ms", String(options.volumeTaskMs)]),
+        ...(options.migrateMs === undefined ? [] : ["--migrate-duration-ms", String(options.migrateMs)]),
       ], {}, join(logDir, "agent-sim.log"), (j) => {
         if (typeof j.url === "string") urls.push(j.url);
         return j.ready === true ? (j.controlUrl as string) : undefined;
@@ -170,6 +173,12 @@ async function main(): Promise<void> {
   }
 
   if (endpoints.compute) await registerHosts((endpoints.compute as string[])[0]!, simReady, agentUrls, options);
+  if (endpoints.storage) {
+    const { primaryStorageUuid, backupStorageUuid } = await registerDefaultStorages((endpoints.storage as string[])[0]!);
+    endpoints.primaryStorage = primaryStorageUuid;
+    endpoints.backupStorage = backupStorageUuid;
+    print("storage", `primary ${primaryStorageUuid} (shared), backup ${backupStorageUuid}`);
+  }
   endpoints.pids = pids.path;
   writeFileSync(join(options.dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
   print("logs", logDir);
