@@ -1,5 +1,5 @@
 import type { AgentSim, AgentSimOptions } from "@stratum/agent-sim";
-import type { AgentClientOptions } from "@stratum/agent-client";
+import type { AgentCallEvent, AgentClientOptions } from "@stratum/agent-client";
 import { computeModule } from "@stratum/compute";
 import { longjobModule } from "@stratum/longjob";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
@@ -39,6 +39,8 @@ export interface StorageStack extends StorageClients {
   compute: TestService<Record<string, unknown>>;
   storage: TestService<typeof tables>;
   sim: AgentSim;
+  /** Every agent call storage's replicas made, as it ended (command, host, outcome, duration). */
+  agentCalls: AgentCallEvent[];
   /** The hosts in compute, Connected, named by their sim hosts' uuids. */
   hostUuids: string[];
   jobs: Client<typeof LongJobService>;
@@ -65,7 +67,8 @@ export async function startStorageStack(o: StorageStackOptions = {}): Promise<St
     settings: { STRATUM_PING_INTERVAL_MS: 60_000 },
     agentSim: { hosts: o.hosts ?? 2, ...o.sim },
   });
-  const storage = await startTestService(storageModule(o.agent), { ...shared, replicas: o.storageReplicas ?? 2 });
+  const agentCalls: AgentCallEvent[] = [];
+  const storage = await startTestService(storageModule({ onCall: (e) => void agentCalls.push(e), ...o.agent }), { ...shared, replicas: o.storageReplicas ?? 2 });
   const sim = compute.sim!;
   const hosts = createClient(HostService, compute.replicas[0]!.address);
   const jobs = createClient(LongJobService, longjob.replicas[0]!.address);
@@ -105,6 +108,7 @@ export async function startStorageStack(o: StorageStackOptions = {}): Promise<St
       compute,
       storage,
       sim,
+      agentCalls,
       hostUuids,
       jobs,
       hosts,
