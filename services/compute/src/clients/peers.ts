@@ -1,7 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { ServiceRouter } from "@stratum/bus";
 import { Code, StratumError } from "@stratum/core";
-import type { Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
+import { JobState, type Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import type { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import type { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import type { VolumeTask } from "@stratum/proto/stratum/storage/v1/volume_pb";
@@ -10,6 +10,7 @@ import type { VolumeTask } from "@stratum/proto/stratum/storage/v1/volume_pb";
 const PEER_CALL_TIMEOUT_MS = 10_000;
 /** What a long-poll's deadline adds to the wait it asks for: the answer comes by then, never a timeout. */
 const WAIT_MARGIN_MS = 15_000;
+const FINAL: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED]);
 /** Largest page of ListVolumes. */
 const VOLUME_PAGE = 1_000;
 
@@ -19,6 +20,8 @@ export interface MigrationPeers {
   job(uuid: string): Promise<Job | undefined>;
   /** Asks longjob to cancel a job; the job as the cancel left it (Canceling, or the final state it had reached). */
   cancelJob(uuid: string, clientRequestId: string): Promise<Job>;
+  /** Follows a job (WatchJob, event-driven) until it is Succeeded, Failed or Canceled: the job then. */
+  finalJob(uuid: string, signal: AbortSignal): Promise<Job>;
   /** Submits a job; a retry with the same `clientRequestId` and `uuid` returns the first job. */
   submitJob(s: { uuid: string; type: string; targetUuid: string; parameters: JsonObject; clientRequestId: string }): Promise<Job>;
   /** The uuids of the volumes attached to the VM. */
@@ -41,6 +44,12 @@ export function migrationPeers(longjob: ServiceRouter<typeof LongJobService>, st
     async cancelJob(uuid, clientRequestId) {
       const { job } = await longjob.call(uuid, (c) => c.cancelJob({ uuid, clientRequestId }, { timeoutMs: PEER_CALL_TIMEOUT_MS }));
       return job!;
+    },
+    async finalJob(uuid, signal) {
+      return longjob.call(uuid, async (c) => {
+        for await (const m of c.watchJob({ uuid }, { signal })) if (m.job && FINAL.has(m.job.state)) return m.job;
+        throw new StratumError(Code.UNAVAILABLE, `the watch of job ${uuid} ended before the job did`, { reason: "WATCH_ENDED", resources: { jobUuid: uuid } });
+      });
     },
     async submitJob(s) {
       const { job } = await longjob.call(s.uuid, (c) => c.submitJob(s, { timeoutMs: PEER_CALL_TIMEOUT_MS }));

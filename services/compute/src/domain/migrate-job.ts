@@ -1,6 +1,7 @@
 import { isFenced } from "@stratum/agent-client";
 import { Code, errorMessage, StratumError } from "@stratum/core";
 import { JobCanceledError, JobSupersededError, type JobContext, type JobTypeDefinition } from "@stratum/jobs";
+import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { fenceOf, type AgentHost, type HostAgents } from "../clients/agents";
 import type { MigrationPeers } from "../clients/peers";
 import type { HostStore } from "../store/host-store";
@@ -127,8 +128,8 @@ class Migration {
       const volumes = await d.peers.vmVolumes(this.vmUuid);
       if (!vm.migrateTargetUuid) {
         // A resumed job that had reserved its target got past these before: never again.
-        await this.#cancelBackups(ctx.params.cancelBackupJobUuids ?? []);
-        await this.#waitForBackups(volumes);
+        const cancelled = await this.#cancelBackups(ctx.params.cancelBackupJobUuids ?? []);
+        await this.#waitForBackups(volumes, cancelled);
         await ctx.checkpoint();
         vm = await this.#reserve(vm);
       }
@@ -200,42 +201,69 @@ class Migration {
     }
   }
 
-  /** Cancels each named backup job; any cancel that fails fails the migration, naming the job and why. */
-  async #cancelBackups(jobUuids: readonly string[]): Promise<void> {
-    if (jobUuids.length === 0) return;
+  /**
+   * Asks longjob to cancel each named backup job; a cancel longjob refuses fails the migration,
+   * naming the job and why. The jobs still stopping (Canceling), whose end the wait watches.
+   */
+  async #cancelBackups(jobUuids: readonly string[]): Promise<string[]> {
+    if (jobUuids.length === 0) return [];
     this.ctx.progress({ stage: "cancelling-backups", percent: 1 });
     const outcomes = await Promise.allSettled(jobUuids.map((uuid) => this.d.peers.cancelJob(uuid, `${this.key}:cancel:${uuid}`)));
     const failed = jobUuids.flatMap((uuid, i) => {
       const o = outcomes[i]!;
       return o.status === "rejected" ? [{ uuid, error: StratumError.from(o.reason) }] : [];
     });
-    if (failed.length > 0) {
-      const why = failed.map((f) => `backup job ${f.uuid}: ${f.error.reason ? `${f.error.reason}: ` : ""}${f.error.message}`).join("; ");
-      throw new StratumError(Code.FAILED_PRECONDITION, `cannot migrate vm ${this.vmUuid}: cancelling ${why}`, {
-        reason: "BACKUP_CANCEL_FAILED",
-        resources: { vmUuid: this.vmUuid, jobUuid: failed[0]!.uuid, jobUuids: failed.map((f) => f.uuid).join(",") },
-        cause: failed[0]!.error,
-      });
+    if (failed.length > 0) throw this.#cancelFailed(failed);
+    const stopping: string[] = [];
+    for (const [i, o] of outcomes.entries()) {
+      if (o.status !== "fulfilled") continue;
+      this.ctx.log.info("backup job cancelled before migration", { backupJobUuid: jobUuids[i], state: JobState[o.value.state] });
+      if (o.value.state === JobState.CANCELING) stopping.push(jobUuids[i]!);
     }
-    for (const [i, o] of outcomes.entries()) if (o.status === "fulfilled") this.ctx.log.info("backup job cancelled before migration", { backupJobUuid: jobUuids[i], state: o.value.state });
+    return stopping;
+  }
+
+  #cancelFailed(failed: Array<{ uuid: string; error: { reason: string; message: string } }>): StratumError {
+    const why = failed.map((f) => `backup job ${f.uuid}: ${f.error.reason ? `${f.error.reason}: ` : ""}${f.error.message}`).join("; ");
+    return new StratumError(Code.FAILED_PRECONDITION, `cannot migrate vm ${this.vmUuid}: cancelling ${why}`, {
+      reason: "BACKUP_CANCEL_FAILED",
+      resources: { vmUuid: this.vmUuid, jobUuid: failed[0]!.uuid, jobUuids: failed.map((f) => f.uuid).join(",") },
+    });
   }
 
   /**
    * Waits until no backup task runs on the VM's volumes — other kinds (a snapshot, a resize) do not
    * block a migration — bounded, and woken by the tasks' exits (storage long-polls the agents) or
-   * by a cancel of this job (its signal).
+   * by a cancel of this job (its signal). Meanwhile the cancelled backup jobs are followed to their
+   * end: one whose cancel could not stop its task (it ends Failed, JOB_CANCEL_FAILED) fails the
+   * migration at once, naming the job and why, instead of timing out on a task that will not exit.
    */
-  async #waitForBackups(volumes: string[]): Promise<void> {
-    if (volumes.length === 0) return;
+  async #waitForBackups(volumes: string[], stopping: string[]): Promise<void> {
+    if (volumes.length === 0 && stopping.length === 0) return;
     const timeoutMs = this.ctx.params.backupWaitTimeoutMs || this.d.backupWaitMs;
     this.ctx.progress({ stage: "waiting-for-backups", percent: 5 });
-    const r = await this.d.peers.waitVolumeTasks(volumes, [BLOCKING_KIND], timeoutMs, this.ctx.signal);
-    if (r.exited) return;
-    const tasks = r.running.map((t) => `task ${t.taskUuid} (${t.kind} on volume ${t.volumeUuid}, ${t.state})`).join(", ");
-    throw new StratumError(Code.DEADLINE_EXCEEDED, `cannot migrate vm ${this.vmUuid}: backup tasks still running on its volumes after ${timeoutMs} ms: ${tasks}`, {
-      reason: "BACKUP_WAIT_TIMEOUT",
-      resources: { vmUuid: this.vmUuid, taskUuids: r.running.map((t) => t.taskUuid).join(",") },
-    });
+    const done = new AbortController();
+    const onAbort = () => done.abort(this.ctx.signal.reason);
+    this.ctx.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const cancelFailures = stopping.map(async (uuid) => {
+        const job = await this.d.peers.finalJob(uuid, done.signal);
+        if (job.state === JobState.FAILED && job.error?.reason === "JOB_CANCEL_FAILED") throw this.#cancelFailed([{ uuid, error: { reason: job.error.reason, message: job.error.message } }]);
+      });
+      const wait = volumes.length === 0 ? Promise.resolve({ exited: true, running: [] }) : this.d.peers.waitVolumeTasks(volumes, [BLOCKING_KIND], timeoutMs, this.ctx.signal);
+      // A watch that ends for another reason (its stream broke) only loses the early answer: the wait still bounds the step.
+      const early = Promise.all(cancelFailures.map((p) => p.catch((e: unknown) => { if (e instanceof StratumError && e.reason === "BACKUP_CANCEL_FAILED") throw e; }))).then(() => new Promise<never>(() => {}));
+      const r = await Promise.race([wait, early]);
+      if (r.exited) return;
+      const tasks = r.running.map((t) => `task ${t.taskUuid} (${t.kind} on volume ${t.volumeUuid}, ${t.state})`).join(", ");
+      throw new StratumError(Code.DEADLINE_EXCEEDED, `cannot migrate vm ${this.vmUuid}: backup tasks still running on its volumes after ${timeoutMs} ms: ${tasks}`, {
+        reason: "BACKUP_WAIT_TIMEOUT",
+        resources: { vmUuid: this.vmUuid, taskUuids: r.running.map((t) => t.taskUuid).join(",") },
+      });
+    } finally {
+      this.ctx.signal.removeEventListener("abort", onAbort);
+      done.abort();
+    }
   }
 
   /** Chooses the target (the named one, or by free capacity; never the source) and reserves its capacity. */
