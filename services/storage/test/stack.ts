@@ -1,4 +1,4 @@
-import type { AgentSim, AgentSimOptions } from "@stratum/agent-sim";
+import type { AgentSim, AgentSimOptions, SimHostOptions } from "@stratum/agent-sim";
 import type { AgentCallEvent, AgentClientOptions } from "@stratum/agent-client";
 import { computeModule } from "@stratum/compute";
 import { longjobModule } from "@stratum/longjob";
@@ -20,8 +20,10 @@ export const FINAL_JOB_STATES = new Set([JobState.SUCCEEDED, JobState.FAILED, Jo
 export interface StorageStackOptions {
   /** Storage replicas. Default 2. */
   storageReplicas?: number;
-  /** Simulated hosts, each added to compute (same uuid as its sim host). Default 2. */
-  hosts?: number;
+  /** Simulated hosts (a count, or one options object each), each added to compute (same uuid as its sim host). Default 2. */
+  hosts?: number | SimHostOptions[];
+  /** Capacity each host is added to compute with. Default 16 CPU, 64 GiB. */
+  hostCapacity?: { cpu: number; memoryBytes: bigint };
   /** Agent-sim options (task durations, chunk size…). */
   sim?: Omit<AgentSimOptions, "hosts">;
   /** Storage's agent client (tests shorten deadlines). */
@@ -92,7 +94,7 @@ export async function startStorageStack(o: StorageStackOptions = {}): Promise<St
   try {
     const hostUuids: string[] = [];
     for (const [i, h] of sim.hosts.entries()) {
-      const { host } = await hosts.addHost({ uuid: h.uuid, name: `host-${i}`, agentUrl: h.url, cpuCapacity: 16, memoryCapacityBytes: 64n * GIB });
+      const { host } = await hosts.addHost({ uuid: h.uuid, name: `host-${i}`, agentUrl: h.url, cpuCapacity: o.hostCapacity?.cpu ?? 16, memoryCapacityBytes: o.hostCapacity?.memoryBytes ?? 64n * GIB });
       hostUuids.push(host!.uuid);
     }
     // Storage registers its job types with longjob in the background, at start.
