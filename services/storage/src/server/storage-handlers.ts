@@ -1,3 +1,4 @@
+import { Code, StratumError } from "@stratum/core";
 import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
 import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
@@ -80,6 +81,12 @@ export function storageApi(manager: VolumeManager, store: VolumeStore, tasks: Vo
       },
       async listVolumeTasks(req, ctx) {
         return { tasks: (await tasks.list(req.volumeUuids, req.kinds, ctx.signal)).map(volumeTaskToProto) };
+      },
+      async createRootVolumes() {
+        throw new StratumError(Code.UNIMPLEMENTED, "CreateRootVolumes is not built yet");
+      },
+      async releaseVmVolumes() {
+        throw new StratumError(Code.UNIMPLEMENTED, "ReleaseVmVolumes is not built yet");
       },
       async waitVolumeTasks(req, ctx) {
         const { exited, running } = await tasks.wait(req.volumeUuids, req.kinds, req.timeoutMs, ctx.signal);
