@@ -97,4 +97,23 @@ describe("a migration whose replica dies", () => {
     expect(after.get(s.hostUuids[0]!)!.memory).toBe(before.get(s.hostUuids[0]!)!.memory - 1024n ** 3n);
     expect(after.get(s.hostUuids[2]!)!.memory).toBe(before.get(s.hostUuids[2]!)!.memory + 1024n ** 3n);
   }, 90_000);
+  it("cancelled while its replica is dead: the resumed attempt stops before any work, and the takeover puts the VM back on its source", async () => {
+    const vm = await vmOnChild("compute-3");
+    const backup = await s.backup(vm.volumeUuid);
+    const before = await s.usage();
+    const since = lastSeq(s);
+    const { jobUuid } = await s.vms.migrateVm({ uuid: vm.uuid, targetHostUuid: s.hostUuids[1]!, backupWaitTimeoutMs: 600_000 });
+    await s.untilJob(jobUuid, (j) => j.progress?.stage === "waiting-for-backups" && j.executor === "compute-3", "the wait on compute-3");
+    await kill9(child!);
+    child = undefined;
+    // Cancelled before longjob notices the death: no attempt will ever run the job's code again.
+    await s.jobs.cancelJob({ uuid: jobUuid });
+    expect((await s.finished(jobUuid)).state).toBe(JobState.CANCELED);
+    const settled = await untilVm(s.vms, vm.uuid, (v) => v.state !== VmState.MIGRATING);
+    expect(settled).toMatchObject({ state: VmState.RUNNING, hostUuid: s.hostUuids[0] });
+    expect(settled.lastError).toContain("stays on its source");
+    expect(s.sim.timeline(since).filter((e) => e.event === "command" && e.command === "vm/migrate")).toHaveLength(0);
+    expect(await s.usage()).toEqual(before);
+    s.sim.host(0).finishVolumeTask(backup.taskUuid, "succeeded");
+  }, 90_000);
 });
