@@ -6,7 +6,7 @@ const TIB = 1024n ** 4n;
 
 /** What the devstack creates so that volumes and backups work out of the box. */
 export const DEFAULT_STORAGES = {
-  primary: { name: "devstack-shared", totalCapacityBytes: 64n * TIB, clientRequestId: "devstack-primary-storage" },
+  primary: { name: "devstack-shared", totalCapacityBytes: 1024n * TIB, clientRequestId: "devstack-primary-storage" },
   backup: { name: "devstack-backup", totalCapacityBytes: 256n * TIB, clientRequestId: "devstack-backup-storage" },
 } as const;
 
