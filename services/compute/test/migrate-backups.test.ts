@@ -36,6 +36,8 @@ describe("MigrateVm with backups to cancel first", () => {
     // The memory copy is running: the VM is Migrating meanwhile, and other operations are refused.
     expect((await s.vms.getVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.MIGRATING);
     await expect(s.vms.stopVm({ uuid: vm.uuid })).rejects.toMatchObject({ reason: "VM_BUSY" });
+    // The job's progress follows the agent's copy (vm/migrate/status) while the call runs.
+    await s.untilJob(jobUuid, (j) => j.progress?.stage === "copying-memory" && j.progress.percent > 10 && j.progress.bytesTotal > 0n, "copy progress");
     s.sim.host(0).completeMigration(vm.uuid);
     const job = await s.finished(jobUuid);
     expect(job.state, job.error?.message).toBe(JobState.SUCCEEDED);
@@ -98,6 +100,10 @@ describe("MigrateVm with backups to cancel first", () => {
     await s.untilTimeline((e) => e.event === "migrate-copy-start" && e.vmUuid === vm.uuid, since);
     s.sim.host(0).completeMigration(vm.uuid);
     expect((await s.finished(jobUuid)).state).toBe(JobState.SUCCEEDED);
+    // No target named: the allocator chose one, never the source.
+    const moved = (await s.vms.getVm({ uuid: vm.uuid })).vm!;
+    expect(moved.state).toBe(VmState.RUNNING);
+    expect(s.hostUuids.slice(1)).toContain(moved.hostUuid);
     // The snapshot still runs: the migration never waited for it.
     expect(s.sim.host(0).inspect().volumeTasks.find((t) => t.taskUuid === snapshot.task.taskUuid)?.state).toBe("running");
     s.sim.host(0).finishVolumeTask(snapshot.task.taskUuid, "succeeded");

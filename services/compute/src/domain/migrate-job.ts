@@ -87,8 +87,10 @@ export function migrateJob(d: MigrateJobDeps): JobTypeDefinition<MigrateParams, 
     targetRequired: true,
     signature: ({ targetUuid }) => `vm-${targetUuid}`,
     run: (ctx) => new Migration(d, ctx, copies).run(),
+    // Not awaited: the abort is re-sent until vm/migrate answers (see Migration#copy), and the
+    // StopJob that runs this hook must not wait for a copy.
     async cancel(ctx) {
-      await copies.get(ctx.jobUuid)?.abort();
+      void copies.get(ctx.jobUuid)?.abort();
     },
   };
 }
@@ -311,7 +313,8 @@ class Migration {
       if (ctx.signal.aborted) throw new JobCanceledError(ctx.jobUuid);
       ctx.progress({ stage: "copying-memory", percent: 10 });
       const call = d.agents.migrate(from, to, volumes, this.vmUuid, `migrate-${ctx.jobUuid}`, fence);
-      const progress = this.#followProgress(from, () => settled);
+      const answered = new AbortController();
+      const progress = this.#followProgress(from, answered.signal);
       try {
         await Promise.race([call, superseded(ctx.signal)]);
       } catch (e) {
@@ -335,6 +338,7 @@ class Migration {
         });
       } finally {
         settled = true;
+        answered.abort();
         await progress;
       }
     } finally {
@@ -343,18 +347,17 @@ class Migration {
     }
   }
 
-  /** Reports the copy's percent (from `vm/migrate/status`) until `done()`. */
-  async #followProgress(from: AgentHost, done: () => boolean): Promise<void> {
-    while (!done()) {
-      await sleep(PROGRESS_INTERVAL_MS);
-      if (done()) return;
+  /** Reports the copy's percent (from `vm/migrate/status`) until `answered` aborts (vm/migrate has its answer). */
+  async #followProgress(from: AgentHost, answered: AbortSignal): Promise<void> {
+    while (!answered.aborted) {
       try {
-        const s = await this.d.agents.migrateStatus(from, this.vmUuid);
+        await sleep(PROGRESS_INTERVAL_MS, answered);
+        const s = await this.d.agents.migrateStatus(from, this.vmUuid, answered);
         if (s.state === "copying") {
           this.ctx.progress({ stage: "copying-memory", percent: 10 + Math.floor(s.percent * 0.85), bytesDone: s.memoryBytesDone, bytesTotal: s.memoryBytesTotal });
         }
       } catch {
-        // Before the copy starts the agent knows no migration of the VM: nothing to show yet.
+        // Answered meanwhile, or the agent knows no copy of the VM yet (it has not started): nothing to show.
       }
     }
   }
