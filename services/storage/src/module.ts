@@ -11,12 +11,14 @@ import { VolumeAgents } from "./clients/volume-agents";
 import { backupJob } from "./domain/backup-job";
 import { BackupManager } from "./domain/backup-manager";
 import { restoreJob } from "./domain/restore-job";
+import { RootVolumes } from "./domain/root-volumes";
 import { VolumeManager } from "./domain/volume-manager";
 import { VolumeTaskRuns } from "./domain/volume-task-run";
 import { VolumeTaskDirectory } from "./domain/volume-tasks";
 import { backupApi } from "./server/backup-handlers";
 import { storageApi } from "./server/storage-handlers";
 import { BackupStore } from "./store/backup-store";
+import { RootVolumeStore } from "./store/root-volume-store";
 import { tables } from "./store/schema";
 import { VolumeStore } from "./store/volume-store";
 
@@ -53,8 +55,9 @@ export function storageModule(agent: AgentClientOptions = {}): ServiceModule<typ
         longjob: ctx.peers("longjob").for(JobControlService),
       });
       const tasks = new VolumeTaskDirectory(store, backups, locator, agents);
+      const roots = new RootVolumes({ store: new RootVolumeStore(ctx.db, ctx.ownership.incarnation, ctx.eventsWritten), log: ctx.log });
       return {
-        services: [storageApi(manager, store, tasks), backupApi(backupManager, backups), executor.api],
+        services: [storageApi(manager, store, tasks, roots), backupApi(backupManager, backups), executor.api],
         start: () => executor.start(),
         drain: () => executor.drain(),
         async stop() {

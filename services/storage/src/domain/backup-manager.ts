@@ -105,6 +105,9 @@ export class BackupManager {
       });
       if (!created) {
         if (!(await this.d.backups.leaseHeld())) throw this.d.backups.leaseLost();
+        if ((await this.d.volumes.get(volume.uuid))?.state === "Deleted") {
+          throw new StratumError(Code.FAILED_PRECONDITION, `volume ${volume.uuid} was deleted: it cannot be backed up`, { reason: "VOLUME_DELETED", resources: { volumeUuid: volume.uuid } });
+        }
         throw backupStorageFull(await this.getStorage(storage.uuid), volume.sizeBytes, spec.uuid);
       }
       return this.#submitBackupJob(created);

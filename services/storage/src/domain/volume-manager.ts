@@ -2,6 +2,7 @@ import { Code, StratumError } from "@stratum/core";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import type { Logger } from "@stratum/core";
 import type { PrimaryStorageRow, VolumeKindValue, VolumeRow } from "../store/schema";
+import { volumeBackupRunning } from "../store/busy-backups";
 import type { NewPrimaryStorage, VolumeStore } from "../store/volume-store";
 
 export interface VolumeManagerDeps {
@@ -142,6 +143,7 @@ export class VolumeManager {
   async delete(uuid: string): Promise<VolumeRow> {
     return this.#onVolume(uuid, "delete-volume", async () => {
       const deleted = await this.d.store.delete(uuid);
+      if (deleted && "busy" in deleted) throw volumeBackupRunning(deleted.busy, "deleted");
       if (deleted) return deleted;
       const v = await this.get(uuid);
       if (v.state === "Deleted") return v; // a retried delete

@@ -1,7 +1,7 @@
-import { Code, StratumError } from "@stratum/core";
 import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import { mutationOf, serviceApi, type ServiceApi } from "@stratum/runtime";
 import { decodePageToken, encodePageToken, pageSize, pageTokenField, resourceUuid } from "@stratum/validation";
+import { errorCodeName, type RootVolumes } from "../domain/root-volumes";
 import type { VolumeManager } from "../domain/volume-manager";
 import type { VolumeTaskDirectory } from "../domain/volume-tasks";
 import type { VolumeStore } from "../store/volume-store";
@@ -10,9 +10,10 @@ import { storageToProto, VOLUME_KIND_FROM_PROTO, VOLUME_STATE_FROM_PROTO, volume
 /**
  * StorageService: the handlers only call the domain. The kit validates each request (limits in
  * storage.proto), routes mutations to the owner of the volume's (or storage's) UUID and answers
- * retried request ids. Reads are answered by any replica, from Postgres.
+ * retried request ids. Reads are answered by any replica, from Postgres, and so are compute's
+ * batches of root volumes and releases (see RootVolumes).
  */
-export function storageApi(manager: VolumeManager, store: VolumeStore, tasks: VolumeTaskDirectory): ServiceApi {
+export function storageApi(manager: VolumeManager, store: VolumeStore, tasks: VolumeTaskDirectory, roots: RootVolumes): ServiceApi {
   return serviceApi(
     StorageService,
     {
@@ -82,11 +83,18 @@ export function storageApi(manager: VolumeManager, store: VolumeStore, tasks: Vo
       async listVolumeTasks(req, ctx) {
         return { tasks: (await tasks.list(req.volumeUuids, req.kinds, ctx.signal)).map(volumeTaskToProto) };
       },
-      async createRootVolumes() {
-        throw new StratumError(Code.UNIMPLEMENTED, "CreateRootVolumes is not built yet");
+      async createRootVolumes(req) {
+        const outcomes = await roots.create(
+          req.volumes.map((v) => ({ vmUuid: v.vmUuid, hostUuid: v.hostUuid, sizeBytes: Number(v.sizeBytes), primaryStorageUuid: v.primaryStorageUuid })),
+        );
+        return {
+          results: outcomes.map((o) =>
+            "volume" in o ? { vmUuid: o.vmUuid, volume: volumeToProto(o.volume) } : { vmUuid: o.vmUuid, errorCode: errorCodeName(o.error), errorMessage: o.error.message },
+          ),
+        };
       },
-      async releaseVmVolumes() {
-        throw new StratumError(Code.UNIMPLEMENTED, "ReleaseVmVolumes is not built yet");
+      async releaseVmVolumes(req) {
+        return { volumes: (await roots.release(req.vmUuids)).map(volumeToProto) };
       },
       async waitVolumeTasks(req, ctx) {
         const { exited, running } = await tasks.wait(req.volumeUuids, req.kinds, req.timeoutMs, ctx.signal);
@@ -113,6 +121,16 @@ export function storageApi(manager: VolumeManager, store: VolumeStore, tasks: Vo
       attachVolume: mutationOf(),
       detachVolume: mutationOf(),
       deleteVolume: mutationOf(),
+      // No owner: served where the call lands (see RootVolumes). Idempotent per VM, not per request id.
+      createRootVolumes: {
+        validate: (r, v) => {
+          const seen = new Set<string>();
+          r.volumes.forEach((s, i) => {
+            v.check(!seen.has(s.vmUuid), `volumes[${i}].vm_uuid`, `VM ${s.vmUuid} is named more than once`);
+            seen.add(s.vmUuid);
+          });
+        },
+      },
     },
   );
 }

@@ -112,16 +112,22 @@ export class BackupStore {
 
   /**
    * Records a backup, Creating, holding the volume's size on its storage: the row exists only if
-   * the conditional UPDATE of the storage reserved it. Undefined when nothing was written (no such
-   * storage, not enough free, or the lease is gone: the caller tells which).
+   * the conditional UPDATE of the storage reserved it, and the volume (its row locked) is not
+   * Deleted. Undefined when nothing was written (no such storage, not enough free, the volume
+   * deleted meanwhile, or the lease is gone: the caller tells which).
    */
   async create(b: NewBackup): Promise<BackupRow | undefined> {
     const sql = this.#sql;
     try {
       const rows = await sql`
-        WITH reserved AS (
+        WITH vol AS (
+          -- Locks the volume's row (against a delete, which locks it FOR UPDATE and then looks
+          -- for backups being created) and finds it still there: no backup of a deleted volume.
+          SELECT uuid FROM "storage"."volumes" WHERE uuid = ${b.volumeUuid} AND state <> 'Deleted' FOR KEY SHARE),
+        reserved AS (
           UPDATE "storage"."backup_storages" SET used_bytes = used_bytes + ${b.volumeSizeBytes}
           WHERE uuid = ${b.backupStorageUuid} AND used_bytes + ${b.volumeSizeBytes} <= total_capacity AND ${leaseHeld(sql, this.#lease)}
+            AND EXISTS (SELECT 1 FROM vol)
           RETURNING uuid),
         m AS (
           INSERT INTO "storage"."backups" (uuid, name, volume_uuid, backup_storage_uuid, mode, parent_uuid, state, volume_size_bytes, held_bytes, job_uuid, client_request_id, last_actor)

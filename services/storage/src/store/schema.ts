@@ -63,6 +63,9 @@ export const volumes = storage.table(
     uniqueIndex("volumes_client_request_id_uq").on(t.clientRequestId),
     index("volumes_primary_storage_idx").on(t.primaryStorageUuid),
     index("volumes_vm_idx").on(t.vmUuid),
+    // A VM boots from one root volume: a retried CreateRootVolumes (or a racing one) finds it
+    // instead of making a second. vm_uuid is null unless InUse, so a Deleted one never counts.
+    uniqueIndex("volumes_vm_root_uq").on(t.vmUuid).where(sql`${t.kind} = 'Root'`),
     check("volumes_size_positive", sql`${t.sizeBytes} > 0`),
     check("volumes_vm_iff_in_use", sql`(${t.state} = 'InUse') = (${t.vmUuid} IS NOT NULL)`),
   ],

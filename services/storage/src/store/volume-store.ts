@@ -2,6 +2,7 @@ import { currentWork, StratumError, Code } from "@stratum/core";
 import { leaseHeld, leaseLost, mapPgError, rowMapper, type LeaseHolder } from "@stratum/db";
 import type postgres from "postgres";
 import { RESIZABLE_STATES, statesLeadingTo } from "../domain/volume-state";
+import { busyBackupsOf, type BusyBackup } from "./busy-backups";
 import type { StorageDb } from "./db";
 import { leases, primaryStorages, volumes, type PrimaryStorageRow, type VolumeKindValue, type VolumeRow, type VolumeStateValue } from "./schema";
 import { volumeChangedOutbox } from "./volume-events";
@@ -15,6 +16,7 @@ const CONSTRAINTS = {
     volumes_client_request_id_uq: { reason: "REQUEST_ID_IN_USE", message: "client_request_id was already used for another volume" },
     primary_storages_pkey: { reason: "PRIMARY_STORAGE_ALREADY_EXISTS", message: "a primary storage with this uuid already exists" },
     primary_storages_client_request_id_uq: { reason: "REQUEST_ID_IN_USE", message: "client_request_id was already used for another primary storage" },
+    volumes_vm_root_uq: { reason: "VM_HAS_ROOT_VOLUME", code: Code.FAILED_PRECONDITION, message: "the VM has a root volume attached already" },
   },
 };
 
@@ -179,7 +181,7 @@ export class VolumeStore {
         SELECT * FROM m`;
       return this.#written(rows);
     } catch (e) {
-      throw mapPgError(e, { operation: `move volume to ${to}`, resources: { volumeUuid: uuid } });
+      throw mapPgError(e, { ...CONSTRAINTS, operation: `move volume to ${to}`, resources: { volumeUuid: uuid } });
     }
   }
 
@@ -218,22 +220,29 @@ export class VolumeStore {
   }
 
   /**
-   * Deletes an Available volume and gives its bytes back to its storage, in one statement: the new
-   * row, or undefined when the volume was not Available.
+   * Deletes an Available volume and gives its bytes back to its storage: the new row, `{ busy }`
+   * (nothing changed) when a backup is being created from it or restored into it, or undefined
+   * when it was not Available. The volume's row is locked before the backups are read, so a
+   * backup create (which locks it too) is either seen or finds the volume Deleted.
    */
-  async delete(uuid: string): Promise<VolumeRow | undefined> {
-    const sql = this.#sql;
+  async delete(uuid: string): Promise<VolumeRow | { busy: BusyBackup } | undefined> {
     try {
-      const rows = await sql`
-        WITH m AS (
-          UPDATE "storage"."volumes" AS t SET state = 'Deleted', revision = t.revision + 1, updated_at = now(), last_actor = ${this.actor()}
-          WHERE t.uuid = ${uuid} AND t.state::text = ANY(${statesLeadingTo("Deleted")}::text[]) AND ${leaseHeld(sql, this.#lease)}
-          RETURNING t.*),
-        released AS (
-          UPDATE "storage"."primary_storages" AS s SET used_bytes = s.used_bytes - m.size_bytes FROM m WHERE s.uuid = m.primary_storage_uuid RETURNING s.uuid),
-        o AS (${volumeChangedOutbox(sql, requestId())})
-        SELECT m.*, (SELECT count(*) FROM released)::int AS __released FROM m`;
-      return this.#written(rows);
+      const out = await this.#sql.begin(async (tx) => {
+        const sql = tx as unknown as postgres.Sql;
+        await sql`SELECT 1 FROM "storage"."volumes" WHERE uuid = ${uuid} FOR UPDATE`;
+        const [busy] = await busyBackupsOf(tx, [uuid], true);
+        if (busy) return { busy };
+        return sql`
+          WITH m AS (
+            UPDATE "storage"."volumes" AS t SET state = 'Deleted', revision = t.revision + 1, updated_at = now(), last_actor = ${this.actor()}
+            WHERE t.uuid = ${uuid} AND t.state::text = ANY(${statesLeadingTo("Deleted")}::text[]) AND ${leaseHeld(sql, this.#lease)}
+            RETURNING t.*),
+          released AS (
+            UPDATE "storage"."primary_storages" AS s SET used_bytes = s.used_bytes - m.size_bytes FROM m WHERE s.uuid = m.primary_storage_uuid RETURNING s.uuid),
+          o AS (${volumeChangedOutbox(sql, requestId())})
+          SELECT m.*, (SELECT count(*) FROM released)::int AS __released FROM m`;
+      });
+      return "busy" in out ? out : this.#written(out);
     } catch (e) {
       throw mapPgError(e, { operation: "delete volume", resources: { volumeUuid: uuid } });
     }

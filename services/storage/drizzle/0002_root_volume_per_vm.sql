@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "volumes_vm_root_uq" ON "storage"."volumes" USING btree ("vm_uuid") WHERE "storage"."volumes"."kind" = 'Root';
