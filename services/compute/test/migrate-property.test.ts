@@ -45,6 +45,7 @@ it(`${RUNS} seeded schedules of migrate, cancel, backup, faults and a replica cr
       const report = await runSchedule(st, schedule);
       durations.push(performance.now() - t0);
       if (run % 25 === 0) console.log(`migrate property: ${run} schedules, ${((performance.now() - started) / 1_000).toFixed(1)} s`);
+      if (PATH) console.log(["replayed schedule:", describeSchedule(schedule), "what happened:", ...report.log].join("\n"));
       if (report.violations.length === 0) return;
       const failure = [
         `schedule ${run} (STRATUM_MIGRATE_PROPERTY_SEED=${SEED} STRATUM_MIGRATE_PROPERTY_PATH=${path}, ${(performance.now() - t0).toFixed(0)} ms) broke ${report.violations.length} invariant(s):`,
