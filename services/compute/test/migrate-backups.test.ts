@@ -49,6 +49,9 @@ describe("MigrateVm with backups to cancel first", () => {
     expect(arrival!.seq).toBeGreaterThan(exit.seq);
     expect(copy.seq).toBeGreaterThan(exit.seq);
     expect(migrateArrivals(since)).toHaveLength(1);
+    // Woken by the task's exit (storage's long-poll), not by a polling interval (ZStack: 1 s).
+    if (process.env.MIGRATE_TEST_REPORT) console.error(`backup exit → vm/migrate: ${(arrival!.atMs - exit.atMs).toFixed(1)} ms`);
+    expect(arrival!.atMs - exit.atMs).toBeLessThan(1_000);
 
     const after = await untilVm(s.vms, vm.uuid, (v) => v.state === VmState.RUNNING);
     expect(after.hostUuid).toBe(s.hostUuids[1]);

@@ -128,20 +128,26 @@ class Migration {
     const source = vm.hostUuid!;
     try {
       const volumes = await d.peers.vmVolumes(this.vmUuid);
+      const resumedReserved = vm.migrateTargetUuid !== null;
       if (!vm.migrateTargetUuid) {
         // A resumed job that had reserved its target got past these before: never again.
-        const cancelled = await this.#cancelBackups(ctx.params.cancelBackupJobUuids ?? []);
-        await this.#waitForBackups(volumes, cancelled);
-        await ctx.checkpoint();
-        vm = await this.#reserve(vm);
+        // The wait starts with the cancels, so it is already pending on the agents when the tasks
+        // exit: the migration learns of the exit within a round trip, not after the cancel's.
+        await this.#waitForBackups(volumes, this.#cancelBackups(ctx.params.cancelBackupJobUuids ?? []));
+        // The checkpoint and the reservation together (a cancel seen here releases it, see #revert).
+        const [reserved, checked] = await Promise.allSettled([this.#reserve(vm), ctx.checkpoint()]);
+        if (reserved.status === "fulfilled") vm = reserved.value;
+        if (checked.status === "rejected") throw checked.reason;
+        if (reserved.status === "rejected") throw reserved.reason;
       }
       const target = vm.migrateTargetUuid!;
       const [from, to] = await Promise.all([this.#agentOf(source), this.#agentOf(target)]);
       const step: MigrationStepContext = { jobUuid: ctx.jobUuid, vm, sourceHostUuid: source, targetHostUuid: target, signal: ctx.signal };
       this.#stepsStarted = true;
       for (const s of d.steps) await s.beforeCopy?.(step);
-      // Right before the agent call: a cancel recorded by now never reaches vm/migrate.
-      await ctx.checkpoint();
+      // Right before the agent call: a cancel recorded by now never reaches vm/migrate. (A resumed
+      // job that had reserved, or steps that ran, make the one beside the reservation too old.)
+      if (d.steps.length > 0 || resumedReserved) await ctx.checkpoint();
       await this.#copy(from, to, vm, volumes);
       ctx.progress({ stage: "switching", percent: 95 });
       const moved = await d.vms.endMigration(this.vmUuid, this.key, "switch", "");
@@ -240,22 +246,29 @@ class Migration {
    * end: one whose cancel could not stop its task (it ends Failed, JOB_CANCEL_FAILED) fails the
    * migration at once, naming the job and why, instead of timing out on a task that will not exit.
    */
-  async #waitForBackups(volumes: string[], stopping: string[]): Promise<void> {
-    if (volumes.length === 0 && stopping.length === 0) return;
+  async #waitForBackups(volumes: string[], cancels: Promise<string[]>): Promise<void> {
     const timeoutMs = this.ctx.params.backupWaitTimeoutMs || this.d.backupWaitMs;
-    this.ctx.progress({ stage: "waiting-for-backups", percent: 5 });
+    const startedAt = Date.now();
     const done = new AbortController();
-    const onAbort = () => done.abort(this.ctx.signal.reason);
-    this.ctx.signal.addEventListener("abort", onAbort, { once: true });
+    const signal = AbortSignal.any([this.ctx.signal, done.signal]);
+    let cancelsSettled = false;
+    const waitOnce = (ms: number) => (volumes.length === 0 ? Promise.resolve({ exited: true, running: [] }) : this.d.peers.waitVolumeTasks(volumes, [BLOCKING_KIND], ms, signal));
+    const first = waitOnce(timeoutMs).then((r) => ({ ...r, beforeCancels: !cancelsSettled }));
+    first.catch(() => {}); // a wait cut short by a failed cancel: that failure is the answer
     try {
+      const stopping = await cancels;
+      cancelsSettled = true;
+      this.ctx.progress({ stage: "waiting-for-backups", percent: 5 });
       const cancelFailures = stopping.map(async (uuid) => {
         const job = await this.d.peers.finalJob(uuid, done.signal);
         if (job.state === JobState.FAILED && job.error?.reason === "JOB_CANCEL_FAILED") throw this.#cancelFailed([{ uuid, error: { reason: job.error.reason, message: job.error.message } }]);
       });
-      const wait = volumes.length === 0 ? Promise.resolve({ exited: true, running: [] }) : this.d.peers.waitVolumeTasks(volumes, [BLOCKING_KIND], timeoutMs, this.ctx.signal);
       // A watch that ends for another reason (its stream broke) only loses the early answer: the wait still bounds the step.
       const early = Promise.all(cancelFailures.map((p) => p.catch((e: unknown) => { if (e instanceof StratumError && e.reason === "BACKUP_CANCEL_FAILED") throw e; }))).then(() => new Promise<never>(() => {}));
-      const r = await Promise.race([wait, early]);
+      let r = await Promise.race([first, early]);
+      // No backup ran before the cancels were recorded: asked again, so a backup job that was
+      // about to start its task (and has been told to stop) is seen.
+      if (r.exited && r.beforeCancels && stopping.length > 0) r = { ...(await Promise.race([waitOnce(Math.max(0, timeoutMs - (Date.now() - startedAt))), early])), beforeCancels: false };
       if (r.exited) return;
       const tasks = r.running.map((t) => `task ${t.taskUuid} (${t.kind} on volume ${t.volumeUuid}, ${t.state})`).join(", ");
       throw new StratumError(Code.DEADLINE_EXCEEDED, `cannot migrate vm ${this.vmUuid}: backup tasks still running on its volumes after ${timeoutMs} ms: ${tasks}`, {
@@ -263,7 +276,6 @@ class Migration {
         resources: { vmUuid: this.vmUuid, taskUuids: r.running.map((t) => t.taskUuid).join(",") },
       });
     } finally {
-      this.ctx.signal.removeEventListener("abort", onAbort);
       done.abort();
     }
   }
