@@ -6,7 +6,10 @@ import { closeClient, createClient, type Client } from "@stratum/rpc";
 import type { RunningService, ServiceConfig, StartOptions } from "@stratum/runtime";
 import { startTestService } from "@stratum/runtime/testing";
 import type { AgentClientOptions } from "@stratum/agent-client";
+import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
+import type { TestService } from "@stratum/runtime/testing";
 import { computeModule } from "../src/module";
+import { storageModule } from "../../storage/src/module";
 
 export const GIB = 1024n ** 3n;
 
@@ -21,6 +24,20 @@ export interface ComputeStack {
   addSimHosts(cpu?: number, memoryGiB?: bigint): Promise<string[]>;
   /** Starts one more replica (the next index); resolves once every replica sees it. */
   addReplica(): Promise<RunningService>;
+  /**
+   * Storage beside compute (same database, NATS and bus prefix): one replica, with one shared
+   * primary storage of 1 PiB, where every VM's root volume goes unless a test adds others.
+   */
+  storage: {
+    service: TestService<Record<string, unknown>>;
+    /** A client of the running storage replica (a new one after `start`). */
+    client: Client<typeof StorageService>;
+    primaryStorageUuid: string;
+    /** Stops storage (its replica leaves the ring: compute's calls to it fail at once). */
+    stop(): Promise<void>;
+    /** Starts a new storage replica on the same database, once compute sees it on the ring. */
+    start(): Promise<void>;
+  };
   /** Every vm_state_changed event seen since start. */
   vmEvents: DomainEvent<{ vmUuid: string; from: string | null; to: string }>[];
   stop(): Promise<void>;
@@ -28,7 +45,8 @@ export interface ComputeStack {
 
 /**
  * Real compute replicas (in-process) on a fresh database and their own NATS namespace, in front
- * of an in-process agent simulator: the same parts as production but the hypervisors.
+ * of an in-process agent simulator, with a storage replica beside them for the VMs' root
+ * volumes: the same parts as production but the hypervisors.
  */
 export async function startComputeStack(
   options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings">; databaseUrl?: string; natsUrl?: string; config?: (replica: number) => Partial<ServiceConfig> } = {},
@@ -44,6 +62,29 @@ export async function startComputeStack(
   });
   const { replicas, natsUrl, busPrefix } = service;
   const sim = service.sim!;
+  let generation = 0;
+  const startStorage = () =>
+    startTestService(storageModule(), { databaseUrl: service.databaseUrl, natsUrl, busPrefix, replicas: 1, config: () => ({ replicaId: `storage-${generation++}` }) });
+  const storageServices = [await startStorage()];
+  const storageClients = [createClient(StorageService, storageServices[0]!.replicas[0]!.address)];
+  const { primaryStorage } = await storageClients[0]!.addPrimaryStorage({ name: "shared", totalCapacityBytes: 1024n ** 5n, clientRequestId: "compute-test-shared-storage" });
+  const storage: ComputeStack["storage"] = {
+    service: storageServices[0]!,
+    client: storageClients[0]!,
+    primaryStorageUuid: primaryStorage!.uuid,
+    async stop() {
+      await storage.service.stop();
+    },
+    async start() {
+      const next = await startStorage();
+      storageServices.push(next);
+      storage.service = next;
+      storage.client = createClient(StorageService, next.replicas[0]!.address);
+      storageClients.push(storage.client);
+      const id = next.replicas[0]!.ctx.config.replicaId;
+      for (const r of replicas) await r.ctx.view.until((v) => v.members("storage").some((m) => m.replicaId === id));
+    },
+  };
 
   const observerBus = await connectBus({ servers: natsUrl, prefix: busPrefix, name: "test-observer" });
   const vmEvents: ComputeStack["vmEvents"] = [];
@@ -64,6 +105,7 @@ export async function startComputeStack(
     hosts: first.hosts,
     clientsTo,
     addReplica: () => service.addReplica(),
+    storage,
     vmEvents,
     async addSimHosts(cpu = 16, memoryGiB = 64n) {
       const uuids: string[] = [];
@@ -78,8 +120,11 @@ export async function startComputeStack(
         closeClient(c.vms);
         closeClient(c.hosts);
       }
+      for (const c of storageClients) closeClient(c);
       await sub.stop();
       await observerBus.close();
+      // A stopped one stops again as a no-op.
+      for (const s of storageServices) await s.stop();
       await service.stop();
     },
   };

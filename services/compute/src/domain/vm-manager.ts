@@ -9,6 +9,7 @@ import type { VmStore } from "../store/vm-store";
 import { isFenced } from "@stratum/agent-client";
 import { leaseLost } from "@stratum/db";
 import { TRANSIENT_STATES } from "../store/vm-store";
+import { DEFAULT_ROOT_VOLUME_BYTES, type RootVolumeBatcher, type RootVolumeWish } from "./root-volume-batcher";
 import { assertCanRun, stateInvalid, TRANSITIONS, vmBusy, type Transition, type VmOperation } from "./vm-state";
 
 export interface VmSpec {
@@ -20,6 +21,8 @@ export interface VmSpec {
   hostUuid: string;
   /** Recorded with the VM for its owner's reference; the kit's idempotency answers retries. */
   clientRequestId: string;
+  /** Its root volume: size (0: the default) and storage (empty: storage chooses). */
+  rootVolume?: { sizeBytes: number; primaryStorageUuid: string };
 }
 
 export interface VmManagerDeps {
@@ -34,6 +37,10 @@ export interface VmManagerDeps {
   isLive: (actor: string) => boolean;
   /** Repairs a VM a dead replica left mid-operation, in its queue (`VmReconciler.repair`); false if it was not abandoned. */
   repair: (vmUuid: string) => Promise<boolean>;
+  /** Gives placed VMs their root volumes, a batch per turn. */
+  rootVolumes: RootVolumeBatcher;
+  /** Told when a destroy has marked a VM's volumes for release. */
+  volumesToRelease: () => void;
 }
 
 interface CreateContext {
@@ -86,8 +93,9 @@ export class VmManager {
   }
 
   /**
-   * Creates a VM: allocates host capacity and records it (Created), and answers with it; a
-   * capacity error is answered at once, and nothing is recorded then. In the VM's queue, the
+   * Creates a VM: allocates host capacity and records it (Created), gets its root volume from
+   * storage (RootVolumeBatcher), and answers with it; a capacity error — of hosts or of primary
+   * storage — is answered at once, and nothing is recorded then. In the VM's queue, the
    * agent then starts it → Running. If the agent fails, the completed steps roll back: the agent
    * is told to destroy whatever it may have started, the capacity goes back to the host and the
    * VM ends in Error with the agent's error recorded. (A retry with the same client request id
@@ -107,7 +115,14 @@ export class VmManager {
         throw withResource(e, spec.uuid);
       }
       if (!vm) throw await this.#noCapacity(spec);
-      const placed = vm;
+      // Before the answer: a VM whose root volume storage cannot make is rolled back (removed,
+      // its capacity given back) and its create answers storage's error — it records nothing.
+      let placed: VmRow;
+      try {
+        placed = await this.d.rootVolumes.attach(vm, rootVolumeWish(spec));
+      } catch (e) {
+        throw withResource(e, spec.uuid);
+      }
       return { vm: placed, work: { name: "create", run: () => this.#startCreated(placed) } };
     });
   }
@@ -265,7 +280,10 @@ export class VmManager {
    * the create asked; one in Error says why in `last_error`.
    */
   async #createAgain(spec: VmSpec): Promise<Accepted> {
-    const vm = await this.#settled(spec.uuid);
+    let vm = await this.#settled(spec.uuid);
+    // Its first attempt may have ended between placement and recording the root volume: storage
+    // answers the one it made then (one per VM), or makes it now.
+    if (!vm.rootVolumeUuid && vm.hostUuid && vm.state !== "Destroyed") vm = await this.d.rootVolumes.attach(vm, rootVolumeWish(spec));
     // The key is the create's own (on the VM since its insert): not a start already accepted.
     if (vm.state === "Stopped") return this.#acceptOp("start", spec.uuid, {}, spec.clientRequestId, false);
     return { vm };
@@ -321,6 +339,8 @@ export class VmManager {
     }
     const done = op === "destroy" ? await this.d.vms.transitionReleasing(uuid, t.via, t.to, "", key) : await this.d.vms.transition(uuid, t.via, t.to, "", key);
     if (!done) throw await this.#lost(uuid, t.via);
+    // The destroy marked its volumes for release in the same statement; storage is told now.
+    if (op === "destroy") this.d.volumesToRelease();
   }
 
   /**
@@ -394,6 +414,10 @@ export class VmManager {
   }
 }
 
+
+function rootVolumeWish(spec: VmSpec): RootVolumeWish {
+  return { sizeBytes: spec.rootVolume?.sizeBytes || DEFAULT_ROOT_VOLUME_BYTES, primaryStorageUuid: spec.rootVolume?.primaryStorageUuid ?? "" };
+}
 
 /** A start command carries the whole VM spec: the agent may have never seen the VM (or forgot it). */
 function startBody(vm: VmRow): Record<string, unknown> {

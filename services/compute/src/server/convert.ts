@@ -46,6 +46,7 @@ export function vmToProto(vm: VmRow): MessageInitShape<typeof VmSchema> {
     createTime: timestampFromDate(vm.createdAt),
     updateTime: timestampFromDate(vm.updatedAt),
     revision: BigInt(vm.fence),
+    rootVolumeUuid: vm.rootVolumeUuid ?? "",
   };
 }
 

@@ -21,7 +21,15 @@ export function vmApi(manager: VmManager, store: VmStore, bus: Bus, migrations: 
     VmService,
     {
       async createVm(req) {
-        const vm = await manager.create({ uuid: req.uuid, name: req.name, cpu: req.cpu, memory: Number(req.memoryBytes), hostUuid: req.hostUuid, clientRequestId: req.clientRequestId });
+        const vm = await manager.create({
+          uuid: req.uuid,
+          name: req.name,
+          cpu: req.cpu,
+          memory: Number(req.memoryBytes),
+          hostUuid: req.hostUuid,
+          clientRequestId: req.clientRequestId,
+          rootVolume: { sizeBytes: Number(req.rootVolumeSizeBytes), primaryStorageUuid: req.primaryStorageUuid },
+        });
         return { vm: vmToProto(vm) };
       },
       async getVm(req) {

@@ -2,7 +2,6 @@ import { StratumError } from "@stratum/core";
 import { LEASE_NOT_HELD, leaseHeld, leaseLost, TurnBatcher, type LeaseHolder } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import type { VmRow } from "./schema";
-import { vmChangePayload, vmEventKey, VM_STATE_CHANGED } from "./vm-events";
 import type { NewVm } from "./vm-store";
 
 /** A VM to place on any host that fits (see VmStore.insertPlaced), and the request placing it. */
@@ -28,6 +27,7 @@ const MAX_BATCH = 256;
  * the batch already took), reserve the sums, insert the VMs. The row locks and the capacity
  * checks on `hosts` make this exact whatever other replicas do; the batch only saves round trips
  * (five for the batch instead of one or more per VM), which is what a burst of creates costs.
+ * The batch's VMs then reach RootVolumeBatcher in the same turn: one CreateRootVolumes call.
  *
  * A batch of one, or a batch whose insert fails (a duplicate id), goes through `single` — the
  * one-statement placement — per VM, so each caller gets its own outcome.
@@ -67,7 +67,6 @@ export class PlacementBatcher {
       await Promise.all(batch.map((p) => this.#one(p)));
       return later;
     }
-    if (rows.size > 0) this.eventsWritten();
     for (const p of batch) p.resolve(rows.get(p.vm.uuid));
     return later;
   }
@@ -120,12 +119,9 @@ export class PlacementBatcher {
           ${placed.map((p) => p.vm.clientRequestId)}::text[]
         ) AS x(uuid, name, host_uuid, cpu, memory, client_request_id)
         RETURNING *`;
-      // Each VM's Created event, in the same transaction as the VM.
-      await tx`
-        INSERT INTO compute.outbox (domain, event, key, payload, request_id)
-        SELECT 'compute', ${VM_STATE_CHANGED}, ${tx.unsafe(vmEventKey("v"))}, ${tx.unsafe(vmChangePayload("v", "NULL"))}, x.request_id
-        FROM unnest(${placed.map((p) => p.vm.uuid)}::uuid[], ${placed.map((p) => p.vm.requestId)}::text[]) WITH ORDINALITY AS x(uuid, request_id, n)
-        JOIN compute.vms AS v ON v.uuid = x.uuid ORDER BY x.n`;
+      // Their Created events are written once storage gave them root volumes (VmStore.finishCreates);
+      // a release left pending for one of these uuids (a rolled-back create, retried) is dropped.
+      await tx`DELETE FROM compute.volume_releases WHERE vm_uuid = ANY(${placed.map((p) => p.vm.uuid)}::uuid[])`;
       const rows = new Map<string, VmRow>();
       for (const raw of inserted) {
         const row = this.toRow(raw as Record<string, unknown>);

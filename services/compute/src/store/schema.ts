@@ -89,6 +89,8 @@ export const vms = compute.table(
      * what its predecessor reserved.
      */
     migrateTargetUuid: uuid("migrate_target_uuid").references(() => hosts.uuid, { onDelete: "restrict" }),
+    /** Its root volume (storage's), recorded once storage created it, before the create answers. */
+    rootVolumeUuid: uuid("root_volume_uuid"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     seq: bigserial({ mode: "number" }).notNull(),
@@ -100,6 +102,19 @@ export const vms = compute.table(
     index("vms_state_idx").on(t.state),
   ],
 );
+
+/**
+ * VMs whose volumes storage has still to release (ReleaseVmVolumes): written with the destroy
+ * that ends the VM, or with the rollback of a create whose root volume storage may have made
+ * without compute learning it; deleted once storage answered. Nothing leaks while storage is
+ * down: every replica drains this table (VolumeReleaser), with backoff, until it is empty.
+ */
+export const volumeReleases = compute.table("volume_releases", {
+  vmUuid: uuid("vm_uuid").primaryKey(),
+  attempts: integer().notNull().default(0),
+  lastError: text("last_error").notNull().default(""),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+});
 
 /** Request-id idempotency of every mutating RPC (the kit's table, in compute's schema). */
 export const requests = requestsTable(compute);
@@ -115,4 +130,4 @@ export type VmRow = typeof vms.$inferSelect;
 export type HostStatusValue = (typeof hostStatus.enumValues)[number];
 export type HostStateValue = (typeof hostState.enumValues)[number];
 export type VmStateValue = (typeof vmState.enumValues)[number];
-export const tables = { hosts, vms, requests, outbox, leases };
+export const tables = { hosts, vms, volumeReleases, requests, outbox, leases };

@@ -3,7 +3,7 @@ import { currentWork } from "@stratum/core";
 import { KeyedBatcher, leaseHeldSql, leaseLost, mapPgError, ownerWriteGuard, rowMapper, TransitionBatcher, type LeaseHolder, type WriteGuard } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { PlacementBatcher } from "./placement-batcher";
-import { hosts, leases, outbox, vms, type VmRow, type VmStateValue } from "./schema";
+import { hosts, leases, outbox, vms, volumeReleases, type VmRow, type VmStateValue } from "./schema";
 import { vmChangePayload, vmEventKey, VM_STATE_CHANGED } from "./vm-events";
 
 const VM_CONSTRAINTS = {
@@ -130,12 +130,8 @@ export class VmStore {
           INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor, op_request)
           SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()}, ${vm.clientRequestId} FROM reserved
           RETURNING *
-        ), event AS (
-          INSERT INTO ${outbox} (domain, event, key, payload, request_id)
-          SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.raw(vmEventKey("placed"))}, ${sql.raw(vmChangePayload("placed", "NULL"))}, ${currentWork()?.requestId ?? null} FROM placed
-        )
+        ), cleared AS (${clearReleases(sql`SELECT uuid FROM placed`)})
         SELECT placed.* FROM placed`);
-      if (rows.length > 0) this.eventsWritten();
       const [raw] = rows as unknown as Record<string, unknown>[];
       return raw ? vmFromRaw(raw) : undefined;
     } catch (e) {
@@ -211,6 +207,9 @@ export class VmStore {
           RETURNING t.*, old.host_uuid AS __old_host, ${from}::text AS __from
         ), released AS (
           UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - m.cpu, memory_used = h.memory_used - m.memory FROM m WHERE h.uuid = m.__old_host
+        ), marked AS (
+          -- A destroyed VM's volumes are storage's to release: the mark is durable, VolumeReleaser drains it.
+          INSERT INTO compute.volume_releases (vm_uuid) SELECT m.uuid FROM m WHERE m.state = 'Destroyed' ON CONFLICT DO NOTHING
         ), event AS (
           INSERT INTO compute.outbox (domain, event, key, payload, request_id)
           SELECT 'compute', ${VM_STATE_CHANGED}, ${q.unsafe(vmEventKey("m"))}, ${q.unsafe(vmChangePayload("m", "m.__from"))}, ${currentWork()?.requestId ?? null}::text FROM m
@@ -221,6 +220,52 @@ export class VmStore {
       return vmFromRaw(raw as Record<string, unknown>);
     } catch (e) {
       throw mapPgError(e, { operation: "release vm", resources: { vmUuid: uuid } });
+    }
+  }
+
+  /**
+   * Ends the accepts of placed VMs, in one transaction: those storage gave a root volume record
+   * it (their fence moves on) with their first event, Created; the others are removed with their
+   * host capacity given back — a create that failed records nothing — and, when storage may have
+   * made their root volume without saying so (`maybeMade`), marked for release. The recorded rows.
+   */
+  async finishCreates(done: ReadonlyArray<{ uuid: string; rootVolumeUuid: string; requestId: string | null }>, failed: readonly string[], maybeMade: readonly string[]): Promise<Map<string, VmRow>> {
+    const q = this.handle.sql;
+    try {
+      const rows = await q.begin(async (tx) => {
+        const sql = tx as unknown as typeof q;
+        let recorded: Record<string, unknown>[] = [];
+        if (done.length > 0) {
+          recorded = (await sql`
+            WITH m AS (
+              UPDATE compute.vms AS t SET root_volume_uuid = x.root, fence = t.fence + 1, updated_at = now(), last_actor = ${this.actor()}
+              FROM unnest(${done.map((d) => d.uuid)}::uuid[], ${done.map((d) => d.rootVolumeUuid)}::uuid[]) AS x(uuid, root)
+              WHERE t.uuid = x.uuid AND ${this.#guard(sql)!}
+              RETURNING t.*
+            ), event AS (
+              INSERT INTO compute.outbox (domain, event, key, payload, request_id)
+              SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.unsafe(vmEventKey("m"))}, ${sql.unsafe(vmChangePayload("m", "(CASE WHEN m.state = 'Created' THEN NULL ELSE m.state::text END)"))}, x.request_id
+              FROM m JOIN unnest(${done.map((d) => d.uuid)}::uuid[], ${done.map((d) => d.requestId)}::text[]) AS x(uuid, request_id) ON x.uuid = m.uuid
+            )
+            SELECT * FROM m`) as unknown as Record<string, unknown>[];
+        }
+        if (failed.length > 0) {
+          await sql`
+            WITH gone AS (
+              DELETE FROM compute.vms AS t WHERE t.uuid = ANY(${failed as string[]}::uuid[]) AND t.state = 'Created' AND ${this.#guard(sql)!}
+              RETURNING t.host_uuid, t.cpu, t.memory
+            ), released AS (
+              UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - g.cpu, memory_used = h.memory_used - g.memory
+              FROM (SELECT host_uuid, sum(cpu)::int AS cpu, sum(memory)::bigint AS memory FROM gone GROUP BY host_uuid) AS g WHERE h.uuid = g.host_uuid
+            )
+            INSERT INTO compute.volume_releases (vm_uuid) SELECT unnest(${maybeMade as string[]}::uuid[]) ON CONFLICT DO NOTHING`;
+        }
+        return recorded;
+      });
+      if (rows.length > 0) this.eventsWritten();
+      return new Map(rows.map((raw) => vmFromRaw(raw)).map((vm) => [vm.uuid, vm]));
+    } catch (e) {
+      throw mapPgError(e, { operation: "record root volumes", resources: { vmUuid: done[0]?.uuid ?? failed[0] ?? "" } });
     }
   }
 
@@ -299,6 +344,15 @@ export class VmStore {
     if (filter.name) where.push(eq(vms.name, filter.name));
     return this.handle.db.select().from(vms).where(and(...where)).orderBy(asc(vms.seq)).limit(filter.limit);
   }
+}
+
+/**
+ * Removes the pending volume release of VMs being placed (their uuids in `uuids`, a subquery):
+ * a create retried after a rollback adopts whatever root volume storage kept. A release running
+ * now holds the rows locked (VolumeReleaseStore.drain), so this waits for it to end first.
+ */
+export function clearReleases(uuids: SQL): SQL {
+  return sql`DELETE FROM ${volumeReleases} WHERE ${volumeReleases.vmUuid} IN (${uuids})`;
 }
 
 /** A host that may receive `vm`: connected, enabled, with room for it. */
