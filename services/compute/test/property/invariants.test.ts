@@ -110,7 +110,7 @@ describe("5. backups agree with their jobs and hold bytes only when available", 
 });
 
 describe("6. a migration that named every backup to cancel, undisturbed, succeeds", () => {
-  const c: CancelFirstCase = { jobUuid: "m1", vmUuid: "vm-1", state: "Failed", error: "BLOCK_JOB_ACTIVE", named: ["b1", "b2"], backupsBefore: ["b1", "b2"], backupsAfter: false, cancelled: false };
+  const c: CancelFirstCase = { jobUuid: "m1", vmUuid: "vm-1", state: "Failed", error: "BLOCK_JOB_ACTIVE", named: ["b1", "b2"], backupsBefore: ["b1", "b2"], backupsAfter: false, cancelled: false, queuedBehind: false };
 
   it("catches one that failed (refused BLOCK_JOB_ACTIVE)", () => {
     expect(cancelFirstSucceeds([c], { faults: 0, crashed: false })).toEqual([expect.stringContaining("yet Failed: BLOCK_JOB_ACTIVE")]);
@@ -122,6 +122,7 @@ describe("6. a migration that named every backup to cancel, undisturbed, succeed
     expect(cancelFirstSucceeds([c], { faults: 0, crashed: true })).toEqual([]);
     expect(cancelFirstSucceeds([{ ...c, cancelled: true }], { faults: 0, crashed: false })).toEqual([]);
     expect(cancelFirstSucceeds([{ ...c, backupsAfter: true }], { faults: 0, crashed: false })).toEqual([]);
+    expect(cancelFirstSucceeds([{ ...c, queuedBehind: true }], { faults: 0, crashed: false })).toEqual([]);
     expect(cancelFirstSucceeds([{ ...c, named: ["b1"] }], { faults: 0, crashed: false })).toEqual([]);
   });
 });

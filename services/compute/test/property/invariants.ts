@@ -226,18 +226,21 @@ export interface CancelFirstCase {
   backupsAfter: boolean;
   /** Whether the schedule cancelled it. */
   cancelled: boolean;
+  /** Whether another migration of the VM was accepted before it (it runs first and may move the VM onto this one's target). */
+  queuedBehind: boolean;
 }
 
 /**
  * 6. Cancel-first then wait works: a migration that named every backup job on its VM's volumes,
- * in a schedule with no fault and no crash, not cancelled itself and with no backup asked for
- * after it, Succeeded (it was not refused BLOCK_JOB_ACTIVE, nor timed out waiting).
+ * in a schedule with no fault and no crash, not cancelled itself, not queued behind another
+ * migration of its VM and with no backup asked for after it, Succeeded (it was not refused
+ * BLOCK_JOB_ACTIVE, nor timed out waiting).
  */
 export function cancelFirstSucceeds(cases: readonly CancelFirstCase[], schedule: { faults: number; crashed: boolean }): string[] {
   if (schedule.faults > 0 || schedule.crashed) return [];
   const found: string[] = [];
   for (const c of cases) {
-    if (c.cancelled || c.backupsAfter) continue;
+    if (c.cancelled || c.backupsAfter || c.queuedBehind) continue;
     const named = new Set(c.named);
     if (!c.backupsBefore.every((b) => named.has(b))) continue;
     if (c.state !== "Succeeded") {

@@ -339,6 +339,7 @@ class ScheduleRun {
         backupsBefore: onVm.filter((b) => b.step < m.step).map((b) => b.jobUuid),
         backupsAfter: onVm.some((b) => b.step > m.step),
         cancelled: m.cancelled,
+        queuedBehind: this.migrations.some((x) => x.vm === m.vm && x.step < m.step),
       };
     });
     v.push(...cancelFirstSucceeds(cases, { faults: this.faults, crashed: this.crashed }));
