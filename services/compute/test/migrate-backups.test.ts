@@ -219,6 +219,14 @@ describe("MigrateVm with backups to cancel first", () => {
       expect(jsonErr.violations.map((v) => v.field).join(",")).toContain("backupTaskLongJobUuids");
       expect((await s.jobs.listJobs({ type: "compute.migrate" })).jobs.length).toBe(jobsBefore);
       expect((await s.vms.getVm({ uuid: vm.uuid })).vm!.state).toBe(VmState.RUNNING);
+
+      // Submitted directly, the job checks what MigrateVm would have: nothing moves.
+      const { job } = await s.jobs.submitJob({ type: "compute.migrate", targetUuid: vm.uuid, parameters: { targetHostUuid: "host-1", cancelBackupJobUuids: ["nope"] } });
+      const failed = await s.finished(job!.uuid);
+      expect(failed.error).toMatchObject({ code: "INVALID_ARGUMENT" });
+      expect(failed.error!.message).toContain("targetHostUuid");
+      expect(failed.error!.message).toContain("cancelBackupJobUuids[0]");
+      expect((await s.vms.getVm({ uuid: vm.uuid })).vm).toMatchObject({ state: VmState.RUNNING, hostUuid: s.hostUuids[0] });
     }, 60_000);
   });
 });

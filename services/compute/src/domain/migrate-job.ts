@@ -1,5 +1,6 @@
 import { isFenced } from "@stratum/agent-client";
-import { Code, errorMessage, StratumError } from "@stratum/core";
+import { Code, errorMessage, fieldPath, StratumError, Violations } from "@stratum/core";
+import { UUID_PATTERN } from "@stratum/validation";
 import { JobCanceledError, JobSupersededError, type JobContext, type JobTypeDefinition } from "@stratum/jobs";
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { fenceOf, type AgentHost, type HostAgents } from "../clients/agents";
@@ -120,7 +121,15 @@ class Migration {
     if (vm.state === "Migrating" && vm.opRequest === this.key) {
       vm = await this.#claim(vm);
     } else {
-      // Checked again here: a job may be submitted to longjob directly, without MigrateVm.
+      checkParams(ctx.params);
+      // Another migration queued before this one (the VM's queue runs them in turn) took the VM
+      // where this one was asked to: the state asked for is reached, nothing to move.
+      if (vm.state === "Running" && ctx.params.targetHostUuid && vm.hostUuid === ctx.params.targetHostUuid) {
+        ctx.log.info("vm already runs on the migration's target", { vmUuid: this.vmUuid, hostUuid: vm.hostUuid });
+        return { vmUuid: this.vmUuid, hostUuid: vm.hostUuid, sourceHostUuid: vm.hostUuid };
+      }
+      // Checked again here: a job may be submitted to longjob directly, without MigrateVm, and the
+      // VM may have changed since MigrateVm checked it (another migration, a stop).
       await checkMigration(d, { vmUuid: this.vmUuid, targetHostUuid: ctx.params.targetHostUuid, cancelBackupJobUuids: ctx.params.cancelBackupJobUuids ?? [] });
       await ctx.checkpoint();
       vm = await this.#begin(vm);
@@ -434,6 +443,14 @@ class Migration {
       resources: { vmUuid: this.vmUuid },
     });
   }
+}
+
+/** A job submitted without MigrateVm has had only longjob's checks (kinds, bounds): its uuids are checked here. */
+function checkParams(p: MigrateParams): void {
+  const v = new Violations();
+  if (p.targetHostUuid) v.check(UUID_PATTERN.test(p.targetHostUuid), "targetHostUuid", "must be a host UUID");
+  (p.cancelBackupJobUuids ?? []).forEach((uuid, i) => v.check(UUID_PATTERN.test(uuid), fieldPath("cancelBackupJobUuids", i), "must be a job UUID"));
+  v.throwIfAny();
 }
 
 /** Rejects with the signal's reason once it aborts for a newer attempt (never for a cancel: a cancel aborts the copy on the agent). */
