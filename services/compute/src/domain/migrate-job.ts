@@ -122,14 +122,9 @@ class Migration {
       vm = await this.#claim(vm);
     } else {
       checkParams(ctx.params);
-      // Another migration queued before this one (the VM's queue runs them in turn) took the VM
-      // where this one was asked to: the state asked for is reached, nothing to move.
-      if (vm.state === "Running" && ctx.params.targetHostUuid && vm.hostUuid === ctx.params.targetHostUuid) {
-        ctx.log.info("vm already runs on the migration's target", { vmUuid: this.vmUuid, hostUuid: vm.hostUuid });
-        return { vmUuid: this.vmUuid, hostUuid: vm.hostUuid, sourceHostUuid: vm.hostUuid };
-      }
       // Checked again here: a job may be submitted to longjob directly, without MigrateVm, and the
-      // VM may have changed since MigrateVm checked it (another migration, a stop).
+      // VM may have changed since MigrateVm checked it (another migration queued before this one
+      // may have taken it to this one's target: refused then, a job never succeeds without a copy).
       await checkMigration(d, { vmUuid: this.vmUuid, targetHostUuid: ctx.params.targetHostUuid, cancelBackupJobUuids: ctx.params.cancelBackupJobUuids ?? [] });
       await ctx.checkpoint();
       vm = await this.#begin(vm);
