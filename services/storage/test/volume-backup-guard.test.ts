@@ -6,7 +6,7 @@ import { BackupMode, BackupState } from "@stratum/proto/stratum/storage/v1/backu
 import { VolumeKind, VolumeState } from "@stratum/proto/stratum/storage/v1/volume_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
 import { GIB, MIB, startStorageStack, type StorageStack } from "./stack";
-import { untilTaskStarts } from "./sim-tasks";
+import { untilTaskStarts, untilTaskState } from "./sim-tasks";
 
 const CHUNK = 256n * MIB;
 
@@ -66,8 +66,10 @@ describe("a volume under a running backup is not deleted", () => {
       resources: { volumeUuid: target.uuid, backupUuid: backup.uuid, jobUuid },
     });
     expect((await stack.volumes.getVolume({ uuid: target.uuid })).volume!.state).toBe(VolumeState.RESTORING);
-    await stack.jobs.cancelJob({ uuid: jobUuid });
+    // Cancel the restore once its task runs; the task stops at the end of the chunk in progress.
     const { host } = await untilTaskStarts(stack.sim, jobUuid);
+    await stack.jobs.cancelJob({ uuid: jobUuid });
+    await untilTaskState(host, jobUuid, "cancelling");
     host.endVolumeTaskChunk(jobUuid);
     await stack.untilJob(jobUuid, (j) => j.state === JobState.CANCELED);
     expect((await stack.volumes.deleteVolume({ uuid: target.uuid })).volume!.state).toBe(VolumeState.DELETED);

@@ -110,7 +110,10 @@ export class PlacementBatcher {
         UPDATE compute.hosts AS h SET cpu_used = h.cpu_used + x.cpu, memory_used = h.memory_used + x.memory
         FROM unnest(${hostIds}::uuid[], ${hostIds.map((id) => perHost.get(id)!.cpu)}::int[], ${hostIds.map((id) => perHost.get(id)!.memory)}::bigint[]) AS x(uuid, cpu, memory)
         WHERE h.uuid = x.uuid`;
+      // Their Created events are written once storage gave them root volumes (VmStore.finishCreates);
+      // a release left pending for one of these uuids (a rolled-back create, retried) is dropped.
       const inserted = await tx`
+        WITH cleared AS (DELETE FROM compute.volume_releases WHERE vm_uuid = ANY(${placed.map((p) => p.vm.uuid)}::uuid[]))
         INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor, op_request)
         SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, ${this.lease.holder()}, x.client_request_id
         FROM unnest(
@@ -119,9 +122,6 @@ export class PlacementBatcher {
           ${placed.map((p) => p.vm.clientRequestId)}::text[]
         ) AS x(uuid, name, host_uuid, cpu, memory, client_request_id)
         RETURNING *`;
-      // Their Created events are written once storage gave them root volumes (VmStore.finishCreates);
-      // a release left pending for one of these uuids (a rolled-back create, retried) is dropped.
-      await tx`DELETE FROM compute.volume_releases WHERE vm_uuid = ANY(${placed.map((p) => p.vm.uuid)}::uuid[])`;
       const rows = new Map<string, VmRow>();
       for (const raw of inserted) {
         const row = this.toRow(raw as Record<string, unknown>);
