@@ -79,6 +79,7 @@ export class JobExecutor {
       targetUuid: req.targetUuid,
       params: req.parameters ?? {},
       attempt: req.attempt,
+      resumed: req.resume,
       resumeFrom: req.resume && req.progress ? { percent: req.progress.percent, stage: req.progress.stage, bytesDone: Number(req.progress.bytesDone), bytesTotal: Number(req.progress.bytesTotal), message: req.progress.message } : undefined,
     });
     return { executor: this.o.incarnation() };
@@ -115,7 +116,7 @@ export class JobExecutor {
     this.#stopped = true;
   }
 
-  #accept(input: { jobUuid: string; typeName: string; targetUuid: string; params: Record<string, unknown>; attempt: number; resumeFrom: JobRun["input"]["resumeFrom"] }): void {
+  #accept(input: { jobUuid: string; typeName: string; targetUuid: string; params: Record<string, unknown>; attempt: number; resumed: boolean; resumeFrom: JobRun["input"]["resumeFrom"] }): void {
     const type = this.#types.get(input.typeName);
     if (!type) {
       throw new StratumError(Code.FAILED_PRECONDITION, `${this.o.service} implements no job type ${input.typeName}`, { reason: "JOB_TYPE_NOT_IMPLEMENTED", resources: { jobUuid: input.jobUuid } });
@@ -129,7 +130,7 @@ export class JobExecutor {
     // A redelivered dispatch of the attempt running here is the same job: accepted, not run twice.
     if (current && current.attempt >= input.attempt) return;
     current?.supersede(input.attempt);
-    const run = new JobRun({ jobUuid: input.jobUuid, type, targetUuid: input.targetUuid, params: input.params, attempt: input.attempt, resumeFrom: input.resumeFrom }, {
+    const run = new JobRun({ jobUuid: input.jobUuid, type, targetUuid: input.targetUuid, params: input.params, attempt: input.attempt, resumed: input.resumed, resumeFrom: input.resumeFrom }, {
       reports: this.#reports,
       checkpoints: this.#checkpoints,
       executor: this.o.incarnation(),

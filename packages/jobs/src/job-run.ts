@@ -14,6 +14,8 @@ export interface JobRunInput {
   targetUuid: string;
   params: Record<string, unknown>;
   attempt: number;
+  /** An earlier attempt ran (its executor died): it may have done part of the work, or all of it. */
+  resumed: boolean;
   resumeFrom: ReportedProgress | undefined;
 }
 
@@ -53,6 +55,7 @@ export class JobRun {
       targetUuid: input.targetUuid,
       params: input.params,
       attempt: input.attempt,
+      resumed: input.resumed,
       resumeFrom: input.resumeFrom,
       signal: this.#abort.signal,
       log,
@@ -69,17 +72,29 @@ export class JobRun {
    * Runs the job to its end: a checkpoint first (a job cancelled while it waited in the queue never
    * starts), then the type's run (or resume), then its outcome. A cancel that the work beat ends
    * Succeeded (ZStack's rule); a superseded attempt reports nothing.
+   *
+   * A resumed attempt found Canceling is not stopped at that first checkpoint: the attempt that
+   * died may have sent work that goes on without it (an agent task) or has even finished (a
+   * migration whose copy completed). It gets the cancel as a running job would — its signal
+   * aborted, its cancel hook called to reach that work — and its run then says what happened:
+   * stopped and rolled back (Canceled) or already done (Succeeded: the work won the race).
    */
   async execute(): Promise<void> {
     const { type } = this.input;
     let outcome: { state: FinalState; result?: Record<string, unknown>; error?: StratumError };
     try {
-      await this.#checkpoint();
+      if (!this.input.resumed) await this.#checkpoint();
+      else {
+        await this.#checkpoint().catch(async (e: unknown) => {
+          if (!(e instanceof JobCanceledError)) throw e;
+          await this.cancel();
+        });
+      }
       // Stored before any work: a job longjob still sees Waiting has done nothing anywhere, so
       // its owner may dispatch it again elsewhere should this replica die now.
       this.#publish({ kind: "started", progress: { ...this.#progress } });
       await this.#sent;
-      const result = this.input.resumeFrom && type.resume ? await type.resume(this.ctx) : await type.run(this.ctx);
+      const result = this.input.resumed && type.resume ? await type.resume(this.ctx) : await type.run(this.ctx);
       outcome = { state: "Succeeded", result: result ?? {} };
     } catch (e) {
       if (this.#superseded || e instanceof JobSupersededError) {

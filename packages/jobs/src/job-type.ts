@@ -27,6 +27,12 @@ export interface JobContext<P = Record<string, unknown>> {
   readonly params: P;
   /** This dispatch's number; the fencing token of the job's reports. */
   readonly attempt: number;
+  /**
+   * Whether an earlier attempt ran this job (its executor died): the work may be partly or wholly
+   * done, and `run` must find out before doing it again. Set also when that attempt recorded no
+   * progress (then `resumeFrom` is undefined).
+   */
+  readonly resumed: boolean;
   /** The progress an earlier attempt recorded, when this one resumes it. */
   readonly resumeFrom: ReportedProgress | undefined;
   /**
@@ -65,7 +71,11 @@ export interface JobTypeDefinition<P = Record<string, unknown>, R extends Record
   signature?(ctx: { jobUuid: string; targetUuid: string }): string;
   /** The work; its result is the job's. Throwing after `ctx.checkpoint()` threw cancels it. */
   run(ctx: JobContext<P>): Promise<R>;
-  /** Continues a job an executor that died left, from `ctx.resumeFrom`; default: `run` again. */
+  /**
+   * Continues a job an executor that died left, from `ctx.resumeFrom`; default: `run` again (with
+   * `ctx.resumed` set). Also called when the job was cancelled meanwhile — with `ctx.signal`
+   * aborted and the cancel hook called — so it can say whether the dead attempt's work finished.
+   */
   resume?(ctx: JobContext<P>): Promise<R>;
   /** Reaches the work already sent elsewhere (an agent task) when the job is cancelled. */
   cancel?(ctx: JobContext<P>): Promise<void>;

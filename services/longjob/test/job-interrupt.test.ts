@@ -59,6 +59,34 @@ describe("a job whose executor goes away", () => {
     expect(end.attempt).toBeGreaterThan(suspended.attempt);
   });
 
+  it("a job cancelled while its executor was gone is resumed with the cancel: its hook reaches the work, its run says the work won (Succeeded)", async () => {
+    const { job } = await stack.jobs.submitJob({ type: "worker.gate", parameters: { doneOnResume: true } });
+    const uuid = job!.uuid;
+    await stack.board.next();
+    await atGate(uuid);
+    await stack.worker!.stop(); // handed over: nobody runs it now
+    expect((await stack.jobs.cancelJob({ uuid })).job!.state).toBe(JobState.CANCELING);
+    stack.worker = await startTestService(workerModule(stack.board), { databaseUrl: stack.service.databaseUrl, natsUrl: stack.service.natsUrl, busPrefix: stack.service.busPrefix });
+    const end = (await stack.watch(uuid)).at(-1)!;
+    // Stopped at a first checkpoint, it would end Canceled with its predecessor's work done and unsaid.
+    expect(end.state).toBe(JobState.SUCCEEDED);
+    expect(end.result).toEqual({ doneBy: "an earlier attempt", signalAborted: true });
+    expect(stack.board.cancelled).toContain(uuid);
+  });
+
+  it("a job cancelled while its executor was gone, whose work had not finished, ends Canceled", async () => {
+    const { job } = await stack.jobs.submitJob({ type: "worker.gate" });
+    const uuid = job!.uuid;
+    await stack.board.next();
+    await atGate(uuid);
+    await stack.worker!.stop();
+    await stack.jobs.cancelJob({ uuid });
+    stack.worker = await startTestService(workerModule(stack.board), { databaseUrl: stack.service.databaseUrl, natsUrl: stack.service.natsUrl, busPrefix: stack.service.busPrefix });
+    const end = (await stack.watch(uuid)).at(-1)!;
+    expect(end.state).toBe(JobState.CANCELED);
+    expect(stack.board.cancelled).toContain(uuid);
+  });
+
   it("a type that resumes is dispatched to the new replica, which resumes it from its progress", async () => {
     const { job } = await stack.jobs.submitJob({ type: "worker.gate" });
     await stack.board.next();

@@ -49,9 +49,11 @@ function gateType(board: GateBoard, name: string, onInterrupt: "resume" | "fail"
     parameters: [
       { name: "label", kind: "string" },
       { name: "stubborn", kind: "bool", description: "does not listen to its cancel signal: its work outruns a cancel" },
+      { name: "doneOnResume", kind: "bool", description: "a resumed attempt finds the work done (as a migration whose copy completed)" },
     ],
     onInterrupt,
     async run(ctx) {
+      if (ctx.resumed && ctx.params.doneOnResume) return { doneBy: "an earlier attempt", signalAborted: ctx.signal.aborted };
       ctx.progress({ stage: "prepare", percent: 10 });
       await ctx.checkpoint();
       ctx.progress({ stage: "gate", percent: 50 });

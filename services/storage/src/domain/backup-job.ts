@@ -38,12 +38,16 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
       if (b.state === "Canceled") throw new JobCanceledError(ctx.jobUuid);
       if (b.state !== "Creating") throw new StratumError(Code.FAILED_PRECONDITION, `backup ${b.uuid} is ${b.state}${b.error ? `: ${b.error}` : ""}`, { reason: "BACKUP_STATE_CONFLICT", resources: { backupUuid: b.uuid } });
       let hostUuid = b.taskHostUuid;
+      // A resumed attempt whose predecessor recorded its host may have a task running there: it
+      // goes straight to that task (found by its uuid), whose run handles a cancel by stopping
+      // it on the agent. A checkpoint here would end the job with the task still copying.
+      const taskMayRun = ctx.resumed && b.taskHostUuid !== null;
       try {
-        await ctx.checkpoint();
+        if (!taskMayRun) await ctx.checkpoint();
         const host = hostUuid ? await d.locator.host(hostUuid, ctx.signal) : await agentOfVolume(d.volumes, d.locator, b.volumeUuid, ctx.signal);
         hostUuid = host.uuid;
         if (!b.taskHostUuid && !(await d.backups.recordTaskHost(b.uuid, host.uuid, "Creating"))) throw await moved(d.backups, b.uuid);
-        await ctx.checkpoint();
+        if (!taskMayRun) await ctx.checkpoint();
         const task = await d.runs.run(ctx, host, {
           volumeUuid: b.volumeUuid,
           kind: "backup",
