@@ -7,7 +7,7 @@ import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { BackupMode, BackupState } from "@stratum/proto/stratum/storage/v1/backup_pb";
 import { VolumeKind } from "@stratum/proto/stratum/storage/v1/volume_pb";
 import { GIB, MIB, startStorageStack, type StorageStack } from "./stack";
-import { tasksNamed, untilTaskStarts } from "./sim-tasks";
+import { tasksNamed, untilTaskStarts, untilTaskState } from "./sim-tasks";
 
 const CHUNK = 256n * MIB;
 const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
@@ -56,5 +56,38 @@ describe("a storage replica killed mid-backup", () => {
     expect((await stack.backups.getBackup({ uuid: backup!.uuid })).backup).toMatchObject({ state: BackupState.AVAILABLE, sizeBytes: GIB });
     expect(tasksNamed(stack.sim, backup!.uuid)).toHaveLength(1);
     expect((await stack.backups.getBackupStorage({ uuid: bs!.uuid })).backupStorage!.usedBytes).toBe(GIB);
+  });
+
+  it("cancelled while its replica is dead: the resumed attempt stops the agent task its predecessor started, and the backup ends CANCELED with its bytes back", async () => {
+    if (!child) {
+      ({ child } = await startChildReplica({ main: MAIN, like: stack.storage.replicas[0]!.ctx.config, replicaId: "storage-child" }));
+      await stack.storage.replicas[0]!.ctx.view.until((v) => v.members("storage").some((m) => m.replicaId === "storage-child"));
+    }
+    const { primaryStorage: ps } = await stack.volumes.addPrimaryStorage({ name: "local-1", totalCapacityBytes: 100n * GIB, hostUuid: stack.hostUuids[0]! });
+    const { backupStorage: bs } = await stack.backups.addBackupStorage({ name: "bs-1", totalCapacityBytes: 10n * GIB });
+    const { volume } = await stack.volumes.createVolume({ uuid: ownedByChild(), name: "v1", sizeBytes: GIB, primaryStorageUuid: ps!.uuid, kind: VolumeKind.DATA });
+    const { backup, jobUuid } = await stack.backups.createBackup({ volumeUuid: volume!.uuid, backupStorageUuid: bs!.uuid, mode: BackupMode.FULL });
+    const { host } = await untilTaskStarts(stack.sim, backup!.uuid);
+    host.endVolumeTaskChunk(backup!.uuid);
+    await stack.untilJob(jobUuid, (j) => j.progress?.bytesDone === CHUNK, "the first chunk reported");
+
+    // Paused, the child cannot hear the cancel: it is recorded against the attempt that dies with it.
+    process.kill(child!.pid!, "SIGSTOP");
+    const cancel = stack.jobs.cancelJob({ uuid: jobUuid });
+    const canceling = await stack.untilJob(jobUuid, (j) => j.state === JobState.CANCELING, "Canceling");
+    expect(canceling.attempt).toBe(1);
+    await kill9(child!);
+    child = undefined;
+    await cancel;
+    // The resumed attempt starts Canceling: it must reach the task its predecessor started.
+    await untilTaskState(host, backup!.uuid, "cancelling");
+    host.endVolumeTaskChunk(backup!.uuid); // the chunk in progress ends: the cancel takes effect
+    const end = await stack.untilJob(jobUuid, (j) => j.state === JobState.CANCELED || j.state === JobState.FAILED || j.state === JobState.SUCCEEDED);
+    expect(end.state).toBe(JobState.CANCELED);
+    expect(end.attempt).toBeGreaterThanOrEqual(2);
+    expect((await stack.backups.getBackup({ uuid: backup!.uuid })).backup!.state).toBe(BackupState.CANCELED);
+    // Stopped on the agent, not left copying for a backup nobody counts.
+    expect(tasksNamed(stack.sim, backup!.uuid).map((t) => t.state)).toEqual(["cancelled"]);
+    expect((await stack.backups.getBackupStorage({ uuid: bs!.uuid })).backupStorage!.usedBytes).toBe(0n);
   });
 });

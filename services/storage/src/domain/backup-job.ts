@@ -16,6 +16,9 @@ export interface VolumeJobDeps {
 
 type BackupParams = { backupUuid: string };
 
+/** Bound of finding the agent of a task to stop (the job's own signal is aborted by then). */
+const STOP_LOOKUP_MS = 10_000;
+
 /**
  * `storage.backup`: copies a volume to its backup storage through a byte task on the volume's
  * agent, named by the backup's UUID, and settles the backup: AVAILABLE with its real size,
@@ -42,6 +45,8 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
       // goes straight to that task (found by its uuid), whose run handles a cancel by stopping
       // it on the agent. A checkpoint here would end the job with the task still copying.
       const taskMayRun = ctx.resumed && b.taskHostUuid !== null;
+      /** Set once the task's own run settled it: before, a cancel must still stop whatever runs on the agent. */
+      let taskSettled = false;
       try {
         if (!taskMayRun) await ctx.checkpoint();
         const host = hostUuid ? await d.locator.host(hostUuid, ctx.signal) : await agentOfVolume(d.volumes, d.locator, b.volumeUuid, ctx.signal);
@@ -56,6 +61,7 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
           incremental: b.mode === "Incremental",
           args: { parentBackupUuid: b.parentUuid ?? "", backupStorageUuid: b.backupStorageUuid },
         }, "copying");
+        taskSettled = true;
         ctx.progress({ stage: "finishing" });
         if (task.state === "succeeded") {
           const done = await d.backups.transition([b.uuid], "Available", { sizeBytes: task.bytesTotal ?? b.volumeSizeBytes, held: "size" }, ["Creating"]);
@@ -69,6 +75,14 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
         });
       } catch (e) {
         if (!(e instanceof JobCancelFailedError) && stoppedByCancel(ctx, e)) {
+          // Cancelled before this attempt's run reached the task (a resumed attempt, its signal
+          // aborted): a predecessor's task may be copying on the recorded host. Stopped first, or
+          // the backup would be Canceled with the agent still writing it.
+          const stopped = hostUuid && !taskSettled ? await stopTask(d, ctx, hostUuid, b.uuid) : undefined;
+          if (stopped) {
+            await d.backups.transition([b.uuid], "Error", { error: `backup ${b.uuid}: ${stopped.message}`, held: "none" }, ["Creating"]);
+            throw stopped;
+          }
           await d.backups.transition([b.uuid], "Canceled", { held: "none" }, ["Creating"]);
           throw new JobCanceledError(ctx.jobUuid);
         }
@@ -80,6 +94,16 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
     },
     cancel: (ctx) => d.runs.cancel(ctx),
   };
+}
+
+/** Stops the task named `taskUuid` on `hostUuid`: undefined once it exited, or the failure to say. */
+export async function stopTask(d: VolumeJobDeps, ctx: JobContext<unknown>, hostUuid: string, taskUuid: string): Promise<JobCancelFailedError | undefined> {
+  try {
+    await d.runs.stop(ctx, await d.locator.host(hostUuid, AbortSignal.timeout(STOP_LOOKUP_MS)), taskUuid);
+    return undefined;
+  } catch (e) {
+    return e instanceof JobCancelFailedError ? e : new JobCancelFailedError(ctx.jobUuid, `volume task ${taskUuid} on host ${hostUuid}: ${errorMessage(e)}`, e);
+  }
 }
 
 async function backupOf(backups: BackupStore, ctx: JobContext<BackupParams>): Promise<BackupRow> {

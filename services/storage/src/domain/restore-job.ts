@@ -1,6 +1,6 @@
 import { Code, StratumError } from "@stratum/core";
 import { JobCanceledError, JobCancelFailedError, type JobTypeDefinition } from "@stratum/jobs";
-import { moved, stoppedByCancel, supersededBy, type VolumeJobDeps } from "./backup-job";
+import { moved, stopTask, stoppedByCancel, supersededBy, type VolumeJobDeps } from "./backup-job";
 import { agentOfVolume } from "./volume-placement";
 
 type RestoreParams = { backupUuid: string };
@@ -36,6 +36,8 @@ export function restoreJob(d: VolumeJobDeps): JobTypeDefinition<RestoreParams> {
       // goes straight to that task (found by its uuid), whose run handles a cancel by stopping
       // it on the agent. A checkpoint here would end the job with the task still copying.
       const taskMayRun = ctx.resumed && b.taskHostUuid !== null;
+      /** Set once the task's own run settled it: before, a cancel must still stop whatever runs on the agent. */
+      let taskSettled = false;
       try {
         if (!taskMayRun) await ctx.checkpoint();
         const host = hostUuid ? await d.locator.host(hostUuid, ctx.signal) : await agentOfVolume(d.volumes, d.locator, ctx.targetUuid, ctx.signal);
@@ -49,6 +51,7 @@ export function restoreJob(d: VolumeJobDeps): JobTypeDefinition<RestoreParams> {
           sizeBytes: b.volumeSizeBytes,
           args: { backupUuid: b.uuid, backupStorageUuid: b.backupStorageUuid },
         }, "copying");
+        taskSettled = true;
         ctx.progress({ stage: "finishing" });
         await end();
         if (task.state === "succeeded") return { backupUuid: b.uuid, volumeUuid: ctx.targetUuid, hostUuid: host.uuid };
@@ -61,6 +64,11 @@ export function restoreJob(d: VolumeJobDeps): JobTypeDefinition<RestoreParams> {
         if (supersededBy(ctx, e) && !(e instanceof JobCancelFailedError)) throw e; // a newer attempt carries on
         if (e instanceof StratumError && (e.reason === "RESTORE_TASK_FAILED" || e.reason === "BACKUP_STATE_CONFLICT")) throw e; // ended already
         if (e instanceof JobCancelFailedError) throw e; // the task may still run: the volume stays Restoring
+        // Cancelled before this attempt's run reached the task: a predecessor's may be writing.
+        if (stoppedByCancel(ctx, e) && hostUuid && !taskSettled) {
+          const failed = await stopTask(d, ctx, hostUuid, ctx.jobUuid);
+          if (failed) throw failed;
+        }
         // Stopped before the agent wrote anything into the volume, or cancelled: as it was.
         await end().catch(() => {});
         if (stoppedByCancel(ctx, e)) throw new JobCanceledError(ctx.jobUuid);
