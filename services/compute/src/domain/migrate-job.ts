@@ -91,9 +91,45 @@ export function migrateJob(d: MigrateJobDeps): JobTypeDefinition<MigrateParams, 
     // Not awaited: the abort is re-sent until vm/migrate answers (see Migration#copy), and the
     // StopJob that runs this hook must not wait for a copy.
     async cancel(ctx) {
-      void copies.get(ctx.jobUuid)?.abort();
+      const copy = copies.get(ctx.jobUuid);
+      if (copy) return void copy.abort();
+      // No copy of this attempt here: a cancel met by a resumed attempt (its predecessor died,
+      // maybe mid-copy) stops at the framework's checkpoint before any of this job's code runs, so
+      // the copy the dead attempt started is aborted from here. The takeover settles the VM after.
+      const vm = await d.vms.get(ctx.targetUuid);
+      if (vm?.state === "Migrating" && vm.opRequest === migrationKey(ctx.jobUuid) && vm.migrateTargetUuid) {
+        void stopOrphanCopy(d, vm).catch((e: unknown) => ctx.log.warn("could not abort the memory copy of a cancelled migration", { vmUuid: vm.uuid, error: errorMessage(e) }));
+      }
     },
   };
+}
+
+/** How long a copy that nobody waits for any more is given to end once aborted. */
+const ORPHAN_ABORT_WAIT_MS = 10_000;
+
+/**
+ * Makes sure no memory copy of the VM runs from its host any more, for a migration none of whose
+ * attempts waits for it (its replica died; its job ended): aborts one that still copies and
+ * waits (bounded) for the source agent to say it ended. Resolves once none runs; throws when the
+ * agent cannot say, so the caller decides nothing yet.
+ */
+export async function stopOrphanCopy(d: Pick<MigrateJobDeps, "agents" | "hosts">, vm: VmRow): Promise<void> {
+  const source = vm.hostUuid ? await d.hosts.agentOf(vm.hostUuid) : undefined;
+  if (!source) return;
+  const until = Date.now() + ORPHAN_ABORT_WAIT_MS;
+  for (let aborted = false; ; ) {
+    let state: string | undefined;
+    try {
+      state = (await d.agents.migrateStatus(source, vm.uuid)).state;
+    } catch (e) {
+      if (StratumError.from(e).code === Code.NOT_FOUND) return; // no migration of the VM from there, ever
+      throw e;
+    }
+    if (state !== "copying") return;
+    if (!aborted) aborted = (await d.agents.migrateAbort(source, vm.uuid, fenceOf(vm))).aborted;
+    if (Date.now() > until) throw new StratumError(Code.UNAVAILABLE, `the memory copy of vm ${vm.uuid} from host ${source.uuid} is still running after its abort`, { reason: "MIGRATION_STILL_COPYING", resources: { vmUuid: vm.uuid } });
+    await sleep(ABORT_RETRY_MS);
+  }
 }
 
 /** Thrown when the agents cannot tell whether the VM moved: the VM stays Migrating for the takeover to settle (see VmReconciler). */
@@ -104,6 +140,8 @@ class Migration {
   readonly vmUuid: string;
   /** Whether the steps' `beforeCopy` ran (their rollback is then due if the VM does not move). */
   #stepsStarted = false;
+  /** Whether vm/migrate may have been sent for this migration (by this attempt or a dead one). */
+  #copyMayRun = false;
 
   constructor(
     private readonly d: MigrateJobDeps,
@@ -133,6 +171,7 @@ class Migration {
     try {
       const volumes = await d.peers.vmVolumes(this.vmUuid);
       const resumedReserved = vm.migrateTargetUuid !== null;
+      this.#copyMayRun = resumedReserved;
       if (!vm.migrateTargetUuid) {
         // A resumed job that had reserved its target got past these before: never again.
         // The wait starts with the cancels, so it is already pending on the agents when the tasks
@@ -149,17 +188,24 @@ class Migration {
       const step: MigrationStepContext = { jobUuid: ctx.jobUuid, vm, sourceHostUuid: source, targetHostUuid: target, signal: ctx.signal };
       this.#stepsStarted = true;
       for (const s of d.steps) await s.beforeCopy?.(step);
-      // Right before the agent call: a cancel recorded by now never reaches vm/migrate. (A resumed
-      // job that had reserved, or steps that ran, make the one beside the reservation too old.)
-      if (d.steps.length > 0 || resumedReserved) await ctx.checkpoint();
-      await this.#copy(from, to, vm, volumes);
+      // A resumed job that had reserved may find its predecessor's copy done or still running:
+      // the agent call was made then, the VM's fate is that copy's.
+      const earlier = resumedReserved ? await this.#earlierCopy(from, to) : "none";
+      if (earlier === "none") {
+        // Right before the agent call: a cancel recorded by now never reaches vm/migrate. (A
+        // resumed job that had reserved, or steps that ran, make the one beside the reservation too old.)
+        if (d.steps.length > 0 || resumedReserved) await ctx.checkpoint();
+      }
+      if (earlier !== "moved") await this.#copy(from, to, vm, volumes);
       ctx.progress({ stage: "switching", percent: 95 });
       const moved = await d.vms.endMigration(this.vmUuid, this.key, "switch", "");
       if (!moved) throw await this.#lost();
       vm = moved;
     } catch (e) {
-      await this.#revert(e, source);
-      throw e;
+      const after = await this.#revert(e, source);
+      if (!after) throw e;
+      // The copy won the race with the failure or the cancel (ZStack's rule: the work wins): done.
+      vm = after;
     }
     // The VM runs on the target now, whatever a step after the switch says.
     for (const s of d.steps) await s.afterSwitch?.({ jobUuid: ctx.jobUuid, vm, sourceHostUuid: source, targetHostUuid: vm.hostUuid!, signal: ctx.signal });
@@ -328,6 +374,7 @@ class Migration {
     try {
       if (ctx.signal.aborted) throw new JobCanceledError(ctx.jobUuid);
       ctx.progress({ stage: "copying-memory", percent: 10 });
+      this.#copyMayRun = true;
       const call = d.agents.migrate(from, to, volumes, this.vmUuid, `migrate-${ctx.jobUuid}`, fence);
       const answered = new AbortController();
       const progress = this.#followProgress(from, answered.signal);
@@ -399,11 +446,30 @@ class Migration {
    * reservation released — unless another attempt or replica owns the VM now (it settles it),
    * or nobody can tell where the VM runs.
    */
-  async #revert(e: unknown, source: string): Promise<void> {
+  async #revert(e: unknown, source: string): Promise<VmRow | undefined> {
     const { ctx, d } = this;
     if (e instanceof JobSupersededError || e instanceof OutcomeUnknown) return;
     if (e instanceof StratumError && (e.reason === "VM_TAKEN_OVER" || e.reason === "VM_CONCURRENT_UPDATE" || e.reason === "LEASE_LOST")) return;
     const cancelled = ctx.signal.aborted || e instanceof JobCanceledError;
+    if (this.#copyMayRun) {
+      // A copy may run or have ended without this attempt's knowing (a resumed job cancelled at
+      // its checkpoint; a call that failed): it is over before the VM is recorded anywhere.
+      const vm = await d.vms.get(this.vmUuid);
+      if (vm?.state !== "Migrating" || vm.opRequest !== this.key || !vm.migrateTargetUuid) return;
+      try {
+        await stopOrphanCopy(d, vm);
+        const target = await this.#agentOf(vm.migrateTargetUuid);
+        if ((await d.agents.vms(target)).vms.some((v) => v.vmUuid === this.vmUuid && v.state === "running")) {
+          const moved = await d.vms.endMigration(this.vmUuid, this.key, "switch", "");
+          if (moved) ctx.log.warn("the memory copy had succeeded: the vm runs on the target", { vmUuid: this.vmUuid, hostUuid: moved.hostUuid, error: errorMessage(e) });
+          return moved;
+        }
+      } catch (err) {
+        // Nobody can say where the VM runs: it stays Migrating, for the takeover once this job has ended.
+        ctx.log.warn("cannot tell whether the vm moved; left Migrating for the takeover", { vmUuid: this.vmUuid, error: errorMessage(err) });
+        return;
+      }
+    }
     if (this.#stepsStarted) {
       const vm = await d.vms.get(this.vmUuid);
       for (const s of [...d.steps].reverse()) {
@@ -419,6 +485,16 @@ class Migration {
     });
     if (!back) ctx.log.warn("migration rollback matched no row", { vmUuid: this.vmUuid, expectedState: "Migrating" });
     else ctx.log.info(cancelled ? "migration cancelled; the vm stays on its source" : "migration failed; the vm stays on its source", { vmUuid: this.vmUuid, hostUuid: source, error: errorMessage(e) });
+  }
+
+  /** What became of the copy a dead attempt may have started: done (the VM runs on the target), still copying, or none. */
+  async #earlierCopy(from: AgentHost, to: AgentHost): Promise<"moved" | "copying" | "none"> {
+    try {
+      if ((await this.d.agents.migrateStatus(from, this.vmUuid)).state === "copying") return "copying";
+    } catch (e) {
+      if (StratumError.from(e).code !== Code.NOT_FOUND) throw e;
+    }
+    return (await this.d.agents.vms(to)).vms.some((v) => v.vmUuid === this.vmUuid && v.state === "running") ? "moved" : "none";
   }
 
   async #agentOf(hostUuid: string): Promise<AgentHost> {

@@ -4,7 +4,7 @@ import { errorMessage } from "@stratum/core";
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { fenceOf, type HostAgents } from "../clients/agents";
 import type { MigrationPeers } from "../clients/peers";
-import { migrationJobOf } from "./migrate-job";
+import { migrationJobOf, stopOrphanCopy } from "./migrate-job";
 import type { HostStore } from "../store/host-store";
 import type { VmRow, VmStateValue } from "../store/schema";
 import { TRANSIENT_STATES, type VmStore } from "../store/vm-store";
@@ -176,6 +176,8 @@ export class VmReconciler {
    */
   async #settleMigration(found: VmRow, vm: VmRow, own: boolean): Promise<boolean> {
     const key = vm.opRequest ?? "";
+    // A copy its dead attempt started may still run: it is aborted and over before the target is asked.
+    if (vm.migrateTargetUuid) await stopOrphanCopy(this.d, vm);
     const target = vm.migrateTargetUuid ? await this.d.hosts.agentOf(vm.migrateTargetUuid) : undefined;
     const onTarget = target ? (await this.d.agents.vms(target)).vms.some((v) => v.vmUuid === vm.uuid && v.state === "running") : false;
     const left = own ? "its migration ended without recording where the VM runs" : `replica ${found.lastActor.split("@")[0] || "(unknown)"} stopped while the VM was Migrating`;
