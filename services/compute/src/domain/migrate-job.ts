@@ -157,7 +157,15 @@ class Migration {
     let vm = await this.#get();
     if (vm.opRequest === this.key && vm.state !== "Migrating") return this.#endedEarlier(vm);
     if (vm.state === "Migrating" && vm.opRequest === this.key) {
-      vm = await this.#claim(vm);
+      try {
+        vm = await this.#claim(vm);
+      } catch (e) {
+        // The takeover settled the VM while this attempt waited for the dead one's lease: what it
+        // found (on the target: the copy won, also over a cancel) is this job's outcome.
+        const now = await this.#get();
+        if (now.opRequest === this.key && now.state !== "Migrating") return this.#endedEarlier(now);
+        throw e;
+      }
     } else {
       checkParams(ctx.params);
       // Checked again here: a job may be submitted to longjob directly, without MigrateVm, and the
@@ -255,7 +263,10 @@ class Migration {
       if (Date.now() > until) {
         throw new StratumError(Code.UNAVAILABLE, `vm ${this.vmUuid} is still held by replica ${now.lastActor.split("@")[0]} (its lease has not lapsed)`, { reason: "VM_HELD", resources: { vmUuid: this.vmUuid } });
       }
-      await sleep(CLAIM_RETRY_MS, this.ctx.signal);
+      // A cancel does not end the claim: the VM must be settled either way (the dead attempt's
+      // copy may have moved it, and then the job succeeded). Only a newer attempt stops it.
+      if (this.ctx.signal.aborted && !(this.ctx.signal.reason instanceof JobCanceledError)) throw this.ctx.signal.reason;
+      await sleep(CLAIM_RETRY_MS);
     }
   }
 
