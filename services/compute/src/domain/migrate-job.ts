@@ -180,30 +180,26 @@ class Migration {
       const volumes = await d.peers.vmVolumes(this.vmUuid);
       const resumedReserved = vm.migrateTargetUuid !== null;
       this.#copyMayRun = resumedReserved;
-      if (!vm.migrateTargetUuid) {
-        // A resumed job that had reserved its target got past these before: never again.
+      // The target first: a migration with nowhere to go does not cancel the backups it names, and
+      // once they have exited only a checkpoint stands between their exit and the copy (the
+      // reservation's commit is off that path). A failure or cancel from here releases it (#revert).
+      if (!resumedReserved) vm = await this.#reserve(vm);
+      const target = vm.migrateTargetUuid!;
+      const [from, to] = await Promise.all([this.#agentOf(source), this.#agentOf(target)]);
+      // A resumed job that had reserved may find its predecessor's copy done or still running: the
+      // VM's fate is that copy's. Otherwise (it died before the copy) it cancels and waits again:
+      // both are idempotent (the cancels' request ids), and the wait is never skipped.
+      const earlier = resumedReserved ? await this.#earlierCopy(from, to) : "none";
+      if (earlier === "none") {
         // The wait starts with the cancels, so it is already pending on the agents when the tasks
         // exit: the migration learns of the exit within a round trip, not after the cancel's.
         await this.#waitForBackups(volumes, this.#cancelBackups(ctx.params.cancelBackupJobUuids ?? []));
-        // The checkpoint and the reservation together (a cancel seen here releases it, see #revert).
-        const [reserved, checked] = await Promise.allSettled([this.#reserve(vm), ctx.checkpoint()]);
-        if (reserved.status === "fulfilled") vm = reserved.value;
-        if (checked.status === "rejected") throw checked.reason;
-        if (reserved.status === "rejected") throw reserved.reason;
       }
-      const target = vm.migrateTargetUuid!;
-      const [from, to] = await Promise.all([this.#agentOf(source), this.#agentOf(target)]);
       const step: MigrationStepContext = { jobUuid: ctx.jobUuid, vm, sourceHostUuid: source, targetHostUuid: target, signal: ctx.signal };
       this.#stepsStarted = true;
       for (const s of d.steps) await s.beforeCopy?.(step);
-      // A resumed job that had reserved may find its predecessor's copy done or still running:
-      // the agent call was made then, the VM's fate is that copy's.
-      const earlier = resumedReserved ? await this.#earlierCopy(from, to) : "none";
-      if (earlier === "none") {
-        // Right before the agent call: a cancel recorded by now never reaches vm/migrate. (A
-        // resumed job that had reserved, or steps that ran, make the one beside the reservation too old.)
-        if (d.steps.length > 0 || resumedReserved) await ctx.checkpoint();
-      }
+      // Right before the agent call: a cancel recorded by now never reaches vm/migrate.
+      if (earlier === "none") await ctx.checkpoint();
       if (earlier !== "moved") await this.#copy(from, to, vm, volumes);
       ctx.progress({ stage: "switching", percent: 95 });
       const moved = await d.vms.endMigration(this.vmUuid, this.key, "switch", "");
