@@ -114,6 +114,34 @@ describe("cancelling backups and restores", () => {
     expect((await stack.volumes.attachVolume({ uuid: target.uuid, vmUuid: "0b7c1c3e-5d2a-4b8e-9f01-2a3b4c5d6e7f" })).volume!.state).toBe(VolumeState.IN_USE);
   });
 
+  it("a restore whose cancel cannot reach the agent is left Restoring, then repaired once the agent answers: its task stopped, backup and volume AVAILABLE", async () => {
+    const { backup } = await availableBackup("repair-src");
+    const target = await newVolume("repair-target");
+    const { jobUuid } = await stack.backups.restoreBackup({ uuid: backup.uuid, targetVolumeUuid: target.uuid });
+    const { host } = await untilTaskStarts(stack.sim, jobUuid);
+    const fault = host.injectFault({ command: "volume/task/cancel", kind: "http500", message: "agent busy" });
+    try {
+      await stack.jobs.cancelJob({ uuid: jobUuid });
+      const job = await stack.untilJob(jobUuid, (j) => j.state === JobState.FAILED || j.state === JobState.CANCELED);
+      expect(job.error).toMatchObject({ reason: "JOB_CANCEL_FAILED" });
+      // The task may still write: the job could not say the volume is as it was.
+      expect((await stack.backups.getBackup({ uuid: backup.uuid })).backup!.state).toBe(BackupState.RESTORING);
+      expect((await stack.volumes.getVolume({ uuid: target.uuid })).volume!.state).toBe(VolumeState.RESTORING);
+    } finally {
+      fault.clear();
+    }
+    // The repair reaches the agent now: the task is cancelled, and exits at the end of its chunk.
+    await untilTaskState(host, jobUuid, "cancelling");
+    host.endVolumeTaskChunk(jobUuid);
+    const deadline = Date.now() + 15_000;
+    while ((await stack.backups.getBackup({ uuid: backup.uuid })).backup!.state !== BackupState.AVAILABLE) {
+      if (Date.now() > deadline) throw new Error("the restore was never repaired");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await stack.volumes.getVolume({ uuid: target.uuid })).volume).toMatchObject({ state: VolumeState.AVAILABLE, sizeBytes: GIB });
+    expect(tasksNamed(stack.sim, jobUuid).map((t) => t.state)).toEqual(["cancelled"]);
+  });
+
   it("a restore is refused into an attached or too small volume, changing nothing; one to the end leaves both AVAILABLE", async () => {
     const { backup, volume: source } = await availableBackup("restore-ok");
     const small = (await stack.volumes.createVolume({ name: "small", sizeBytes: GIB / 2n, primaryStorageUuid: psUuid, kind: VolumeKind.DATA })).volume!;

@@ -1,4 +1,5 @@
 import type { ServiceRouter } from "@stratum/bus";
+import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 
 /** One job storage submits: its uuid chosen up front, its request id derived from what it is for. */
@@ -22,5 +23,11 @@ export class JobSubmitter {
         { timeoutMs: 15_000, ...(signal ? { signal } : {}) },
       ),
     );
+  }
+
+  /** A job's state in longjob's records (UNSPECIFIED when it has none). */
+  async state(uuid: string, signal?: AbortSignal): Promise<JobState> {
+    const { job } = await this.longjob.call(uuid, (c) => c.getJob({ uuid }, { timeoutMs: 10_000, ...(signal ? { signal } : {}) }));
+    return job?.state ?? JobState.UNSPECIFIED;
   }
 }

@@ -161,6 +161,14 @@ export class BackupStore {
     return rows.map((r) => toBackup(r as Record<string, unknown>));
   }
 
+  /** Every backup being restored: what the restore repair looks at. */
+  async restoring(): Promise<BackupRow[]> {
+    const rows = await this.#sql`SELECT * FROM "storage"."backups" WHERE state = 'Restoring' ORDER BY seq`.catch((e) => {
+      throw mapPgError(e, { operation: "list restoring backups" });
+    });
+    return rows.map((r) => toBackup(r as Record<string, unknown>));
+  }
+
   /** The newest complete backup of a volume on a storage: what an incremental one chains from. */
   async lastComplete(volumeUuid: string, backupStorageUuid: string): Promise<BackupRow | undefined> {
     const [raw] = await this.#sql`

@@ -1,0 +1,82 @@
+import { errorMessage, type Logger } from "@stratum/core";
+import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
+import type { HostLocator } from "../clients/hosts";
+import type { JobSubmitter } from "../clients/jobs";
+import type { VolumeAgents } from "../clients/volume-agents";
+import type { BackupStore } from "../store/backup-store";
+
+/** How often the repair looks (also once at start). */
+export const RESTORE_REPAIR_INTERVAL_MS = 2_000;
+
+const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED]);
+const FINISHED_TASK_STATES: ReadonlySet<string> = new Set(["succeeded", "cancelled", "failed"]);
+
+export interface RestoreRepairDeps {
+  backups: BackupStore;
+  jobs: JobSubmitter;
+  locator: HostLocator;
+  agents: VolumeAgents;
+  /** Whether this replica owns the UUID on storage's ring (the target volume's owner repairs). */
+  owns(uuid: string): boolean;
+  log: Logger;
+}
+
+/**
+ * A restore whose cancel could not reach its agent ends Failed (JOB_CANCEL_FAILED) with its
+ * backup and its target volume left Restoring: the task may still be writing, so the job could
+ * not say the volume was as it was. Nothing else would move them back. So the owner of each such
+ * volume, once the restore's job has ended, asks the agent that ran the task: when the task has
+ * exited (or the agent never had it), the restore is over and both are Available again — the
+ * agent swaps the copy in only at the task's end, so the volume is whole either way; while the task
+ * still runs, its cancel is sent again. A restore whose job still runs is the job's to settle.
+ */
+export class RestoreRepair {
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+
+  constructor(
+    private readonly d: RestoreRepairDeps,
+    private readonly intervalMs = RESTORE_REPAIR_INTERVAL_MS,
+  ) {}
+
+  start(): void {
+    this.#timer = setInterval(() => void this.kick(), this.intervalMs);
+    this.#timer.unref();
+    void this.kick();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+  }
+
+  /** Runs a pass unless one runs (tests await it). */
+  kick(): Promise<void> {
+    this.#running ??= this.pass()
+      .catch((e) => this.d.log.warn("restore repair pass failed", { error: errorMessage(e) }))
+      .finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  async pass(): Promise<void> {
+    for (const b of await this.d.backups.restoring()) {
+      if (!b.restoreJobUuid || !b.restoreVolumeUuid || !this.d.owns(b.restoreVolumeUuid)) continue;
+      try {
+        if (!FINAL_JOB_STATES.has(await this.d.jobs.state(b.restoreJobUuid))) continue;
+        if (b.taskHostUuid) {
+          const host = await this.d.locator.host(b.taskHostUuid, AbortSignal.timeout(10_000));
+          const task = await this.d.agents.status(host, b.restoreJobUuid, AbortSignal.timeout(10_000));
+          if (task && !FINISHED_TASK_STATES.has(task.state)) {
+            await this.d.agents.cancel(host, task.taskUuid, AbortSignal.timeout(10_000));
+            this.d.log.warn("a restore's job ended with its task still running: cancelled it again", { backupUuid: b.uuid, volumeUuid: b.restoreVolumeUuid, taskUuid: task.taskUuid, hostUuid: host.uuid });
+            continue;
+          }
+        }
+        const done = await this.d.backups.transition([b.uuid], "Available", { restore: null }, ["Restoring"]);
+        if (!("refused" in done)) this.d.log.warn("repaired a restore its job left unsettled: backup and volume Available again", { backupUuid: b.uuid, volumeUuid: b.restoreVolumeUuid, jobUuid: b.restoreJobUuid });
+      } catch (e) {
+        // The agent or longjob cannot say now: the next pass asks again.
+        this.d.log.warn("cannot repair a restore yet", { backupUuid: b.uuid, jobUuid: b.restoreJobUuid, error: errorMessage(e) });
+      }
+    }
+  }
+}
