@@ -22,6 +22,15 @@ export function leaseHeld(q: postgres.Sql | postgres.TransactionSql, o: LeaseHol
   return sql`EXISTS (SELECT 1 FROM ${sql.unsafe(qualifiedName(o.leases))} WHERE holder = ${o.holder()} AND expires_at > now())`;
 }
 
+/**
+ * Whether `holder` holds its lease now: asked after a fenced write matched nothing, to tell a
+ * lost lease (answer {@link leaseLost}) from a row that moved.
+ */
+export async function holdsLease(q: postgres.Sql, o: LeaseHolder): Promise<boolean> {
+  const [row] = await q`SELECT ${leaseHeld(q, o)} AS ok`;
+  return row?.ok === true;
+}
+
 /** Reason of the error of an owner write refused because its writer does not hold its lease. */
 export const LEASE_NOT_HELD = "LEASE_NOT_HELD";
 

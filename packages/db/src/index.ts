@@ -31,6 +31,6 @@ export { KeyedBatcher } from "./keyed-batcher";
 export { outboxTable } from "./outbox-table";
 export { leasesTable } from "./leases-table";
 export type { LeasesTable } from "./leases-table";
-export { leaseHeld, leaseHeldSql, leaseLost, LEASE_NOT_HELD, ownerWriteGuard } from "./fencing";
+export { holdsLease, leaseHeld, leaseHeldSql, leaseLost, LEASE_NOT_HELD, ownerWriteGuard } from "./fencing";
 export type { LeaseHolder, OwnerWriteGuardOptions } from "./fencing";
 export type { OutboxTable } from "./outbox-table";

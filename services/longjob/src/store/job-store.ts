@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, lt, sql as dsql, type SQL } from "drizzle-orm";
-import { KeyedBatcher, leaseHeld, leaseLost, mapPgError, rowMapper, TurnBatcher, type LeaseHolder } from "@stratum/db";
+import { holdsLease, KeyedBatcher, leaseHeld, type LeaseHolder, leaseLost, mapPgError, rowMapper, TurnBatcher } from "@stratum/db";
 import type { JobReport } from "@stratum/jobs";
 import type postgres from "postgres";
 import { ACTIVE_STATES, assertTransition, FINAL_STATES } from "../domain/job-state";
@@ -227,8 +227,7 @@ export class JobStore {
 
   /** Whether this replica holds its lease now (why a fenced write matched nothing). */
   async leaseHeld(): Promise<boolean> {
-    const [row] = await this.#sql`SELECT ${leaseHeld(this.#sql, this.#lease)} AS ok`;
-    return row?.ok === true;
+    return holdsLease(this.#sql, this.#lease);
   }
 
   leaseLost(): Error {

@@ -1,5 +1,5 @@
 import { Code, currentWork, StratumError } from "@stratum/core";
-import { leaseHeld, leaseLost, mapPgError, rowMapper, type LeaseHolder } from "@stratum/db";
+import { holdsLease, leaseHeld, type LeaseHolder, leaseLost, mapPgError, rowMapper } from "@stratum/db";
 import type postgres from "postgres";
 import { backupStatesLeadingTo } from "../domain/backup-state";
 import { statesLeadingTo } from "../domain/volume-state";
@@ -277,8 +277,7 @@ export class BackupStore {
 
   /** Whether this replica holds its lease now (why a fenced write matched nothing). */
   async leaseHeld(): Promise<boolean> {
-    const [row] = await this.#sql`SELECT ${leaseHeld(this.#sql, this.#lease)} AS ok`;
-    return row?.ok === true;
+    return holdsLease(this.#sql, this.#lease);
   }
 
   leaseLost(): StratumError {
