@@ -104,6 +104,22 @@ describe("volume tasks", () => {
     expect((await stack.volumes.waitVolumeTasks({ volumeUuids: [v.uuid], timeoutMs: 10_000 })).exited).toBe(true);
   });
 
+  it("WaitVolumeTasks told the host (host_uuid) asks that agent for the volumes, and still the hosts of storage's own tasks on them", async () => {
+    const v = await newVolume("hinted", 0);
+    const { backupUuid, jobUuid, host } = await startBackup(v.uuid); // on host 0, where its storage is
+    const other = stack.sim.hosts.find((h) => h.uuid === stack.hostUuids[1])!;
+    const snap = other.state.volumeTasks.start({ volumeUuid: v.uuid, kind: "snapshot", durationMs: 3_600_000, args: {} });
+    // Told host 1: its snapshot blocks (every kind), and so does the backup storage recorded on host 0.
+    const check = await stack.volumes.waitVolumeTasks({ volumeUuids: [v.uuid], timeoutMs: 0, hostUuid: other.uuid });
+    expect(check.running.map((t) => [t.taskUuid, t.hostUuid]).sort()).toEqual([[backupUuid, host.uuid], [snap.taskUuid, other.uuid]].sort());
+    // Only backups block: the recorded one on host 0, until it exits.
+    const waiting = stack.volumes.waitVolumeTasks({ volumeUuids: [v.uuid], kinds: ["backup"], timeoutMs: 30_000, hostUuid: other.uuid });
+    for (let i = 0; i < 4; i++) host.endVolumeTaskChunk(backupUuid);
+    expect(await waiting).toMatchObject({ exited: true, running: [] });
+    await stack.untilJob(jobUuid, (j) => j.state === JobState.SUCCEEDED);
+    other.finishVolumeTask(snap.taskUuid);
+  });
+
   it("WaitVolumeTasks over several agents is exited only once no agent has a matching task; a caller that hangs up ends the agents' long-polls", async () => {
     const a = await newVolume("multi-a", 0);
     const b = await newVolume("multi-b", 1);

@@ -27,7 +27,8 @@ export interface MigrationPeers {
   /** The uuids of the volumes attached to the VM. */
   vmVolumes(vmUuid: string): Promise<string[]>;
   /** Waits (up to `timeoutMs`) until no task of `kinds` runs on the volumes; the ones still running when not. */
-  waitVolumeTasks(volumeUuids: string[], kinds: string[], timeoutMs: number, signal?: AbortSignal): Promise<{ exited: boolean; running: VolumeTask[] }>;
+  /** `hostUuid`: where the VM runs, so storage need not locate its disks through compute again. */
+  waitVolumeTasks(volumeUuids: string[], kinds: string[], timeoutMs: number, signal?: AbortSignal, hostUuid?: string): Promise<{ exited: boolean; running: VolumeTask[] }>;
 }
 
 /** {@link MigrationPeers} over the kit's routers to longjob and storage replicas. */
@@ -65,9 +66,9 @@ export function migrationPeers(longjob: ServiceRouter<typeof LongJobService>, st
       } while (pageToken);
       return uuids;
     },
-    async waitVolumeTasks(volumeUuids, kinds, timeoutMs, signal) {
+    async waitVolumeTasks(volumeUuids, kinds, timeoutMs, signal, hostUuid) {
       const r = await storage.call(volumeUuids[0]!, (c) =>
-        c.waitVolumeTasks({ volumeUuids, kinds, timeoutMs }, { timeoutMs: timeoutMs + WAIT_MARGIN_MS, ...(signal ? { signal } : {}) }),
+        c.waitVolumeTasks({ volumeUuids, kinds, timeoutMs, hostUuid: hostUuid ?? "" }, { timeoutMs: timeoutMs + WAIT_MARGIN_MS, ...(signal ? { signal } : {}) }),
       );
       return { exited: r.exited, running: r.running };
     },

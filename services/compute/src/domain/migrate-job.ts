@@ -193,7 +193,7 @@ class Migration {
       if (earlier === "none") {
         // The wait starts with the cancels, so it is already pending on the agents when the tasks
         // exit: the migration learns of the exit within a round trip, not after the cancel's.
-        await this.#waitForBackups(volumes, this.#cancelBackups(ctx.params.cancelBackupJobUuids ?? []));
+        await this.#waitForBackups(volumes, this.#cancelBackups(ctx.params.cancelBackupJobUuids ?? []), source);
       }
       const step: MigrationStepContext = { jobUuid: ctx.jobUuid, vm, sourceHostUuid: source, targetHostUuid: target, signal: ctx.signal };
       this.#stepsStarted = true;
@@ -303,13 +303,13 @@ class Migration {
    * end: one whose cancel could not stop its task (it ends Failed, JOB_CANCEL_FAILED) fails the
    * migration at once, naming the job and why, instead of timing out on a task that will not exit.
    */
-  async #waitForBackups(volumes: string[], cancels: Promise<string[]>): Promise<void> {
+  async #waitForBackups(volumes: string[], cancels: Promise<string[]>, hostUuid: string): Promise<void> {
     const timeoutMs = this.ctx.params.backupWaitTimeoutMs || this.d.backupWaitMs;
     const startedAt = Date.now();
     const done = new AbortController();
     const signal = AbortSignal.any([this.ctx.signal, done.signal]);
     let cancelsSettled = false;
-    const waitOnce = (ms: number) => (volumes.length === 0 ? Promise.resolve({ exited: true, running: [] }) : this.d.peers.waitVolumeTasks(volumes, [BLOCKING_KIND], ms, signal));
+    const waitOnce = (ms: number) => (volumes.length === 0 ? Promise.resolve({ exited: true, running: [] }) : this.d.peers.waitVolumeTasks(volumes, [BLOCKING_KIND], ms, signal, hostUuid));
     const first = waitOnce(timeoutMs).then((r) => ({ ...r, beforeCancels: !cancelsSettled }));
     first.catch(() => {}); // a wait cut short by a failed cancel: that failure is the answer
     try {

@@ -20,6 +20,8 @@ export interface VolumePlacement {
 }
 
 const CALL_TIMEOUT_MS = 10_000;
+/** How long a host's agent URL is reused without asking compute again. */
+export const HOST_URL_TTL_MS = 5_000;
 
 /**
  * Where a volume's agent is, asked of compute (it owns hosts and VMs): the host of the VM the
@@ -33,9 +35,21 @@ export class HostLocator {
     private readonly vms: ServiceRouter<typeof VmService>,
   ) {}
 
+  /** Agent URLs looked up recently: a host's URL changes only when it is re-added. */
+  readonly #urls = new Map<string, { host: AgentHost; until: number }>();
+
+  /**
+   * The host's agent, from compute — or from a lookup of the last {@link HOST_URL_TTL_MS}: a
+   * migration's wait for its backups asks on its critical path, and an agent URL outlives that.
+   */
   async host(uuid: string, signal?: AbortSignal): Promise<AgentHost> {
+    const known = this.#urls.get(uuid);
+    if (known && known.until > Date.now()) return known.host;
     const { host } = await this.hosts.call(uuid, (c) => c.getHost({ uuid }, { timeoutMs: CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) }));
-    return { uuid: host!.uuid, agentUrl: host!.agentUrl };
+    const found = { uuid: host!.uuid, agentUrl: host!.agentUrl };
+    this.#urls.set(uuid, { host: found, until: Date.now() + HOST_URL_TTL_MS });
+    if (this.#urls.size > 10_000) this.#urls.delete(this.#urls.keys().next().value!);
+    return found;
   }
 
   async locate(v: VolumePlacement, signal?: AbortSignal): Promise<AgentHost> {

@@ -39,9 +39,9 @@ export class VolumeTaskDirectory {
    * caller hears of the last exit within a round trip. Exited only when no agent has a matching
    * task running; the caller hanging up (`signal`) aborts every pending long-poll at once.
    */
-  async wait(volumeUuids: readonly string[], kinds: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<{ exited: boolean; running: HostVolumeTask[] }> {
+  async wait(volumeUuids: readonly string[], kinds: readonly string[], timeoutMs: number, signal?: AbortSignal, hostUuid?: string): Promise<{ exited: boolean; running: HostVolumeTask[] }> {
     const deadline = Date.now() + timeoutMs;
-    const groups = await this.#byAgent(volumeUuids, signal);
+    const groups = hostUuid ? await this.#onHost(hostUuid, volumeUuids, signal) : await this.#byAgent(volumeUuids, signal);
     const still = await Promise.all(groups.map(async (g) => {
       for (;;) {
         const left = Math.max(0, deadline - Date.now());
@@ -52,6 +52,23 @@ export class VolumeTaskDirectory {
     }));
     const running = still.flat();
     return { exited: running.length === 0, running };
+  }
+
+  /**
+   * The caller says where the volumes are (compute, for a VM's disks): that agent for all of them,
+   * without locating each volume through compute — the hops a migration waits on otherwise —
+   * plus the hosts storage recorded for its own tasks on them (a backup started elsewhere).
+   */
+  async #onHost(hostUuid: string, volumeUuids: readonly string[], signal?: AbortSignal): Promise<HostVolumes[]> {
+    const uuids = [...new Set(volumeUuids)];
+    const [host, recorded] = await Promise.all([this.locator.host(hostUuid, signal), this.backups.activeTasksOn(uuids)]);
+    const groups = new Map<string, HostVolumes>([[host.uuid, { host, volumeUuids: uuids }]]);
+    for (const t of recorded) {
+      if (groups.has(t.hostUuid)) continue;
+      const other = await this.locator.host(t.hostUuid, signal);
+      groups.set(other.uuid, { host: other, volumeUuids: recorded.filter((r) => r.hostUuid === t.hostUuid).map((r) => r.volumeUuid) });
+    }
+    return [...groups.values()];
   }
 
   async #byAgent(volumeUuids: readonly string[], signal?: AbortSignal): Promise<HostVolumes[]> {

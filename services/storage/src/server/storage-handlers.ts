@@ -97,7 +97,7 @@ export function storageApi(manager: VolumeManager, store: VolumeStore, tasks: Vo
         return { volumes: (await roots.release(req.vmUuids)).map(volumeToProto) };
       },
       async waitVolumeTasks(req, ctx) {
-        const { exited, running } = await tasks.wait(req.volumeUuids, req.kinds, req.timeoutMs, ctx.signal);
+        const { exited, running } = await tasks.wait(req.volumeUuids, req.kinds, req.timeoutMs, ctx.signal, req.hostUuid || undefined);
         return { exited, running: running.map(volumeTaskToProto) };
       },
     },
