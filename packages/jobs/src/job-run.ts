@@ -34,6 +34,7 @@ export interface JobRunDeps {
 export class JobRun {
   readonly #abort = new AbortController();
   #canceled = false;
+  #cancelHook: Promise<void> | undefined;
   #superseded = false;
   #seq = 0;
   #sent: Promise<void> = Promise.resolve();
@@ -119,15 +120,18 @@ export class JobRun {
   }
 
   /** Cancelled (longjob said so): wakes the job's waits and lets the type reach its agent work. */
-  async cancel(): Promise<void> {
-    if (this.#canceled) return;
-    this.#canceled = true;
-    this.#abort.abort(new JobCanceledError(this.input.jobUuid));
-    try {
-      await this.input.type.cancel?.(this.ctx);
-    } catch (e) {
-      this.ctx.log.warn("job cancel hook failed", { error: errorMessage(e) });
-    }
+  cancel(): Promise<void> {
+    // Once: later callers (a StopJob, the resumed attempt's start) wait for the same hook.
+    this.#cancelHook ??= (async () => {
+      this.#canceled = true;
+      this.#abort.abort(new JobCanceledError(this.input.jobUuid));
+      try {
+        await this.input.type.cancel?.(this.ctx);
+      } catch (e) {
+        this.ctx.log.warn("job cancel hook failed", { error: errorMessage(e) });
+      }
+    })();
+    return this.#cancelHook;
   }
 
   /** The replica is stopping: the job stops without reporting, for longjob to resume it elsewhere. */

@@ -90,4 +90,31 @@ describe("a storage replica killed mid-backup", () => {
     expect(tasksNamed(stack.sim, backup!.uuid).map((t) => t.state)).toEqual(["cancelled"]);
     expect((await stack.backups.getBackupStorage({ uuid: bs!.uuid })).backupStorage!.usedBytes).toBe(0n);
   });
+
+  it("cancelled while its replica is dead, its task having finished meanwhile: the work won — the backup ends AVAILABLE, the job Succeeded", async () => {
+    if (!child) {
+      ({ child } = await startChildReplica({ main: MAIN, like: stack.storage.replicas[0]!.ctx.config, replicaId: "storage-child" }));
+      await stack.storage.replicas[0]!.ctx.view.until((v) => v.members("storage").some((m) => m.replicaId === "storage-child"));
+    }
+    const { primaryStorage: ps } = await stack.volumes.addPrimaryStorage({ name: "local-2", totalCapacityBytes: 100n * GIB, hostUuid: stack.hostUuids[0]! });
+    const { backupStorage: bs } = await stack.backups.addBackupStorage({ name: "bs-2", totalCapacityBytes: 10n * GIB });
+    const { volume } = await stack.volumes.createVolume({ uuid: ownedByChild(), name: "v2", sizeBytes: GIB, primaryStorageUuid: ps!.uuid, kind: VolumeKind.DATA });
+    const { backup, jobUuid } = await stack.backups.createBackup({ volumeUuid: volume!.uuid, backupStorageUuid: bs!.uuid, mode: BackupMode.FULL });
+    const { host } = await untilTaskStarts(stack.sim, backup!.uuid);
+    host.endVolumeTaskChunk(backup!.uuid);
+    await stack.untilJob(jobUuid, (j) => j.progress?.bytesDone === CHUNK, "the first chunk reported");
+
+    process.kill(child!.pid!, "SIGSTOP");
+    const cancel = stack.jobs.cancelJob({ uuid: jobUuid });
+    await stack.untilJob(jobUuid, (j) => j.state === JobState.CANCELING, "Canceling");
+    for (let i = 0; i < 3; i++) host.endVolumeTaskChunk(backup!.uuid); // the copy completes on the agent
+    expect(tasksNamed(stack.sim, backup!.uuid).map((t) => t.state)).toEqual(["succeeded"]);
+    await kill9(child!);
+    child = undefined;
+    await cancel;
+    const end = await stack.untilJob(jobUuid, (j) => j.state === JobState.CANCELED || j.state === JobState.FAILED || j.state === JobState.SUCCEEDED);
+    expect(end.state).toBe(JobState.SUCCEEDED);
+    expect((await stack.backups.getBackup({ uuid: backup!.uuid })).backup).toMatchObject({ state: BackupState.AVAILABLE, sizeBytes: GIB });
+    expect((await stack.backups.getBackupStorage({ uuid: bs!.uuid })).backupStorage!.usedBytes).toBe(GIB);
+  });
 });

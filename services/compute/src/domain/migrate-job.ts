@@ -93,9 +93,10 @@ export function migrateJob(d: MigrateJobDeps): JobTypeDefinition<MigrateParams, 
     async cancel(ctx) {
       const copy = copies.get(ctx.jobUuid);
       if (copy) return void copy.abort();
-      // No copy of this attempt here: a cancel met by a resumed attempt (its predecessor died,
-      // maybe mid-copy) stops at the framework's checkpoint before any of this job's code runs, so
-      // the copy the dead attempt started is aborted from here. The takeover settles the VM after.
+      // No copy of this attempt here: a resumed attempt met by a cancel (its predecessor died,
+      // maybe mid-copy) gets this hook before its run. A copy the dead attempt started is aborted
+      // from here; the run then settles the VM from what the agents say (a copy that had finished
+      // makes the job Succeeded), or the takeover does.
       const vm = await d.vms.get(ctx.targetUuid);
       if (vm?.state === "Migrating" && vm.opRequest === migrationKey(ctx.jobUuid) && vm.migrateTargetUuid) {
         void stopOrphanCopy(d, vm).catch((e: unknown) => ctx.log.warn("could not abort the memory copy of a cancelled migration", { vmUuid: vm.uuid, error: errorMessage(e) }));

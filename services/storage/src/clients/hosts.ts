@@ -43,6 +43,7 @@ export class HostLocator {
    * migration's wait for its backups asks on its critical path, and an agent URL outlives that.
    */
   async host(uuid: string, signal?: AbortSignal): Promise<AgentHost> {
+    signal?.throwIfAborted();
     const known = this.#urls.get(uuid);
     if (known && known.until > Date.now()) return known.host;
     const { host } = await this.hosts.call(uuid, (c) => c.getHost({ uuid }, { timeoutMs: CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) }));

@@ -1,3 +1,4 @@
+import { Code, StratumError } from "@stratum/core";
 import type { ServiceRouter } from "@stratum/bus";
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
@@ -27,7 +28,12 @@ export class JobSubmitter {
 
   /** A job's state in longjob's records (UNSPECIFIED when it has none). */
   async state(uuid: string, signal?: AbortSignal): Promise<JobState> {
-    const { job } = await this.longjob.call(uuid, (c) => c.getJob({ uuid }, { timeoutMs: 10_000, ...(signal ? { signal } : {}) }));
-    return job?.state ?? JobState.UNSPECIFIED;
+    try {
+      const { job } = await this.longjob.call(uuid, (c) => c.getJob({ uuid }, { timeoutMs: 10_000, ...(signal ? { signal } : {}) }));
+      return job?.state ?? JobState.UNSPECIFIED;
+    } catch (e) {
+      if (StratumError.from(e).code === Code.NOT_FOUND) return JobState.UNSPECIFIED;
+      throw e;
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { Code, errorMessage, StratumError } from "@stratum/core";
 import { JobCanceledError, JobCancelFailedError, JobSupersededError, type JobContext, type JobTypeDefinition } from "@stratum/jobs";
 import type { HostLocator } from "../clients/hosts";
+import type { HostVolumeTask } from "../clients/volume-agents";
 import type { BackupStore } from "../store/backup-store";
 import type { BackupRow } from "../store/schema";
 import type { VolumeStore } from "../store/volume-store";
@@ -45,14 +46,17 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
       // goes straight to that task (found by its uuid), whose run handles a cancel by stopping
       // it on the agent. A checkpoint here would end the job with the task still copying.
       const taskMayRun = ctx.resumed && b.taskHostUuid !== null;
-      /** Set once the task's own run settled it: before, a cancel must still stop whatever runs on the agent. */
-      let taskSettled = false;
+      /** Whether a `volume/task/start` may have reached the agent (this attempt's or a predecessor's) and is not settled yet. */
+      let startMayHaveGone = taskMayRun;
       try {
         if (!taskMayRun) await ctx.checkpoint();
-        const host = hostUuid ? await d.locator.host(hostUuid, ctx.signal) : await agentOfVolume(d.volumes, d.locator, b.volumeUuid, ctx.signal);
+        // Not the job's signal when a predecessor's task may run: a cancel has aborted it already,
+        // and this lookup must succeed for the task to be reached and settled.
+        const host = hostUuid ? await d.locator.host(hostUuid, taskMayRun ? AbortSignal.timeout(STOP_LOOKUP_MS) : ctx.signal) : await agentOfVolume(d.volumes, d.locator, b.volumeUuid, ctx.signal);
         hostUuid = host.uuid;
         if (!b.taskHostUuid && !(await d.backups.recordTaskHost(b.uuid, host.uuid, "Creating"))) throw await moved(d.backups, b.uuid);
         if (!taskMayRun) await ctx.checkpoint();
+        startMayHaveGone = true;
         const task = await d.runs.run(ctx, host, {
           volumeUuid: b.volumeUuid,
           kind: "backup",
@@ -61,7 +65,7 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
           incremental: b.mode === "Incremental",
           args: { parentBackupUuid: b.parentUuid ?? "", backupStorageUuid: b.backupStorageUuid },
         }, "copying");
-        taskSettled = true;
+        startMayHaveGone = false;
         ctx.progress({ stage: "finishing" });
         if (task.state === "succeeded") {
           const done = await d.backups.transition([b.uuid], "Available", { sizeBytes: task.bytesTotal ?? b.volumeSizeBytes, held: "size" }, ["Creating"]);
@@ -78,10 +82,16 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
           // Cancelled before this attempt's run reached the task (a resumed attempt, its signal
           // aborted): a predecessor's task may be copying on the recorded host. Stopped first, or
           // the backup would be Canceled with the agent still writing it.
-          const stopped = hostUuid && !taskSettled ? await stopTask(d, ctx, hostUuid, b.uuid) : undefined;
-          if (stopped) {
+          const stopped = hostUuid && startMayHaveGone ? await stopTask(d, ctx, hostUuid, b.uuid) : undefined;
+          if (stopped instanceof JobCancelFailedError) {
             await d.backups.transition([b.uuid], "Error", { error: `backup ${b.uuid}: ${stopped.message}`, held: "none" }, ["Creating"]);
             throw stopped;
+          }
+          if (stopped?.state === "succeeded") {
+            // It finished before the cancel reached it: the work won (ZStack's rule), the backup is complete.
+            const done = await d.backups.transition([b.uuid], "Available", { sizeBytes: stopped.bytesTotal ?? b.volumeSizeBytes, held: "size" }, ["Creating"]);
+            if ("refused" in done) throw await moved(d.backups, b.uuid);
+            return resultOf(done[0]!);
           }
           await d.backups.transition([b.uuid], "Canceled", { held: "none" }, ["Creating"]);
           throw new JobCanceledError(ctx.jobUuid);
@@ -96,11 +106,10 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
   };
 }
 
-/** Stops the task named `taskUuid` on `hostUuid`: undefined once it exited, or the failure to say. */
-export async function stopTask(d: VolumeJobDeps, ctx: JobContext<unknown>, hostUuid: string, taskUuid: string): Promise<JobCancelFailedError | undefined> {
+/** Stops the task named `taskUuid` on `hostUuid`: the task as it ended, or the failure to say. */
+export async function stopTask(d: VolumeJobDeps, ctx: JobContext<unknown>, hostUuid: string, taskUuid: string): Promise<HostVolumeTask | JobCancelFailedError> {
   try {
-    await d.runs.stop(ctx, await d.locator.host(hostUuid, AbortSignal.timeout(STOP_LOOKUP_MS)), taskUuid);
-    return undefined;
+    return await d.runs.stop(ctx, await d.locator.host(hostUuid, AbortSignal.timeout(STOP_LOOKUP_MS)), taskUuid);
   } catch (e) {
     return e instanceof JobCancelFailedError ? e : new JobCancelFailedError(ctx.jobUuid, `volume task ${taskUuid} on host ${hostUuid}: ${errorMessage(e)}`, e);
   }

@@ -36,14 +36,15 @@ export function restoreJob(d: VolumeJobDeps): JobTypeDefinition<RestoreParams> {
       // goes straight to that task (found by its uuid), whose run handles a cancel by stopping
       // it on the agent. A checkpoint here would end the job with the task still copying.
       const taskMayRun = ctx.resumed && b.taskHostUuid !== null;
-      /** Set once the task's own run settled it: before, a cancel must still stop whatever runs on the agent. */
-      let taskSettled = false;
+      /** Whether a `volume/task/start` may have reached the agent (this attempt's or a predecessor's) and is not settled yet. */
+      let startMayHaveGone = taskMayRun;
       try {
         if (!taskMayRun) await ctx.checkpoint();
-        const host = hostUuid ? await d.locator.host(hostUuid, ctx.signal) : await agentOfVolume(d.volumes, d.locator, ctx.targetUuid, ctx.signal);
+        const host = hostUuid ? await d.locator.host(hostUuid, taskMayRun ? AbortSignal.timeout(10_000) : ctx.signal) : await agentOfVolume(d.volumes, d.locator, ctx.targetUuid, ctx.signal);
         hostUuid = host.uuid;
         if (!b.taskHostUuid && !(await d.backups.recordTaskHost(b.uuid, host.uuid, "Restoring"))) throw await moved(d.backups, b.uuid);
         if (!taskMayRun) await ctx.checkpoint();
+        startMayHaveGone = true;
         const task = await d.runs.run(ctx, host, {
           volumeUuid: ctx.targetUuid,
           kind: "restore",
@@ -51,7 +52,7 @@ export function restoreJob(d: VolumeJobDeps): JobTypeDefinition<RestoreParams> {
           sizeBytes: b.volumeSizeBytes,
           args: { backupUuid: b.uuid, backupStorageUuid: b.backupStorageUuid },
         }, "copying");
-        taskSettled = true;
+        startMayHaveGone = false;
         ctx.progress({ stage: "finishing" });
         await end();
         if (task.state === "succeeded") return { backupUuid: b.uuid, volumeUuid: ctx.targetUuid, hostUuid: host.uuid };
@@ -65,9 +66,14 @@ export function restoreJob(d: VolumeJobDeps): JobTypeDefinition<RestoreParams> {
         if (e instanceof StratumError && (e.reason === "RESTORE_TASK_FAILED" || e.reason === "BACKUP_STATE_CONFLICT")) throw e; // ended already
         if (e instanceof JobCancelFailedError) throw e; // the task may still run: the volume stays Restoring
         // Cancelled before this attempt's run reached the task: a predecessor's may be writing.
-        if (stoppedByCancel(ctx, e) && hostUuid && !taskSettled) {
-          const failed = await stopTask(d, ctx, hostUuid, ctx.jobUuid);
-          if (failed) throw failed;
+        if (stoppedByCancel(ctx, e) && hostUuid && startMayHaveGone) {
+          const stopped = await stopTask(d, ctx, hostUuid, ctx.jobUuid);
+          if (stopped instanceof JobCancelFailedError) throw stopped;
+          if (stopped.state === "succeeded") {
+            // Done before the cancel reached it: the volume holds the backup now (the work won).
+            await end();
+            return { backupUuid: b.uuid, volumeUuid: ctx.targetUuid, hostUuid };
+          }
         }
         // Stopped before the agent wrote anything into the volume, or cancelled: as it was.
         await end().catch(() => {});

@@ -8,6 +8,9 @@ import type { BackupStore } from "../store/backup-store";
 /** How often the repair looks (also once at start). */
 export const RESTORE_REPAIR_INTERVAL_MS = 2_000;
 
+/** How long a restore may have no job in longjob before it counts as ended (its submit is bounded well below). */
+const MISSING_JOB_GRACE_MS = 60_000;
+
 const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED]);
 const FINISHED_TASK_STATES: ReadonlySet<string> = new Set(["succeeded", "cancelled", "failed"]);
 
@@ -61,13 +64,20 @@ export class RestoreRepair {
     for (const b of await this.d.backups.restoring()) {
       if (!b.restoreJobUuid || !b.restoreVolumeUuid || !this.d.owns(b.restoreVolumeUuid)) continue;
       try {
-        if (!FINAL_JOB_STATES.has(await this.d.jobs.state(b.restoreJobUuid))) continue;
+        const state = await this.d.jobs.state(b.restoreJobUuid);
+        // No job at all: deleted once it ended, or never submitted (its replica died between the
+        // restore's start and the submit) — over, once no submit can still be on its way.
+        const gone = state === JobState.UNSPECIFIED && Date.now() - b.updatedAt.getTime() > MISSING_JOB_GRACE_MS;
+        if (!FINAL_JOB_STATES.has(state) && !gone) continue;
         if (b.taskHostUuid) {
           const host = await this.d.locator.host(b.taskHostUuid, AbortSignal.timeout(10_000));
           const task = await this.d.agents.status(host, b.restoreJobUuid, AbortSignal.timeout(10_000));
           if (task && !FINISHED_TASK_STATES.has(task.state)) {
-            await this.d.agents.cancel(host, task.taskUuid, AbortSignal.timeout(10_000));
-            this.d.log.warn("a restore's job ended with its task still running: cancelled it again", { backupUuid: b.uuid, volumeUuid: b.restoreVolumeUuid, taskUuid: task.taskUuid, hostUuid: host.uuid });
+            // Told once; later passes only look whether it has exited.
+            if (task.state === "running") {
+              await this.d.agents.cancel(host, task.taskUuid, AbortSignal.timeout(10_000));
+              this.d.log.warn("a restore's job ended with its task still running: cancelled it again", { backupUuid: b.uuid, volumeUuid: b.restoreVolumeUuid, taskUuid: task.taskUuid, hostUuid: host.uuid });
+            }
             continue;
           }
         }

@@ -72,16 +72,20 @@ export class VolumeTaskRuns {
   /**
    * Stops a task this attempt did not start — its dead predecessor's, found on the host recorded
    * for it — and waits for its exit: the cancel of a job whose own run never reached the task.
-   * Throws JobCancelFailedError when the agent cannot be told or the task does not stop in time.
+   * Answers the task as it ended; throws JobCancelFailedError when the agent cannot be told or the
+   * task does not stop in time.
    */
-  async stop(ctx: JobContext<unknown>, host: AgentHost, taskUuid: string): Promise<void> {
+  async stop(ctx: JobContext<unknown>, host: AgentHost, taskUuid: string): Promise<HostVolumeTask> {
     const task: ActiveTask = { host, taskUuid };
     try {
       await this.#sendCancel(task);
     } catch (err) {
       throw new JobCancelFailedError(ctx.jobUuid, `volume task ${taskUuid} on host ${host.uuid}: ${errorMessage(err)}`, err);
     }
-    if (!(await this.#awaitExit(task))) throw new JobCancelFailedError(ctx.jobUuid, `volume task ${taskUuid} on host ${host.uuid} did not stop within ${CANCEL_EXIT_BOUND_MS} ms of its cancel`);
+    const exited = await this.#awaitExit(task);
+    if (!exited) throw new JobCancelFailedError(ctx.jobUuid, `volume task ${taskUuid} on host ${host.uuid} did not stop within ${CANCEL_EXIT_BOUND_MS} ms of its cancel`);
+    // As it ended: a predecessor's task may have finished before the cancel (the work won).
+    return exited;
   }
 
   /** The job types' cancel hook: reaches the agent task at once, whatever the job is waiting on. */

@@ -61,7 +61,14 @@ export class VolumeTaskDirectory {
    */
   async #onHost(hostUuid: string, volumeUuids: readonly string[], signal?: AbortSignal): Promise<HostVolumes[]> {
     const uuids = [...new Set(volumeUuids)];
-    const [host, recorded] = await Promise.all([this.locator.host(hostUuid, signal), this.backups.activeTasksOn(uuids)]);
+    const [host, recorded] = await Promise.all([
+      this.locator.host(hostUuid, signal),
+      this.backups.activeTasksOn(uuids),
+      // Local reads only: an unknown volume is still NOT_FOUND, as without the hint.
+      ...uuids.map(async (uuid) => {
+        if (!(await this.volumes.get(uuid))) throw StratumError.notFound("volume", uuid);
+      }),
+    ]);
     const groups = new Map<string, HostVolumes>([[host.uuid, { host, volumeUuids: uuids }]]);
     for (const t of recorded) {
       if (groups.has(t.hostUuid)) continue;

@@ -237,7 +237,8 @@ export class BackupStore {
   async startRestore(uuid: string, restore: { jobUuid: string; volumeUuid: string }): Promise<{ backup: BackupRow; volume: VolumeRow } | Refusal | { volume: VolumeRow | undefined; refusedVolume: true }> {
     try {
       const out = await this.#sql.begin(async (tx) => {
-        const moved = await this.#move(tx, [uuid], "Restoring", backupStatesLeadingTo("Restoring"), { restore });
+        // task_host_uuid named where the backup was made: the restore records its own host.
+        const moved = await this.#move(tx, [uuid], "Restoring", backupStatesLeadingTo("Restoring"), { restore, taskHostUuid: null });
         if ("refused" in moved) return moved;
         const volume = await this.#moveVolume(tx, restore.volumeUuid, "Restoring", ["Available"]);
         if (!volume) {
