@@ -28,6 +28,8 @@ const STOP_LOOKUP_MS = 10_000;
  * is recorded on the backup before the task starts, and the task's uuid finds the same task.
  */
 export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
+  /** Jobs whose run has begun on this replica (their run settles the backup itself). */
+  const started = new Set<string>();
   return {
     name: "storage.backup",
     description: "Backs up a volume (full, or incremental from its parent) to a backup storage, with progress in bytes; cancellable; resumes after a replica's death.",
@@ -36,6 +38,24 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
     onInterrupt: "resume",
     targetRequired: true,
     async run(ctx) {
+      started.add(ctx.jobUuid);
+      try {
+        return await runBackup(ctx);
+      } finally {
+        started.delete(ctx.jobUuid);
+      }
+    },
+    async cancel(ctx) {
+      await d.runs.cancel(ctx);
+      // Cancelled before this attempt's run began (at the executor's first checkpoint, which then
+      // never runs it): nothing else would settle the backup. One no task was sent for is Canceled.
+      if (started.has(ctx.jobUuid)) return;
+      const b = await d.backups.get(ctx.params.backupUuid);
+      if (b?.state === "Creating" && b.taskHostUuid === null) await d.backups.transition([b.uuid], "Canceled", { held: "none" }, ["Creating"]);
+    },
+  };
+
+  async function runBackup(ctx: JobContext<BackupParams>): Promise<Record<string, unknown>> {
       ctx.progress({ stage: "preparing", percent: 0 });
       const b = await backupOf(d.backups, ctx);
       if (b.state === "Available") return resultOf(b); // an earlier attempt finished it
@@ -101,9 +121,7 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
         await d.backups.transition([b.uuid], "Error", { error: why, held: "none" }, ["Creating"]);
         throw e;
       }
-    },
-    cancel: (ctx) => d.runs.cancel(ctx),
-  };
+  }
 }
 
 /** Stops the task named `taskUuid` on `hostUuid`: the task as it ended, or the failure to say. */

@@ -4,6 +4,7 @@ import type { HostLocator } from "../clients/hosts";
 import type { JobSubmitter } from "../clients/jobs";
 import type { VolumeAgents } from "../clients/volume-agents";
 import type { BackupStore } from "../store/backup-store";
+import type { BackupRow } from "../store/schema";
 
 /** How often the repair looks (also once at start). */
 export const RESTORE_REPAIR_INTERVAL_MS = 2_000;
@@ -61,7 +62,11 @@ export class RestoreRepair {
   }
 
   async pass(): Promise<void> {
-    for (const b of await this.d.backups.restoring()) {
+    for (const b of await this.d.backups.inFlight()) {
+      if (b.state === "Creating") {
+        await this.#creating(b);
+        continue;
+      }
       if (!b.restoreJobUuid || !b.restoreVolumeUuid || !this.d.owns(b.restoreVolumeUuid)) continue;
       try {
         const state = await this.d.jobs.state(b.restoreJobUuid);
@@ -87,6 +92,40 @@ export class RestoreRepair {
         // The agent or longjob cannot say now: the next pass asks again.
         this.d.log.warn("cannot repair a restore yet", { backupUuid: b.uuid, jobUuid: b.restoreJobUuid, error: errorMessage(e) });
       }
+    }
+  }
+
+  /**
+   * A backup still Creating whose job has ended without settling it: cancelled before its run
+   * began (at the executor's first checkpoint, or by longjob before any dispatch), or its job
+   * gone. Its task, if one was started, decides: succeeded → Available; still running → cancelled
+   * (once), and looked at again; otherwise Canceled (the job was) or Error naming the job.
+   */
+  async #creating(b: BackupRow): Promise<void> {
+    if (!this.d.owns(b.volumeUuid)) return;
+    try {
+      const state = await this.d.jobs.state(b.jobUuid);
+      const gone = state === JobState.UNSPECIFIED && Date.now() - b.updatedAt.getTime() > MISSING_JOB_GRACE_MS;
+      if (!FINAL_JOB_STATES.has(state) && !gone) return;
+      let bytes: number | undefined;
+      if (b.taskHostUuid) {
+        const host = await this.d.locator.host(b.taskHostUuid, AbortSignal.timeout(10_000));
+        const task = await this.d.agents.status(host, b.uuid, AbortSignal.timeout(10_000));
+        if (task && !FINISHED_TASK_STATES.has(task.state)) {
+          if (task.state === "running") await this.d.agents.cancel(host, task.taskUuid, AbortSignal.timeout(10_000));
+          return;
+        }
+        if (task?.state === "succeeded") bytes = task.bytesTotal ?? b.volumeSizeBytes;
+      }
+      const done =
+        bytes !== undefined
+          ? await this.d.backups.transition([b.uuid], "Available", { sizeBytes: bytes, held: "size" }, ["Creating"])
+          : state === JobState.CANCELED
+            ? await this.d.backups.transition([b.uuid], "Canceled", { held: "none" }, ["Creating"])
+            : await this.d.backups.transition([b.uuid], "Error", { error: `backup ${b.uuid}: its job ${b.jobUuid} ended ${gone ? "missing" : JobState[state]} without settling it`, held: "none" }, ["Creating"]);
+      if (!("refused" in done)) this.d.log.warn("repaired a backup its job left Creating", { backupUuid: b.uuid, jobUuid: b.jobUuid, state: done[0]!.state });
+    } catch (e) {
+      this.d.log.warn("cannot repair a backup yet", { backupUuid: b.uuid, jobUuid: b.jobUuid, error: errorMessage(e) });
     }
   }
 }

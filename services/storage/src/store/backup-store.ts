@@ -161,9 +161,9 @@ export class BackupStore {
     return rows.map((r) => toBackup(r as Record<string, unknown>));
   }
 
-  /** Every backup being restored: what the restore repair looks at. */
-  async restoring(): Promise<BackupRow[]> {
-    const rows = await this.#sql`SELECT * FROM "storage"."backups" WHERE state = 'Restoring' ORDER BY seq`.catch((e) => {
+  /** Every backup a job works on (Creating, Restoring): what the repair looks at. */
+  async inFlight(): Promise<BackupRow[]> {
+    const rows = await this.#sql`SELECT * FROM "storage"."backups" WHERE state IN ('Creating', 'Restoring') ORDER BY seq`.catch((e) => {
       throw mapPgError(e, { operation: "list restoring backups" });
     });
     return rows.map((r) => toBackup(r as Record<string, unknown>));
