@@ -21,7 +21,7 @@ export type {
   EipApplyReply, EipApplyRequest, EipReleaseReply, EipReleaseRequest, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
 } from "./network";
 export {
-  DEFAULT_VOLUME_TASK_CHUNK_BYTES, INCREMENTAL_CHANGED_FRACTION_DIVISOR, VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_TASKS, VOLUME_TASK_WAIT_MAX_VOLUMES,
+  DEFAULT_VOLUME_TASK_CHUNK_BYTES, INCREMENTAL_CHANGED_FRACTION_DIVISOR, isVolumeTaskFinished, VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_TASKS, VOLUME_TASK_WAIT_MAX_VOLUMES,
 } from "./volume-task";
 export type {
   VolumeTaskCancelRequest, VolumeTaskInfo, VolumeTaskReply, VolumeTaskStartRequest, VolumeTaskState, VolumeTaskStatusReply, VolumeTaskStatusRequest,

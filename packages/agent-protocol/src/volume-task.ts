@@ -33,6 +33,13 @@ export const INCREMENTAL_CHANGED_FRACTION_DIVISOR = 8;
 
 export type VolumeTaskState = "running" | "cancelling" | "succeeded" | "cancelled" | "failed";
 
+const FINISHED_STATES: ReadonlySet<string> = new Set<VolumeTaskState>(["succeeded", "cancelled", "failed"]);
+
+/** Whether a task has exited (a `cancelling` one still runs until its chunk ends). */
+export function isVolumeTaskFinished(state: VolumeTaskState | string): boolean {
+  return FINISHED_STATES.has(state);
+}
+
 /** A volume task as the agent reports it. */
 export interface VolumeTaskInfo {
   taskUuid: string;

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { InterruptPolicy, JobTypeSchema, ParameterKind, type JobType } from "@stratum/proto/stratum/longjob/v1/job_pb";
+import { InterruptPolicy, JobState, JobTypeSchema, ParameterKind, type JobType } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import type { JobParameter, JobTypeDefinition } from "./job-type";
 
 const KIND: Record<JobParameter["kind"], ParameterKind> = {
@@ -22,4 +22,11 @@ export function jobTypeToProto(service: string, t: JobTypeDefinition<any, any>):
     description: t.description,
     targetRequired: t.targetRequired ?? false,
   });
+}
+
+const FINAL_STATES: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED]);
+
+/** Whether a job has ended for good (Succeeded, Failed or Canceled): nothing of it runs any more. */
+export function isFinalJobState(state: JobState): boolean {
+  return FINAL_STATES.has(state);
 }

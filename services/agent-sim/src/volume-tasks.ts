@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
-import type { VolumeTaskInfo, VolumeTaskState } from "@stratum/agent-protocol";
+import { isVolumeTaskFinished, type VolumeTaskInfo, type VolumeTaskState } from "@stratum/agent-protocol";
 
 export type { VolumeTaskState };
 
@@ -64,10 +64,8 @@ export interface ByteTaskSpec {
   chunkBytes: number;
 }
 
-const FINISHED: ReadonlySet<VolumeTaskState> = new Set(["succeeded", "cancelled", "failed"]);
-
 export function isFinished(state: VolumeTaskState): boolean {
-  return FINISHED.has(state);
+  return isVolumeTaskFinished(state);
 }
 
 /**

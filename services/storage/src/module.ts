@@ -11,7 +11,7 @@ import { VolumeAgents } from "./clients/volume-agents";
 import { backupJob } from "./domain/backup-job";
 import { BackupManager } from "./domain/backup-manager";
 import { restoreJob } from "./domain/restore-job";
-import { RestoreRepair } from "./domain/restore-repair";
+import { BackupRepair } from "./domain/backup-repair";
 import { RootVolumes } from "./domain/root-volumes";
 import { VolumeManager } from "./domain/volume-manager";
 import { VolumeTaskRuns } from "./domain/volume-task-run";
@@ -56,7 +56,7 @@ export function storageModule(agent: AgentClientOptions = {}): ServiceModule<typ
         longjob: ctx.peers("longjob").for(JobControlService),
       });
       const tasks = new VolumeTaskDirectory(store, backups, locator, agents);
-      const repair = new RestoreRepair({ backups, jobs, locator, agents, owns: (uuid) => ctx.ownership.owns(uuid), log: ctx.log });
+      const repair = new BackupRepair({ backups, jobs, locator, agents, owns: (uuid) => ctx.ownership.owns(uuid), log: ctx.log });
       const roots = new RootVolumes({ store: new RootVolumeStore(ctx.db, ctx.ownership.incarnation, ctx.eventsWritten), log: ctx.log });
       return {
         services: [storageApi(manager, store, tasks, roots), backupApi(backupManager, backups), executor.api],

@@ -1,7 +1,8 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { ServiceRouter } from "@stratum/bus";
 import { Code, StratumError } from "@stratum/core";
-import { JobState, type Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
+import { isFinalJobState } from "@stratum/jobs";
+import type { Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import type { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import type { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import type { VolumeTask } from "@stratum/proto/stratum/storage/v1/volume_pb";
@@ -10,7 +11,6 @@ import type { VolumeTask } from "@stratum/proto/stratum/storage/v1/volume_pb";
 const PEER_CALL_TIMEOUT_MS = 10_000;
 /** What a long-poll's deadline adds to the wait it asks for: the answer comes by then, never a timeout. */
 const WAIT_MARGIN_MS = 15_000;
-const FINAL: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED]);
 /** Largest page of ListVolumes. */
 const VOLUME_PAGE = 1_000;
 
@@ -48,7 +48,7 @@ export function migrationPeers(longjob: ServiceRouter<typeof LongJobService>, st
     },
     async finalJob(uuid, signal) {
       return longjob.call(uuid, async (c) => {
-        for await (const m of c.watchJob({ uuid }, { signal })) if (m.job && FINAL.has(m.job.state)) return m.job;
+        for await (const m of c.watchJob({ uuid }, { signal })) if (m.job && isFinalJobState(m.job.state)) return m.job;
         throw new StratumError(Code.UNAVAILABLE, `the watch of job ${uuid} ended before the job did`, { reason: "WATCH_ENDED", resources: { jobUuid: uuid } });
       });
     },

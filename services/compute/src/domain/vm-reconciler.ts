@@ -1,7 +1,7 @@
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import type { Logger } from "@stratum/core";
 import { errorMessage } from "@stratum/core";
-import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
+import { isFinalJobState } from "@stratum/jobs";
 import { fenceOf, type HostAgents } from "../clients/agents";
 import type { MigrationPeers } from "../clients/peers";
 import { migrationJobOf, stopOrphanCopy } from "./migrate-job";
@@ -31,7 +31,6 @@ export interface VmReconcilerDeps {
   peers: Pick<MigrationPeers, "job">;
 }
 
-const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED]);
 
 /** Default period of the scan for VMs left mid-operation, besides the scan on every ring change. */
 export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
@@ -166,7 +165,7 @@ export class VmReconciler {
     const jobUuid = migrationJobOf(vm.opRequest);
     if (!jobUuid) return true;
     const job = await this.d.peers.job(jobUuid);
-    return !job || FINAL_JOB_STATES.has(job.state);
+    return !job || isFinalJobState(job.state);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { Code, errorMessage, StratumError } from "@stratum/core";
 import { JobCanceledError, JobCancelFailedError, type JobContext } from "@stratum/jobs";
-import { VOLUME_TASK_WAIT_MAX_MS, type VolumeTaskState } from "@stratum/agent-protocol";
+import { isVolumeTaskFinished, VOLUME_TASK_WAIT_MAX_MS } from "@stratum/agent-protocol";
 import type { AgentHost } from "../clients/hosts";
 import type { HostVolumeTask, VolumeAgents, VolumeTaskStart } from "../clients/volume-agents";
 
@@ -10,8 +10,6 @@ export const PROGRESS_INTERVAL_MS = 500;
 export const CANCEL_EXIT_BOUND_MS = 30_000;
 /** Bound of the agent call that asks a task to stop (its signal cannot be the job's: that one is aborted). */
 const CANCEL_CALL_MS = 10_000;
-
-const FINISHED: ReadonlySet<VolumeTaskState> = new Set(["succeeded", "cancelled", "failed"]);
 
 /** The agent task a job works through, known to its cancel hook. */
 interface ActiveTask {
@@ -48,7 +46,7 @@ export class VolumeTaskRuns {
       this.#active.set(ctx.jobUuid, active);
       for (;;) {
         report(ctx, task, stage);
-        if (FINISHED.has(task.state)) return task;
+        if (isVolumeTaskFinished(task.state)) return task;
         await ctx.checkpoint();
         await this.agents.wait(host, { taskUuids: [start.taskUuid], timeoutMs: PROGRESS_INTERVAL_MS }, ctx.signal);
         task = (await this.agents.status(host, start.taskUuid, ctx.signal)) ?? lost(start.taskUuid, host);

@@ -1,4 +1,6 @@
+import { isVolumeTaskFinished } from "@stratum/agent-protocol";
 import { errorMessage, type Logger } from "@stratum/core";
+import { isFinalJobState } from "@stratum/jobs";
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import type { HostLocator } from "../clients/hosts";
 import type { JobSubmitter } from "../clients/jobs";
@@ -7,15 +9,13 @@ import type { BackupStore } from "../store/backup-store";
 import type { BackupRow } from "../store/schema";
 
 /** How often the repair looks (also once at start). */
-export const RESTORE_REPAIR_INTERVAL_MS = 2_000;
+export const REPAIR_INTERVAL_MS = 2_000;
 
 /** How long a restore may have no job in longjob before it counts as ended (its submit is bounded well below). */
 const MISSING_JOB_GRACE_MS = 60_000;
 
-const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set([JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED]);
-const FINISHED_TASK_STATES: ReadonlySet<string> = new Set(["succeeded", "cancelled", "failed"]);
 
-export interface RestoreRepairDeps {
+export interface BackupRepairDeps {
   backups: BackupStore;
   jobs: JobSubmitter;
   locator: HostLocator;
@@ -34,13 +34,13 @@ export interface RestoreRepairDeps {
  * agent swaps the copy in only at the task's end, so the volume is whole either way; while the task
  * still runs, its cancel is sent again. A restore whose job still runs is the job's to settle.
  */
-export class RestoreRepair {
+export class BackupRepair {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
 
   constructor(
-    private readonly d: RestoreRepairDeps,
-    private readonly intervalMs = RESTORE_REPAIR_INTERVAL_MS,
+    private readonly d: BackupRepairDeps,
+    private readonly intervalMs = REPAIR_INTERVAL_MS,
   ) {}
 
   start(): void {
@@ -56,7 +56,7 @@ export class RestoreRepair {
   /** Runs a pass unless one runs (tests await it). */
   kick(): Promise<void> {
     this.#running ??= this.pass()
-      .catch((e) => this.d.log.warn("restore repair pass failed", { error: errorMessage(e) }))
+      .catch((e) => this.d.log.warn("backup repair pass failed", { error: errorMessage(e) }))
       .finally(() => (this.#running = undefined));
     return this.#running;
   }
@@ -73,11 +73,11 @@ export class RestoreRepair {
         // No job at all: deleted once it ended, or never submitted (its replica died between the
         // restore's start and the submit) — over, once no submit can still be on its way.
         const gone = state === JobState.UNSPECIFIED && Date.now() - b.updatedAt.getTime() > MISSING_JOB_GRACE_MS;
-        if (!FINAL_JOB_STATES.has(state) && !gone) continue;
+        if (!isFinalJobState(state) && !gone) continue;
         if (b.taskHostUuid) {
           const host = await this.d.locator.host(b.taskHostUuid, AbortSignal.timeout(10_000));
           const task = await this.d.agents.status(host, b.restoreJobUuid, AbortSignal.timeout(10_000));
-          if (task && !FINISHED_TASK_STATES.has(task.state)) {
+          if (task && !isVolumeTaskFinished(task.state)) {
             // Told once; later passes only look whether it has exited.
             if (task.state === "running") {
               await this.d.agents.cancel(host, task.taskUuid, AbortSignal.timeout(10_000));
@@ -106,12 +106,12 @@ export class RestoreRepair {
     try {
       const state = await this.d.jobs.state(b.jobUuid);
       const gone = state === JobState.UNSPECIFIED && Date.now() - b.updatedAt.getTime() > MISSING_JOB_GRACE_MS;
-      if (!FINAL_JOB_STATES.has(state) && !gone) return;
+      if (!isFinalJobState(state) && !gone) return;
       let bytes: number | undefined;
       if (b.taskHostUuid) {
         const host = await this.d.locator.host(b.taskHostUuid, AbortSignal.timeout(10_000));
         const task = await this.d.agents.status(host, b.uuid, AbortSignal.timeout(10_000));
-        if (task && !FINISHED_TASK_STATES.has(task.state)) {
+        if (task && !isVolumeTaskFinished(task.state)) {
           if (task.state === "running") await this.d.agents.cancel(host, task.taskUuid, AbortSignal.timeout(10_000));
           return;
         }
