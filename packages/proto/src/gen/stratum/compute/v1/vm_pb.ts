@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratum/compute/v1/vm.proto.
  */
 export const file_stratum_compute_v1_vm: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHJhdHVtL2NvbXB1dGUvdjEvdm0ucHJvdG8SEnN0cmF0dW0uY29tcHV0ZS52MSK/AgoCVm0SDAoEdXVpZBgBIAEoCRIMCgRuYW1lGAIgASgJEioKBXN0YXRlGAMgASgOMhsuc3RyYXR1bS5jb21wdXRlLnYxLlZtU3RhdGUSEQoJaG9zdF91dWlkGAQgASgJEgsKA2NwdRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKbGFzdF9lcnJvchgHIAEoCRIZChFjbGllbnRfcmVxdWVzdF9pZBgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAsgASgEEhgKEHJvb3Rfdm9sdW1lX3V1aWQYDCABKAki9QMKD0NyZWF0ZVZtUmVxdWVzdBIdCgRuYW1lGAEgASgJQg+6SAzIAQFyBxiAATICXFMSFwoDY3B1GAIgASgNQgq6SAcqBRiABCgBEigKDG1lbW9yeV9ieXRlcxgDIAEoBEISukgPMg0YgICAgICABCiAgIAIElsKCWhvc3RfdXVpZBgEIAEoCUJIukhF2AEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAUgASgJQhK6SA9yDRiAATIIXlshLX5dKiQSVgoEdXVpZBgGIAEoCUJIukhF2AEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEjQKFnJvb3Rfdm9sdW1lX3NpemVfYnl0ZXMYByABKARCFLpIEdgBATIMGICAgICAgBAogIBAEmYKFHByaW1hcnlfc3RvcmFnZV91dWlkGAggASgJQki6SEXYAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiNgoQQ3JlYXRlVm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSJmCgxHZXRWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kIjMKDUdldFZtUmVzcG9uc2USIgoCdm0YASABKAsyFi5zdHJhdHVtLmNvbXB1dGUudjEuVm0i9gEKDkxpc3RWbXNSZXF1ZXN0EjQKBXN0YXRlGAEgASgOMhsuc3RyYXR1bS5jb21wdXRlLnYxLlZtU3RhdGVCCLpIBYIBAhABElsKCWhvc3RfdXVpZBgCIAEoCUJIukhF2AEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEhYKBG5hbWUYAyABKAlCCLpIBXIDGIABEhsKCXBhZ2Vfc2l6ZRgEIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgFIAEoCUIIukgFcgMYgAgiTwoPTGlzdFZtc1Jlc3BvbnNlEiMKA3ZtcxgBIAMoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilwEKDlN0YXJ0Vm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBItChFjbGllbnRfcmVxdWVzdF9pZBgCIAEoCUISukgPcg0YgAEyCF5bIS1+XSokIjUKD1N0YXJ0Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSKlAQoNU3RvcFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSDQoFZm9yY2UYAiABKAgSLQoRY2xpZW50X3JlcXVlc3RfaWQYAyABKAlCErpID3INGIABMgheWyEtfl0qJCI0Cg5TdG9wVm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSKYAQoPUmVib290Vm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBItChFjbGllbnRfcmVxdWVzdF9pZBgCIAEoCUISukgPcg0YgAEyCF5bIS1+XSokIjYKEFJlYm9vdFZtUmVzcG9uc2USIgoCdm0YASABKAsyFi5zdHJhdHVtLmNvbXB1dGUudjEuVm0imQEKEERlc3Ryb3lWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNwoRRGVzdHJveVZtUmVzcG9uc2USIgoCdm0YASABKAsyFi5zdHJhdHVtLmNvbXB1dGUudjEuVm0iaAoOV2F0Y2hWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kIjUKD1dhdGNoVm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSKfAwoQTWlncmF0ZVZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSYgoQdGFyZ2V0X2hvc3RfdXVpZBgCIAEoCUJIukhF2AEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEm8KF2NhbmNlbF9iYWNrdXBfam9iX3V1aWRzGAMgAygJQk66SEuSAUgQQBgBIkJyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSLwoWYmFja3VwX3dhaXRfdGltZW91dF9tcxgEIAEoDUIPukgM2AEBKgcYwM8kKOgHEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAUgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiSQoRTWlncmF0ZVZtUmVzcG9uc2USIgoCdm0YASABKAsyFi5zdHJhdHVtLmNvbXB1dGUudjEuVm0SEAoIam9iX3V1aWQYAiABKAkqiAIKB1ZtU3RhdGUSGAoUVk1fU1RBVEVfVU5TUEVDSUZJRUQQABIUChBWTV9TVEFURV9DUkVBVEVEEAESFQoRVk1fU1RBVEVfU1RBUlRJTkcQAhIUChBWTV9TVEFURV9SVU5OSU5HEAMSFQoRVk1fU1RBVEVfU1RPUFBJTkcQBBIUChBWTV9TVEFURV9TVE9QUEVEEAUSFgoSVk1fU1RBVEVfUkVCT09USU5HEAYSFwoTVk1fU1RBVEVfREVTVFJPWUlORxAHEhYKElZNX1NUQVRFX0RFU1RST1lFRBAIEhIKDlZNX1NUQVRFX0VSUk9SEAkSFgoSVk1fU1RBVEVfTUlHUkFUSU5HEAoyngYKCVZtU2VydmljZRJVCghDcmVhdGVWbRIjLnN0cmF0dW0uY29tcHV0ZS52MS5DcmVhdGVWbVJlcXVlc3QaJC5zdHJhdHVtLmNvbXB1dGUudjEuQ3JlYXRlVm1SZXNwb25zZRJRCgVHZXRWbRIgLnN0cmF0dW0uY29tcHV0ZS52MS5HZXRWbVJlcXVlc3QaIS5zdHJhdHVtLmNvbXB1dGUudjEuR2V0Vm1SZXNwb25zZSIDkAIBElcKB0xpc3RWbXMSIi5zdHJhdHVtLmNvbXB1dGUudjEuTGlzdFZtc1JlcXVlc3QaIy5zdHJhdHVtLmNvbXB1dGUudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESUgoHU3RhcnRWbRIiLnN0cmF0dW0uY29tcHV0ZS52MS5TdGFydFZtUmVxdWVzdBojLnN0cmF0dW0uY29tcHV0ZS52MS5TdGFydFZtUmVzcG9uc2USTwoGU3RvcFZtEiEuc3RyYXR1bS5jb21wdXRlLnYxLlN0b3BWbVJlcXVlc3QaIi5zdHJhdHVtLmNvbXB1dGUudjEuU3RvcFZtUmVzcG9uc2USVQoIUmVib290Vm0SIy5zdHJhdHVtLmNvbXB1dGUudjEuUmVib290Vm1SZXF1ZXN0GiQuc3RyYXR1bS5jb21wdXRlLnYxLlJlYm9vdFZtUmVzcG9uc2USXQoJRGVzdHJveVZtEiQuc3RyYXR1bS5jb21wdXRlLnYxLkRlc3Ryb3lWbVJlcXVlc3QaJS5zdHJhdHVtLmNvbXB1dGUudjEuRGVzdHJveVZtUmVzcG9uc2UiA5ACAhJYCglNaWdyYXRlVm0SJC5zdHJhdHVtLmNvbXB1dGUudjEuTWlncmF0ZVZtUmVxdWVzdBolLnN0cmF0dW0uY29tcHV0ZS52MS5NaWdyYXRlVm1SZXNwb25zZRJZCgdXYXRjaFZtEiIuc3RyYXR1bS5jb21wdXRlLnYxLldhdGNoVm1SZXF1ZXN0GiMuc3RyYXR1bS5jb21wdXRlLnYxLldhdGNoVm1SZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("ChtzdHJhdHVtL2NvbXB1dGUvdjEvdm0ucHJvdG8SEnN0cmF0dW0uY29tcHV0ZS52MSLoAgoCVm0SDAoEdXVpZBgBIAEoCRIMCgRuYW1lGAIgASgJEioKBXN0YXRlGAMgASgOMhsuc3RyYXR1bS5jb21wdXRlLnYxLlZtU3RhdGUSEQoJaG9zdF91dWlkGAQgASgJEgsKA2NwdRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKbGFzdF9lcnJvchgHIAEoCRIZChFjbGllbnRfcmVxdWVzdF9pZBgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJldmlzaW9uGAsgASgEEhgKEHJvb3Rfdm9sdW1lX3V1aWQYDCABKAkSJwoEbmljcxgNIAMoCzIZLnN0cmF0dW0uY29tcHV0ZS52MS5WbU5pYyJdCgVWbU5pYxIMCgR1dWlkGAEgASgJEhcKD2wzX25ldHdvcmtfdXVpZBgCIAEoCRIKCgJpcBgDIAEoCRILCgNtYWMYBCABKAkSFAoMZGV2aWNlX2luZGV4GAUgASgNIt8ECg9DcmVhdGVWbVJlcXVlc3QSHQoEbmFtZRgBIAEoCUIPukgMyAEBcgcYgAEyAlxTEhcKA2NwdRgCIAEoDUIKukgHKgUYgAQoARIoCgxtZW1vcnlfYnl0ZXMYAyABKARCErpIDzINGICAgICAgAQogICACBJbCglob3N0X3V1aWQYBCABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBItChFjbGllbnRfcmVxdWVzdF9pZBgFIAEoCUISukgPcg0YgAEyCF5bIS1+XSokElYKBHV1aWQYBiABKAlCSLpIRdgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBI0ChZyb290X3ZvbHVtZV9zaXplX2J5dGVzGAcgASgEQhS6SBHYAQEyDBiAgICAgIAQKICAQBJmChRwcmltYXJ5X3N0b3JhZ2VfdXVpZBgIIAEoCUJIukhF2AEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEmgKEGwzX25ldHdvcmtfdXVpZHMYCSADKAlCTrpIS5IBSBAIGAEiQnJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JCI2ChBDcmVhdGVWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtImYKDEdldFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiMwoNR2V0Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSL2AQoOTGlzdFZtc1JlcXVlc3QSNAoFc3RhdGUYASABKA4yGy5zdHJhdHVtLmNvbXB1dGUudjEuVm1TdGF0ZUIIukgFggECEAESWwoJaG9zdF91dWlkGAIgASgJQki6SEXYAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSFgoEbmFtZRgDIAEoCUIIukgFcgMYgAESGwoJcGFnZV9zaXplGAQgASgNQgi6SAUqAxjoBxIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiACCJPCg9MaXN0Vm1zUmVzcG9uc2USIwoDdm1zGAEgAygLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKXAQoOU3RhcnRWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNQoPU3RhcnRWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIqUBCg1TdG9wVm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBINCgVmb3JjZRgCIAEoCBItChFjbGllbnRfcmVxdWVzdF9pZBgDIAEoCUISukgPcg0YgAEyCF5bIS1+XSokIjQKDlN0b3BWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIpgBCg9SZWJvb3RWbVJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEi0KEWNsaWVudF9yZXF1ZXN0X2lkGAIgASgJQhK6SA9yDRiAATIIXlshLX5dKiQiNgoQUmVib290Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSKZAQoQRGVzdHJveVZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSLQoRY2xpZW50X3JlcXVlc3RfaWQYAiABKAlCErpID3INGIABMgheWyEtfl0qJCI3ChFEZXN0cm95Vm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbSJoCg5XYXRjaFZtUmVxdWVzdBJWCgR1dWlkGAEgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQiNQoPV2F0Y2hWbVJlc3BvbnNlEiIKAnZtGAEgASgLMhYuc3RyYXR1bS5jb21wdXRlLnYxLlZtIp8DChBNaWdyYXRlVm1SZXF1ZXN0ElYKBHV1aWQYASABKAlCSLpIRcgBAXJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBJiChB0YXJnZXRfaG9zdF91dWlkGAIgASgJQki6SEXYAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSbwoXY2FuY2VsX2JhY2t1cF9qb2JfdXVpZHMYAyADKAlCTrpIS5IBSBBAGAEiQnJAMj5eWzAtOWEtZl17OH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17NH0tWzAtOWEtZl17MTJ9JBIvChZiYWNrdXBfd2FpdF90aW1lb3V0X21zGAQgASgNQg+6SAzYAQEqBxjAzyQo6AcSLQoRY2xpZW50X3JlcXVlc3RfaWQYBSABKAlCErpID3INGIABMgheWyEtfl0qJCJJChFNaWdyYXRlVm1SZXNwb25zZRIiCgJ2bRgBIAEoCzIWLnN0cmF0dW0uY29tcHV0ZS52MS5WbRIQCghqb2JfdXVpZBgCIAEoCSKOAgoRU2V0Vm1OaWNJcFJlcXVlc3QSVgoEdXVpZBgBIAEoCUJIukhFyAEBckAyPl5bMC05YS1mXXs4fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXs0fS1bMC05YS1mXXsxMn0kEloKCG5pY191dWlkGAIgASgJQki6SEXIAQFyQDI+XlswLTlhLWZdezh9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezR9LVswLTlhLWZdezEyfSQSFgoCaXAYAyABKAlCCrpIB9gBAXICeAESLQoRY2xpZW50X3JlcXVlc3RfaWQYBCABKAlCErpID3INGIABMgheWyEtfl0qJCI4ChJTZXRWbU5pY0lwUmVzcG9uc2USIgoCdm0YASABKAsyFi5zdHJhdHVtLmNvbXB1dGUudjEuVm0qiAIKB1ZtU3RhdGUSGAoUVk1fU1RBVEVfVU5TUEVDSUZJRUQQABIUChBWTV9TVEFURV9DUkVBVEVEEAESFQoRVk1fU1RBVEVfU1RBUlRJTkcQAhIUChBWTV9TVEFURV9SVU5OSU5HEAMSFQoRVk1fU1RBVEVfU1RPUFBJTkcQBBIUChBWTV9TVEFURV9TVE9QUEVEEAUSFgoSVk1fU1RBVEVfUkVCT09USU5HEAYSFwoTVk1fU1RBVEVfREVTVFJPWUlORxAHEhYKElZNX1NUQVRFX0RFU1RST1lFRBAIEhIKDlZNX1NUQVRFX0VSUk9SEAkSFgoSVk1fU1RBVEVfTUlHUkFUSU5HEAoygAcKCVZtU2VydmljZRJVCghDcmVhdGVWbRIjLnN0cmF0dW0uY29tcHV0ZS52MS5DcmVhdGVWbVJlcXVlc3QaJC5zdHJhdHVtLmNvbXB1dGUudjEuQ3JlYXRlVm1SZXNwb25zZRJRCgVHZXRWbRIgLnN0cmF0dW0uY29tcHV0ZS52MS5HZXRWbVJlcXVlc3QaIS5zdHJhdHVtLmNvbXB1dGUudjEuR2V0Vm1SZXNwb25zZSIDkAIBElcKB0xpc3RWbXMSIi5zdHJhdHVtLmNvbXB1dGUudjEuTGlzdFZtc1JlcXVlc3QaIy5zdHJhdHVtLmNvbXB1dGUudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESUgoHU3RhcnRWbRIiLnN0cmF0dW0uY29tcHV0ZS52MS5TdGFydFZtUmVxdWVzdBojLnN0cmF0dW0uY29tcHV0ZS52MS5TdGFydFZtUmVzcG9uc2USTwoGU3RvcFZtEiEuc3RyYXR1bS5jb21wdXRlLnYxLlN0b3BWbVJlcXVlc3QaIi5zdHJhdHVtLmNvbXB1dGUudjEuU3RvcFZtUmVzcG9uc2USVQoIUmVib290Vm0SIy5zdHJhdHVtLmNvbXB1dGUudjEuUmVib290Vm1SZXF1ZXN0GiQuc3RyYXR1bS5jb21wdXRlLnYxLlJlYm9vdFZtUmVzcG9uc2USXQoJRGVzdHJveVZtEiQuc3RyYXR1bS5jb21wdXRlLnYxLkRlc3Ryb3lWbVJlcXVlc3QaJS5zdHJhdHVtLmNvbXB1dGUudjEuRGVzdHJveVZtUmVzcG9uc2UiA5ACAhJYCglNaWdyYXRlVm0SJC5zdHJhdHVtLmNvbXB1dGUudjEuTWlncmF0ZVZtUmVxdWVzdBolLnN0cmF0dW0uY29tcHV0ZS52MS5NaWdyYXRlVm1SZXNwb25zZRJgCgpTZXRWbU5pY0lwEiUuc3RyYXR1bS5jb21wdXRlLnYxLlNldFZtTmljSXBSZXF1ZXN0GiYuc3RyYXR1bS5jb21wdXRlLnYxLlNldFZtTmljSXBSZXNwb25zZSIDkAICElkKB1dhdGNoVm0SIi5zdHJhdHVtLmNvbXB1dGUudjEuV2F0Y2hWbVJlcXVlc3QaIy5zdHJhdHVtLmNvbXB1dGUudjEuV2F0Y2hWbVJlc3BvbnNlIgOQAgEwAWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Vm is a VM instance.
@@ -105,6 +105,13 @@ export type Vm = Message<"stratum.compute.v1.Vm"> & {
    * @generated from field: string root_volume_uuid = 12;
    */
   rootVolumeUuid: string;
+
+  /**
+   * Its NICs, in device order (their addresses are network's).
+   *
+   * @generated from field: repeated stratum.compute.v1.VmNic nics = 13;
+   */
+  nics: VmNic[];
 };
 
 /**
@@ -113,6 +120,55 @@ export type Vm = Message<"stratum.compute.v1.Vm"> & {
  */
 export const VmSchema: GenMessage<Vm> = /*@__PURE__*/
   messageDesc(file_stratum_compute_v1_vm, 0);
+
+/**
+ * VmNic is a VM's network interface on an L3 network.
+ *
+ * @generated from message stratum.compute.v1.VmNic
+ */
+export type VmNic = Message<"stratum.compute.v1.VmNic"> & {
+  /**
+   * NIC UUID (what an elastic IP binds to).
+   *
+   * @generated from field: string uuid = 1;
+   */
+  uuid: string;
+
+  /**
+   * Its L3 network (network service).
+   *
+   * @generated from field: string l3_network_uuid = 2;
+   */
+  l3NetworkUuid: string;
+
+  /**
+   * Its address on that network.
+   *
+   * @generated from field: string ip = 3;
+   */
+  ip: string;
+
+  /**
+   * Its MAC address.
+   *
+   * @generated from field: string mac = 4;
+   */
+  mac: string;
+
+  /**
+   * Its device index: 0 for the first NIC.
+   *
+   * @generated from field: uint32 device_index = 5;
+   */
+  deviceIndex: number;
+};
+
+/**
+ * Describes the message stratum.compute.v1.VmNic.
+ * Use `create(VmNicSchema)` to create a new message.
+ */
+export const VmNicSchema: GenMessage<VmNic> = /*@__PURE__*/
+  messageDesc(file_stratum_compute_v1_vm, 1);
 
 /**
  * CreateVmRequest describes the VM to create.
@@ -178,6 +234,14 @@ export type CreateVmRequest = Message<"stratum.compute.v1.CreateVmRequest"> & {
    * @generated from field: string primary_storage_uuid = 8;
    */
   primaryStorageUuid: string;
+
+  /**
+   * The L3 networks to give it a NIC on, one NIC each in this order (at most 8, each once);
+   * network allocates their addresses when the VM is placed, before the agent starts it.
+   *
+   * @generated from field: repeated string l3_network_uuids = 9;
+   */
+  l3NetworkUuids: string[];
 };
 
 /**
@@ -185,7 +249,7 @@ export type CreateVmRequest = Message<"stratum.compute.v1.CreateVmRequest"> & {
  * Use `create(CreateVmRequestSchema)` to create a new message.
  */
 export const CreateVmRequestSchema: GenMessage<CreateVmRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 1);
+  messageDesc(file_stratum_compute_v1_vm, 2);
 
 /**
  * CreateVmResponse carries the VM.
@@ -206,7 +270,7 @@ export type CreateVmResponse = Message<"stratum.compute.v1.CreateVmResponse"> & 
  * Use `create(CreateVmResponseSchema)` to create a new message.
  */
 export const CreateVmResponseSchema: GenMessage<CreateVmResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 2);
+  messageDesc(file_stratum_compute_v1_vm, 3);
 
 /**
  * GetVmRequest names a VM.
@@ -227,7 +291,7 @@ export type GetVmRequest = Message<"stratum.compute.v1.GetVmRequest"> & {
  * Use `create(GetVmRequestSchema)` to create a new message.
  */
 export const GetVmRequestSchema: GenMessage<GetVmRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 3);
+  messageDesc(file_stratum_compute_v1_vm, 4);
 
 /**
  * GetVmResponse carries the VM.
@@ -248,7 +312,7 @@ export type GetVmResponse = Message<"stratum.compute.v1.GetVmResponse"> & {
  * Use `create(GetVmResponseSchema)` to create a new message.
  */
 export const GetVmResponseSchema: GenMessage<GetVmResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 4);
+  messageDesc(file_stratum_compute_v1_vm, 5);
 
 /**
  * ListVmsRequest filters and pages VMs. Destroyed VMs are listed only when asked by state.
@@ -297,7 +361,7 @@ export type ListVmsRequest = Message<"stratum.compute.v1.ListVmsRequest"> & {
  * Use `create(ListVmsRequestSchema)` to create a new message.
  */
 export const ListVmsRequestSchema: GenMessage<ListVmsRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 5);
+  messageDesc(file_stratum_compute_v1_vm, 6);
 
 /**
  * ListVmsResponse is one page of VMs.
@@ -325,7 +389,7 @@ export type ListVmsResponse = Message<"stratum.compute.v1.ListVmsResponse"> & {
  * Use `create(ListVmsResponseSchema)` to create a new message.
  */
 export const ListVmsResponseSchema: GenMessage<ListVmsResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 6);
+  messageDesc(file_stratum_compute_v1_vm, 7);
 
 /**
  * StartVmRequest names the VM to start.
@@ -355,7 +419,7 @@ export type StartVmRequest = Message<"stratum.compute.v1.StartVmRequest"> & {
  * Use `create(StartVmRequestSchema)` to create a new message.
  */
 export const StartVmRequestSchema: GenMessage<StartVmRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 7);
+  messageDesc(file_stratum_compute_v1_vm, 8);
 
 /**
  * StartVmResponse carries the VM.
@@ -376,7 +440,7 @@ export type StartVmResponse = Message<"stratum.compute.v1.StartVmResponse"> & {
  * Use `create(StartVmResponseSchema)` to create a new message.
  */
 export const StartVmResponseSchema: GenMessage<StartVmResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 8);
+  messageDesc(file_stratum_compute_v1_vm, 9);
 
 /**
  * StopVmRequest names the VM to stop.
@@ -413,7 +477,7 @@ export type StopVmRequest = Message<"stratum.compute.v1.StopVmRequest"> & {
  * Use `create(StopVmRequestSchema)` to create a new message.
  */
 export const StopVmRequestSchema: GenMessage<StopVmRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 9);
+  messageDesc(file_stratum_compute_v1_vm, 10);
 
 /**
  * StopVmResponse carries the VM.
@@ -434,7 +498,7 @@ export type StopVmResponse = Message<"stratum.compute.v1.StopVmResponse"> & {
  * Use `create(StopVmResponseSchema)` to create a new message.
  */
 export const StopVmResponseSchema: GenMessage<StopVmResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 10);
+  messageDesc(file_stratum_compute_v1_vm, 11);
 
 /**
  * RebootVmRequest names the VM to reboot.
@@ -464,7 +528,7 @@ export type RebootVmRequest = Message<"stratum.compute.v1.RebootVmRequest"> & {
  * Use `create(RebootVmRequestSchema)` to create a new message.
  */
 export const RebootVmRequestSchema: GenMessage<RebootVmRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 11);
+  messageDesc(file_stratum_compute_v1_vm, 12);
 
 /**
  * RebootVmResponse carries the VM.
@@ -485,7 +549,7 @@ export type RebootVmResponse = Message<"stratum.compute.v1.RebootVmResponse"> & 
  * Use `create(RebootVmResponseSchema)` to create a new message.
  */
 export const RebootVmResponseSchema: GenMessage<RebootVmResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 12);
+  messageDesc(file_stratum_compute_v1_vm, 13);
 
 /**
  * DestroyVmRequest names the VM to destroy.
@@ -515,7 +579,7 @@ export type DestroyVmRequest = Message<"stratum.compute.v1.DestroyVmRequest"> & 
  * Use `create(DestroyVmRequestSchema)` to create a new message.
  */
 export const DestroyVmRequestSchema: GenMessage<DestroyVmRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 13);
+  messageDesc(file_stratum_compute_v1_vm, 14);
 
 /**
  * DestroyVmResponse carries the VM.
@@ -536,7 +600,7 @@ export type DestroyVmResponse = Message<"stratum.compute.v1.DestroyVmResponse"> 
  * Use `create(DestroyVmResponseSchema)` to create a new message.
  */
 export const DestroyVmResponseSchema: GenMessage<DestroyVmResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 14);
+  messageDesc(file_stratum_compute_v1_vm, 15);
 
 /**
  * WatchVmRequest names the VM to watch.
@@ -557,7 +621,7 @@ export type WatchVmRequest = Message<"stratum.compute.v1.WatchVmRequest"> & {
  * Use `create(WatchVmRequestSchema)` to create a new message.
  */
 export const WatchVmRequestSchema: GenMessage<WatchVmRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 15);
+  messageDesc(file_stratum_compute_v1_vm, 16);
 
 /**
  * WatchVmResponse is the VM after one change.
@@ -578,7 +642,7 @@ export type WatchVmResponse = Message<"stratum.compute.v1.WatchVmResponse"> & {
  * Use `create(WatchVmResponseSchema)` to create a new message.
  */
 export const WatchVmResponseSchema: GenMessage<WatchVmResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 16);
+  messageDesc(file_stratum_compute_v1_vm, 17);
 
 /**
  * MigrateVmRequest names the VM, where to and which backups to cancel first.
@@ -630,7 +694,7 @@ export type MigrateVmRequest = Message<"stratum.compute.v1.MigrateVmRequest"> & 
  * Use `create(MigrateVmRequestSchema)` to create a new message.
  */
 export const MigrateVmRequestSchema: GenMessage<MigrateVmRequest> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 17);
+  messageDesc(file_stratum_compute_v1_vm, 18);
 
 /**
  * MigrateVmResponse carries the VM as it is when the job is recorded, and the job.
@@ -658,7 +722,70 @@ export type MigrateVmResponse = Message<"stratum.compute.v1.MigrateVmResponse"> 
  * Use `create(MigrateVmResponseSchema)` to create a new message.
  */
 export const MigrateVmResponseSchema: GenMessage<MigrateVmResponse> = /*@__PURE__*/
-  messageDesc(file_stratum_compute_v1_vm, 18);
+  messageDesc(file_stratum_compute_v1_vm, 19);
+
+/**
+ * SetVmNicIpRequest names the VM, its NIC and the address wanted.
+ *
+ * @generated from message stratum.compute.v1.SetVmNicIpRequest
+ */
+export type SetVmNicIpRequest = Message<"stratum.compute.v1.SetVmNicIpRequest"> & {
+  /**
+   * VM UUID.
+   *
+   * @generated from field: string uuid = 1;
+   */
+  uuid: string;
+
+  /**
+   * One of its NICs.
+   *
+   * @generated from field: string nic_uuid = 2;
+   */
+  nicUuid: string;
+
+  /**
+   * The address wanted; empty: the next free one.
+   *
+   * @generated from field: string ip = 3;
+   */
+  ip: string;
+
+  /**
+   * Optional idempotency key.
+   *
+   * @generated from field: string client_request_id = 4;
+   */
+  clientRequestId: string;
+};
+
+/**
+ * Describes the message stratum.compute.v1.SetVmNicIpRequest.
+ * Use `create(SetVmNicIpRequestSchema)` to create a new message.
+ */
+export const SetVmNicIpRequestSchema: GenMessage<SetVmNicIpRequest> = /*@__PURE__*/
+  messageDesc(file_stratum_compute_v1_vm, 20);
+
+/**
+ * SetVmNicIpResponse carries the VM with the NIC's new address.
+ *
+ * @generated from message stratum.compute.v1.SetVmNicIpResponse
+ */
+export type SetVmNicIpResponse = Message<"stratum.compute.v1.SetVmNicIpResponse"> & {
+  /**
+   * The VM.
+   *
+   * @generated from field: stratum.compute.v1.Vm vm = 1;
+   */
+  vm?: Vm | undefined;
+};
+
+/**
+ * Describes the message stratum.compute.v1.SetVmNicIpResponse.
+ * Use `create(SetVmNicIpResponseSchema)` to create a new message.
+ */
+export const SetVmNicIpResponseSchema: GenMessage<SetVmNicIpResponse> = /*@__PURE__*/
+  messageDesc(file_stratum_compute_v1_vm, 21);
 
 /**
  * VmState is the VM state machine.
@@ -858,6 +985,17 @@ export const VmService: GenService<{
     methodKind: "unary";
     input: typeof MigrateVmRequestSchema;
     output: typeof MigrateVmResponseSchema;
+  },
+  /**
+   * SetVmNicIp moves one of the VM's NICs to another address of its network (the one asked for,
+   * or the next free one); the elastic IPs bound to the NIC follow it. Running or stopped VMs.
+   *
+   * @generated from rpc stratum.compute.v1.VmService.SetVmNicIp
+   */
+  setVmNicIp: {
+    methodKind: "unary";
+    input: typeof SetVmNicIpRequestSchema;
+    output: typeof SetVmNicIpResponseSchema;
   },
   /**
    * WatchVm streams the VM: its current state first, then the VM after every change, in order
