@@ -45,6 +45,8 @@ const DEFAULT_TIMEOUTS_MS: Readonly<Record<AgentCommand, number>> = {
   "nic/release": 30 * SECOND,
   "eip/apply": 30 * SECOND,
   "eip/release": 30 * SECOND,
+  // A read of the host's NAT table, like host/vms: slow means the host is in trouble.
+  "eip/list": 10 * SECOND,
   "volume/task/start": 30 * SECOND,
 };
 

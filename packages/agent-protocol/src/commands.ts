@@ -2,7 +2,7 @@ import type {
   HostConnectReply, HostConnectRequest, HostPingReply, HostPingRequest, HostVmsReply, HostVmsRequest,
 } from "./host";
 import type {
-  EipApplyReply, EipApplyRequest, EipReleaseReply, EipReleaseRequest, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
+  EipApplyReply, EipApplyRequest, EipListReply, EipListRequest, EipReleaseReply, EipReleaseRequest, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
 } from "./network";
 import type {
   VmDestroyReply, VmMigrateAbortReply, VmMigrateRefRequest, VmMigrateReply, VmMigrateRequest, VmMigrateStatusReply, VmRebootReply, VmRefRequest, VmStartReply, VmStartRequest, VmStopReply,
@@ -31,6 +31,7 @@ export interface AgentCommandMap {
   "nic/release": { request: NicReleaseRequest; reply: NicReleaseReply };
   "eip/apply": { request: EipApplyRequest; reply: EipApplyReply };
   "eip/release": { request: EipReleaseRequest; reply: EipReleaseReply };
+  "eip/list": { request: EipListRequest; reply: EipListReply };
   "volume/task/start": { request: VolumeTaskStartRequest; reply: VolumeTaskReply };
   "volume/task/cancel": { request: VolumeTaskCancelRequest; reply: VolumeTaskReply };
   "volume/task/status": { request: VolumeTaskStatusRequest; reply: VolumeTaskStatusReply };
@@ -76,6 +77,8 @@ export const AGENT_COMMANDS: Readonly<Record<AgentCommand, AgentCommandSpec>> = 
   "nic/release": { idempotent: false },
   "eip/apply": { idempotent: false },
   "eip/release": { idempotent: false },
+  // Only reads the host's rules: a repeat (or a late first attempt) changes nothing.
+  "eip/list": { idempotent: true },
   // Starting a task twice runs it twice (unless the caller names the task uuid and a task id).
   "volume/task/start": { idempotent: false },
   "volume/task/status": { idempotent: true },

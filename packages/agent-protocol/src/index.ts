@@ -18,7 +18,7 @@ export type {
   VmDestroyReply, VmMigrateAbortReply, VmMigrateRefRequest, VmMigrateReply, VmMigrateRequest, VmMigrateStatusReply, VmMigrationState, VmNicSpec, VmRebootReply, VmRefRequest, VmStartReply, VmStartRequest, VmStopReply,
 } from "./vm";
 export type {
-  EipApplyReply, EipApplyRequest, EipReleaseReply, EipReleaseRequest, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
+  EipApplyReply, EipApplyRequest, EipListReply, EipListRequest, EipReleaseReply, EipReleaseRequest, EipRuleInfo, NicApplyReply, NicApplyRequest, NicReleaseReply, NicReleaseRequest,
 } from "./network";
 export {
   DEFAULT_VOLUME_TASK_CHUNK_BYTES, INCREMENTAL_CHANGED_FRACTION_DIVISOR, isVolumeTaskFinished, VOLUME_TASK_KIND_PATTERN, VOLUME_TASK_WAIT_MAX_MS, VOLUME_TASK_WAIT_MAX_TASKS, VOLUME_TASK_WAIT_MAX_VOLUMES,

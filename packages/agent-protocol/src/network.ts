@@ -47,3 +47,26 @@ export interface EipReleaseReply {
   released: true;
   found: boolean;
 }
+
+/**
+ * `eip/list`: the elastic-IP rules the host has applied, all of them or those of one VM. What the
+ * management plane compares with its database when a host reconnects: a restarted host may have
+ * lost rules (a flushed NAT table) or kept some the database no longer has.
+ */
+export interface EipListRequest {
+  /** Only the rules applied with this `vmUuid` (a rule applied without one never matches). */
+  vmUuid?: string;
+}
+
+/** One applied elastic-IP rule, as `eip/apply` set it. */
+export interface EipRuleInfo {
+  eipUuid: string;
+  vip: string;
+  guestIp: string;
+  nicUuid: string;
+  vmUuid?: string;
+}
+
+export interface EipListReply {
+  eips: EipRuleInfo[];
+}

@@ -18,6 +18,11 @@ describe("commands", () => {
     expect(isRetrySafe("vm/migrate/status", undefined)).toBe(true);
     expect(isRetrySafe("vm/migrate/abort", undefined)).toBe(true);
     expect(isRetrySafe("vm/migrate", undefined)).toBe(false);
+    // Listing EIP rules only reads; applying or releasing one changes what a later list sees.
+    expect(AGENT_COMMANDS["eip/list"].idempotent).toBe(true);
+    expect(isRetrySafe("eip/list", undefined)).toBe(true);
+    expect(isRetrySafe("eip/apply", undefined)).toBe(false);
+    expect(isRetrySafe("eip/release", undefined)).toBe(false);
     // Not a protocol command: assume the worst.
     expect(isRetrySafe("vm/snapshot", undefined)).toBe(false);
     expect(isRetrySafe("toString", undefined)).toBe(false);

@@ -6,7 +6,7 @@ import { isJsonObject, optionalString, requireString, type JsonObject } from "./
 import type { HeldRequest } from "./holds";
 import { parseJsonObject, readBody, sendError, sendJson } from "./http-json";
 import type { LatencyConfig } from "./latency";
-import type { SimHost } from "./sim-host";
+import type { SimHost, SimHostStartOptions } from "./sim-host";
 
 type Params = Record<string, string>;
 type Route = {
@@ -176,10 +176,11 @@ export class ControlServer {
       await this.host(p).stop();
       return {};
     });
-    this.route("POST", "/hosts/:host/start", async (p) => {
-      await this.host(p).start();
+    this.route("POST", "/hosts/:host/start", async (p, body) => {
+      await this.host(p).start(parseStartOptions(body));
       return {};
     });
+    this.route("POST", "/hosts/:host/eips/clear", (p) => ({ cleared: this.host(p).clearEipRules() }));
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -203,6 +204,21 @@ export class ControlServer {
 function describeHeld(req: HeldRequest): Omit<HeldRequest, "release"> {
   const { release: _release, ...rest } = req;
   return rest;
+}
+
+/**
+ * The body of `POST /hosts/:h/start`. Unknown fields are refused: a misspelt `loseEipRules` would
+ * otherwise restart the host with its rules, and the test meant to see them lost would pass for
+ * the wrong reason.
+ */
+function parseStartOptions(body: JsonObject): SimHostStartOptions {
+  for (const field of Object.keys(body)) {
+    if (field !== "loseEipRules") throw CommandError.badRequest("INVALID_FIELD", `unknown field: ${field} (start takes loseEipRules)`);
+  }
+  const lose = body["loseEipRules"];
+  if (lose === undefined || lose === null) return {};
+  if (typeof lose !== "boolean") throw CommandError.invalidField("loseEipRules", "a boolean");
+  return { loseEipRules: lose };
 }
 
 function parseLatency(body: JsonObject): LatencyConfig {

@@ -1,7 +1,7 @@
 export { AgentSim, startAgentSim } from "./agent-sim";
 export type { AgentSimOptions } from "./agent-sim";
 export { SimHost } from "./sim-host";
-export type { SimHostOptions } from "./sim-host";
+export type { SimHostOptions, SimHostStartOptions } from "./sim-host";
 export { AgentHttpServer } from "./agent-http-server";
 export type { AgentHttpServerOptions, ConnectionStats } from "./agent-http-server";
 export { CommandError } from "./command-error";

@@ -41,6 +41,12 @@ export interface SimHostOptions {
   migrateDurationMs?: number;
 }
 
+/** How {@link SimHost.start} brings the agent back. */
+export interface SimHostStartOptions {
+  /** The host lost its elastic-IP rules while down (VMs and vNICs kept). Default false. */
+  loseEipRules?: boolean;
+}
+
 /** What a host needs from the sim that owns it. */
 export interface SimHostContext {
   readonly bindHost: string;
@@ -125,10 +131,20 @@ export class SimHost implements HostView {
   /**
    * Starts (or restarts, on the same port) the agent. A restart is a new agent process: new boot
    * id, and the task-id memory is gone (repeats of earlier task ids run again), while VMs and
-   * rules survive (they live in the hypervisor, not the agent).
+   * rules survive (they live in the hypervisor, not the agent) — unless `loseEipRules`: the host
+   * came back without its elastic-IP rules, like a rebooted host whose NAT table was not restored
+   * (VMs and vNICs are kept). The rules go before the agent listens, so no command sees them.
+   * Refused while the agent runs: a start that did nothing must not look like a lost NAT table
+   * (use {@link clearEipRules} for that).
    */
-  async start(): Promise<void> {
-    if (this.listening) return;
+  async start(options: SimHostStartOptions = {}): Promise<void> {
+    if (this.listening) {
+      if (options.loseEipRules === true) {
+        throw CommandError.conflict("HOST_RUNNING", `host ${this.uuid} is running: stop it before a start that loses its EIP rules, or clear them`);
+      }
+      return;
+    }
+    if (options.loseEipRules === true) this.clearEipRules();
     if (this.closing.signal.aborted) this.closing = new AbortController();
     if (this.boundPort !== 0) {
       this.state.facts.bootId = randomUUID();
@@ -148,6 +164,16 @@ export class SimHost implements HostView {
     this.state.volumeTasks.stop();
     this.state.migrations.stop();
     await this.http.close();
+  }
+
+  /**
+   * Drops every elastic-IP rule of the host now, without a restart (a flushed NAT table); VMs and
+   * vNICs stay. Returns how many rules there were.
+   */
+  clearEipRules(): number {
+    const count = this.state.eips.size;
+    this.state.eips.clear();
+    return count;
   }
 
   inspect(): HostSnapshot {
