@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { createAgentClient, type AgentClientOptions } from "@stratum/agent-client";
+import { createAgentClient, HostDirectory, type AgentClientOptions } from "@stratum/agent-client";
 import { JobExecutor } from "@stratum/jobs";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
@@ -41,7 +41,7 @@ export function storageModule(agent: AgentClientOptions = {}): ServiceModule<typ
       const backups = new BackupStore(ctx.db, ctx.ownership.incarnation, ctx.eventsWritten);
       const manager = new VolumeManager({ store, queue: ctx.queue, log: ctx.log });
       const agents = new VolumeAgents(createAgentClient({ logger: ctx.log, onCall: ctx.metrics.onAgentCall, ...agent }));
-      const locator = new HostLocator(ctx.peers("compute").for(HostService), ctx.peers("compute").for(VmService));
+      const locator = new HostLocator(new HostDirectory(ctx.peers("compute").for(HostService)), ctx.peers("compute").for(VmService));
       const jobs = new JobSubmitter(ctx.peers("longjob").for(LongJobService));
       const backupManager = new BackupManager({ backups, volumes: store, jobs, queue: ctx.queue, log: ctx.log });
       const runs = new VolumeTaskRuns(agents);

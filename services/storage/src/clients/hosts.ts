@@ -1,14 +1,10 @@
 import { createHash } from "node:crypto";
 import type { ServiceRouter } from "@stratum/bus";
 import { Code, StratumError } from "@stratum/core";
-import { HostService, HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
+import type { AgentHost, HostDirectory } from "@stratum/agent-client";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 
-/** A host whose agent storage talks to. */
-export interface AgentHost {
-  readonly uuid: string;
-  readonly agentUrl: string;
-}
+export type { AgentHost } from "@stratum/agent-client";
 
 /** What a volume's placement says about where its agent is. */
 export interface VolumePlacement {
@@ -20,8 +16,6 @@ export interface VolumePlacement {
 }
 
 const CALL_TIMEOUT_MS = 10_000;
-/** How long a host's agent URL is reused without asking compute again. */
-export const HOST_URL_TTL_MS = 5_000;
 
 /**
  * Where a volume's agent is, asked of compute (it owns hosts and VMs): the host of the VM the
@@ -31,26 +25,13 @@ export const HOST_URL_TTL_MS = 5_000;
  */
 export class HostLocator {
   constructor(
-    private readonly hosts: ServiceRouter<typeof HostService>,
+    private readonly hosts: HostDirectory,
     private readonly vms: ServiceRouter<typeof VmService>,
   ) {}
 
-  /** Agent URLs looked up recently: a host's URL changes only when it is re-added. */
-  readonly #urls = new Map<string, { host: AgentHost; until: number }>();
-
-  /**
-   * The host's agent, from compute — or from a lookup of the last {@link HOST_URL_TTL_MS}: a
-   * migration's wait for its backups asks on its critical path, and an agent URL outlives that.
-   */
-  async host(uuid: string, signal?: AbortSignal): Promise<AgentHost> {
-    signal?.throwIfAborted();
-    const known = this.#urls.get(uuid);
-    if (known && known.until > Date.now()) return known.host;
-    const { host } = await this.hosts.call(uuid, (c) => c.getHost({ uuid }, { timeoutMs: CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) }));
-    const found = { uuid: host!.uuid, agentUrl: host!.agentUrl };
-    this.#urls.set(uuid, { host: found, until: Date.now() + HOST_URL_TTL_MS });
-    if (this.#urls.size > 10_000) this.#urls.delete(this.#urls.keys().next().value!);
-    return found;
+  /** The host's agent (see HostDirectory: reused for a few seconds). */
+  host(uuid: string, signal?: AbortSignal): Promise<AgentHost> {
+    return this.hosts.host(uuid, signal);
   }
 
   async locate(v: VolumePlacement, signal?: AbortSignal): Promise<AgentHost> {
@@ -70,15 +51,7 @@ export class HostLocator {
     return connected.reduce((best, h) => (score(h) < score(best) ? h : best));
   }
 
-  async connected(signal?: AbortSignal): Promise<AgentHost[]> {
-    const out: AgentHost[] = [];
-    let pageToken = "";
-    do {
-      // A listing is answered by any replica; the ring's owner of the storage service's own name is as good as any.
-      const page = await this.hosts.call("storage", (c) => c.listHosts({ status: HostStatus.CONNECTED, pageSize: 1000, pageToken }, { timeoutMs: CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) }));
-      out.push(...page.hosts.map((h) => ({ uuid: h.uuid, agentUrl: h.agentUrl })));
-      pageToken = page.nextPageToken;
-    } while (pageToken);
-    return out;
+  connected(signal?: AbortSignal): Promise<AgentHost[]> {
+    return this.hosts.connected(signal);
   }
 }
