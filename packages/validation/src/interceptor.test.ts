@@ -21,6 +21,7 @@ function recordingVms(calls: string[]): ServiceImpl<typeof VmService> {
     rebootVm: (req) => (calls.push("rebootVm"), vm(req.uuid)),
     destroyVm: (req) => (calls.push("destroyVm"), vm(req.uuid)),
     migrateVm: (req) => (calls.push("migrateVm"), { ...vm(req.uuid), jobUuid: UUID }),
+    setVmNicIp: (req) => (calls.push("setVmNicIp"), vm(req.uuid)),
     async *watchVm(req) {
       calls.push("watchVm");
       yield vm(req.uuid);
