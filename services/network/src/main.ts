@@ -1,0 +1,4 @@
+import { runMain } from "@stratum/runtime";
+import { networkModule } from "./module";
+
+runMain(networkModule());
