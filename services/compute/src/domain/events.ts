@@ -6,8 +6,8 @@
 import type { HostStatusValue, VmStateValue } from "../store/schema";
 
 /**
- * `stratum.compute.vm_state_changed.<vmUuid>`: one per VM state transition, on the VM's own
- * subject (subscribe `compute.vm_state_changed.>` for every VM's).
+ * `stratum.compute.vm_state_changed.<vmUuid>`: one per VM state transition (and per change of
+ * one of its NICs' address: `from` = `to` then), on the VM's own subject (subscribe `compute.vm_state_changed.>` for every VM's).
  */
 export interface VmStateChanged {
   vmUuid: string;
@@ -17,6 +17,8 @@ export interface VmStateChanged {
   lastError: string;
   /** The changed `compute.vms` row as JSON (SQL column names): what WatchVm streams without a read. */
   vm: Record<string, unknown>;
+  /** Its `compute.vm_nics` rows as JSON, in device order; null for a VM without NICs. */
+  nics: Record<string, unknown>[] | null;
 }
 
 /** `stratum.compute.host_status_changed`: a host connected or disconnected. */

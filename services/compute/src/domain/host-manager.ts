@@ -21,6 +21,11 @@ export interface HostManagerDeps {
   agents: HostAgents;
   queue: ChainTaskQueue;
   log: Logger;
+  /**
+   * Told once a reconnected host's VM states are synced: its EIP reconcile (network's
+   * ReconcileHostEips), marked durably by the Connected write, is due now.
+   */
+  reconnected?: (hostUuid: string) => void;
 }
 
 /** Default period of the owner's pings to each host's agent. */
@@ -188,11 +193,15 @@ export class HostManager {
     });
   }
 
-  /** The agent handshake: the host recorded Connected, or Disconnected with the agent's error. */
+  /**
+   * The agent handshake of a known host (a reconnect: its agent answered again, or restarted):
+   * the host recorded Connected with its EIP reconcile marked (the agent may have lost its rules,
+   * or kept stale ones), or Disconnected with the agent's error.
+   */
   async #handshake(host: HostRow, signal?: AbortSignal, bound?: HostCallBound): Promise<{ row: HostRow; error?: unknown }> {
     try {
       const facts = await this.d.agents.connect(host, signal, bound);
-      return { row: await this.#setStatus(host, "Connected", "", facts.bootId) };
+      return { row: await this.#setStatus(host, "Connected", "", facts.bootId, true) };
     } catch (error) {
       return { row: await this.#setStatus(host, "Disconnected", errorMessage(error)), error };
     }
@@ -209,9 +218,13 @@ export class HostManager {
     return row;
   }
 
-  /** The VM state sync; its failure is logged, since the host itself is connected. */
-  #syncAfterConnect(host: HostRow): Promise<void> {
-    return this.#syncVms(host).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: errorMessage(e) }));
+  /**
+   * The VM state sync, then the EIP reconcile is kicked (network then compares the agent's rules
+   * with the VMs as synced); a failed sync is logged, since the host itself is connected.
+   */
+  async #syncAfterConnect(host: HostRow): Promise<void> {
+    await this.#syncVms(host).catch((e) => this.d.log.warn("vm state sync failed", { hostUuid: host.uuid, error: errorMessage(e) }));
+    this.d.reconnected?.(host.uuid);
   }
 
   /**
@@ -244,8 +257,8 @@ export class HostManager {
   }
 
   /** Records the outcome of talking to the host, as read in `host` (its fence): see `written`. */
-  async #setStatus(host: HostRow, status: "Connected" | "Disconnected", lastError: string, agentBootId?: string): Promise<HostRow> {
-    const row = written(await this.d.hosts.setStatus(host.uuid, status, { lastError, seen: status === "Connected", fence: host.fence, ...(agentBootId ? { agentBootId } : {}) }), host.uuid);
+  async #setStatus(host: HostRow, status: "Connected" | "Disconnected", lastError: string, agentBootId?: string, reconcileEips = false): Promise<HostRow> {
+    const row = written(await this.d.hosts.setStatus(host.uuid, status, { lastError, seen: status === "Connected", fence: host.fence, reconcileEips, ...(agentBootId ? { agentBootId } : {}) }), host.uuid);
     // Its event went into the outbox with the change (HostStore.setStatus).
     if (host.status !== status) this.d.log.info("host status changed", { hostUuid: host.uuid, from: host.status, to: status, lastError });
     return row;

@@ -9,8 +9,12 @@ import type { VmStore } from "../store/vm-store";
 import { isFenced } from "@stratum/agent-client";
 import { leaseLost } from "@stratum/db";
 import { TRANSIENT_STATES } from "../store/vm-store";
-import { DEFAULT_ROOT_VOLUME_BYTES, type RootVolumeBatcher, type RootVolumeWish } from "./root-volume-batcher";
-import { assertCanRun, stateInvalid, TRANSITIONS, vmBusy, type Transition, type VmOperation } from "./vm-state";
+import { uuidForRequest } from "@stratum/validation";
+import type { VmNetwork } from "../clients/network";
+import type { VmNicRow } from "../store/schema";
+import { nicSpecs } from "./vm-nics";
+import { DEFAULT_ROOT_VOLUME_BYTES, type VmResourcesBatcher, type VmResourcesWish } from "./vm-resources-batcher";
+import { assertCanRun, assertNicIpChangeable, stateInvalid, TRANSITIONS, vmBusy, type Transition, type VmOperation } from "./vm-state";
 
 export interface VmSpec {
   uuid: string;
@@ -23,6 +27,8 @@ export interface VmSpec {
   clientRequestId: string;
   /** Its root volume: size (0: the default) and storage (empty: storage chooses). */
   rootVolume?: { sizeBytes: number; primaryStorageUuid: string };
+  /** A NIC on each of these L3 networks, in this order (device 0 first). */
+  l3NetworkUuids?: readonly string[];
 }
 
 export interface VmManagerDeps {
@@ -37,8 +43,10 @@ export interface VmManagerDeps {
   isLive: (actor: string) => boolean;
   /** Repairs a VM a dead replica left mid-operation, in its queue (`VmReconciler.repair`); false if it was not abandoned. */
   repair: (vmUuid: string) => Promise<boolean>;
-  /** Gives placed VMs their root volumes, a batch per turn. */
-  rootVolumes: RootVolumeBatcher;
+  /** Gives placed VMs their root volumes and NIC addresses, a batch per turn. */
+  resources: VmResourcesBatcher;
+  /** Network, for the NIC address changes (SetVmNicIp). */
+  network: VmNetwork;
   /** Told when a destroy has marked a VM's volumes for release. */
   volumesToRelease: () => void;
 }
@@ -107,7 +115,7 @@ export class VmManager {
       let vm: VmRow | undefined;
       try {
         vm = await this.d.vms.insertPlaced(
-          { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null },
+          { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null, nicCount: spec.l3NetworkUuids?.length ?? 0 },
           spec.hostUuid || undefined,
         );
       } catch (e) {
@@ -115,15 +123,16 @@ export class VmManager {
         throw withResource(e, spec.uuid);
       }
       if (!vm) throw await this.#noCapacity(spec);
-      // Before the answer: a VM whose root volume storage cannot make is rolled back (removed,
-      // its capacity given back) and its create answers storage's error — it records nothing.
-      let placed: VmRow;
+      // Before the answer: a VM whose root volume storage cannot make, or one of whose NICs
+      // network can give no address, is rolled back (removed, its capacity given back, what it
+      // did get marked for release) and its create answers that error — it records nothing.
+      let placed: { vm: VmRow; nics: VmNicRow[] };
       try {
-        placed = await this.d.rootVolumes.attach(vm, rootVolumeWish(spec));
+        placed = await this.d.resources.attach(vm, resourcesWish(spec));
       } catch (e) {
         throw withResource(e, spec.uuid);
       }
-      return { vm: placed, work: { name: "create", run: () => this.#startCreated(placed) } };
+      return { vm: placed.vm, work: { name: "create", run: () => this.#startCreated(placed.vm, placed.nics) } };
     });
   }
 
@@ -147,6 +156,36 @@ export class VmManager {
 
   destroy(uuid: string, requestKey?: string): Promise<VmRow> {
     return this.#accept(uuid, () => this.#acceptOp("destroy", uuid, {}, requestKey));
+  }
+
+  /**
+   * Moves one of the VM's NICs to another address of its network (`ip`, or the next free one
+   * when empty), in the VM's queue, so no operation on the VM runs meanwhile: the VM must be
+   * Running or Stopped (FAILED_PRECONDITION naming its state otherwise; `VM_BUSY` while an
+   * operation holds it) and the NIC its own (NOT_FOUND naming both). Network moves the address
+   * (ChangeNicIp, idempotent by a request id derived from the call's; the elastic IPs bound to the
+   * NIC follow it), then the NIC records it with the VM's next revision. The VM, with the change.
+   */
+  setNicIp(uuid: string, nicUuid: string, ip: string, clientRequestId: string): Promise<VmRow> {
+    return this.d.queue.submit({
+      signature: `vm-${uuid}`,
+      name: "set-nic-ip-vm",
+      run: async () => {
+        // In the queue: a VM a dead replica left transient is refused as busy until the takeover
+        // (which queues here too) has settled it, within its scan period.
+        const vm = await this.get(uuid);
+        assertNicIpChangeable(uuid, vm.state);
+        const nics = (await this.d.vms.nicsOf([vm])).get(uuid) ?? [];
+        if (!nics.some((n) => n.uuid === nicUuid)) {
+          throw new StratumError(Code.NOT_FOUND, `vm ${uuid} has no NIC ${nicUuid}`, { reason: "NIC_NOT_FOUND", resources: { vmUuid: uuid, nicUuid } });
+        }
+        const requestId = clientRequestId ? uuidForRequest("vm-nic-ip", clientRequestId) : "";
+        const newIp = await this.d.network.changeNicIp(nicUuid, ip, requestId);
+        const changed = await this.d.vms.setNicIp(uuid, nicUuid, newIp);
+        if (!changed) throw await this.#lost(uuid, vm.state);
+        return changed;
+      },
+    });
   }
 
   async get(uuid: string): Promise<VmRow> {
@@ -208,8 +247,8 @@ export class VmManager {
     else this.#inFlight.delete(uuid);
   }
 
-  /** The rest of a create, in the VM's queue: Starting → the agent starts it → Running, or rolled back to Error. */
-  async #startCreated(placed: VmRow): Promise<void> {
+  /** The rest of a create, in the VM's queue: Starting → the agent starts it (with its NICs) → Running, or rolled back to Error. */
+  async #startCreated(placed: VmRow, nics: readonly VmNicRow[]): Promise<void> {
     const { agents, hosts } = this.d;
     const taskId = `create-${placed.uuid}`;
     const ctx: CreateContext = { vm: placed, state: "Created", agentClean: true };
@@ -237,7 +276,7 @@ export class VmManager {
               const host = await hosts.agentOf(vm.hostUuid!);
               if (!host) throw StratumError.notFound("host", vm.hostUuid!);
               try {
-                await agents.vm(host, "vm/start", startBody(vm), taskId, fenceOf(vm));
+                await agents.vm(host, "vm/start", startBody(vm, nics), taskId, fenceOf(vm));
               } catch (e) {
                 // The agent may have started the VM although the call failed (a reset or a
                 // timeout after it acted): nothing may run there that the database calls Error.
@@ -281,9 +320,11 @@ export class VmManager {
    */
   async #createAgain(spec: VmSpec): Promise<Accepted> {
     let vm = await this.#settled(spec.uuid);
-    // Its first attempt may have ended between placement and recording the root volume: storage
-    // answers the one it made then (one per VM), or makes it now.
-    if (!vm.rootVolumeUuid && vm.hostUuid && vm.state !== "Destroyed") vm = await this.d.rootVolumes.attach(vm, rootVolumeWish(spec));
+    // Its first attempt may have ended between placement and recording the root volume and NICs:
+    // storage answers the one it made then (one per VM), or makes it now; network the addresses
+    // it gave the same NICs (their uuids derive from the VM's), or gives them now.
+    const nicsRecorded = vm.nicCount === 0 || ((await this.d.vms.nicsOf([vm])).get(vm.uuid)?.length ?? 0) > 0;
+    if ((!vm.rootVolumeUuid || !nicsRecorded) && vm.hostUuid && vm.state !== "Destroyed") vm = (await this.d.resources.attach(vm, { ...resourcesWish(spec), nicsRecorded })).vm;
     // The key is the create's own (on the VM since its insert): not a start already accepted.
     if (vm.state === "Stopped") return this.#acceptOp("start", spec.uuid, {}, spec.clientRequestId, false);
     return { vm };
@@ -328,7 +369,7 @@ export class VmManager {
     try {
       const host = before.hostUuid ? await this.d.hosts.agentOf(before.hostUuid) : undefined;
       // A VM without a host (a create that failed) has nothing on any agent to act on.
-      const body = op === "start" ? startBody(before) : { vmUuid: uuid, ...extra };
+      const body = op === "start" ? startBody(before, (await this.d.vms.nicsOf([before])).get(uuid) ?? []) : { vmUuid: uuid, ...extra };
       if (host) await this.d.agents.vm(host, `vm/${op}`, body, `${op}-${uuid}-${randomUUID()}`, fenceOf(moving));
     } catch (e) {
       if (isFenced(e)) throw await this.#lost(uuid, t.via);
@@ -415,13 +456,18 @@ export class VmManager {
 }
 
 
-function rootVolumeWish(spec: VmSpec): RootVolumeWish {
-  return { sizeBytes: spec.rootVolume?.sizeBytes || DEFAULT_ROOT_VOLUME_BYTES, primaryStorageUuid: spec.rootVolume?.primaryStorageUuid ?? "" };
+function resourcesWish(spec: VmSpec): VmResourcesWish {
+  return {
+    rootVolume: { sizeBytes: spec.rootVolume?.sizeBytes || DEFAULT_ROOT_VOLUME_BYTES, primaryStorageUuid: spec.rootVolume?.primaryStorageUuid ?? "" },
+    l3NetworkUuids: spec.l3NetworkUuids ?? [],
+  };
 }
 
-/** A start command carries the whole VM spec: the agent may have never seen the VM (or forgot it). */
-function startBody(vm: VmRow): Record<string, unknown> {
-  return { vmUuid: vm.uuid, name: vm.name, cpuNum: vm.cpu, memoryBytes: vm.memory };
+/** A start command carries the whole VM spec, its NICs included: the agent may have never seen the VM (or forgot it). */
+function startBody(vm: VmRow, nics: readonly VmNicRow[]): Record<string, unknown> {
+  const body: Record<string, unknown> = { vmUuid: vm.uuid, name: vm.name, cpuNum: vm.cpu, memoryBytes: vm.memory };
+  if (nics.length > 0) body.nics = nicSpecs(nics);
+  return body;
 }
 
 

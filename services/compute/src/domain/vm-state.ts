@@ -1,5 +1,6 @@
 import { Code, StratumError } from "@stratum/core";
 import type { VmStateValue } from "../store/schema";
+import { TRANSIENT_STATES } from "../store/vm-store";
 
 export type VmState = VmStateValue;
 
@@ -53,4 +54,23 @@ export function vmBusy(op: VmOperation, vmUuid: string, current: VmState): Strat
     reason: "VM_BUSY",
     resources: { vmUuid, state: current },
   });
+}
+
+/** States a VM's NIC may change its address in: a stable one in which it keeps its NICs. */
+export const NIC_IP_CHANGE_STATES: readonly VmState[] = ["Running", "Stopped"];
+
+/**
+ * Throws FAILED_PRECONDITION unless a NIC of the VM may change its address now: `VM_BUSY` while an
+ * operation holds it (a transient state), `VM_STATE_INVALID` naming the state otherwise.
+ */
+export function assertNicIpChangeable(vmUuid: string, current: VmState): void {
+  if (NIC_IP_CHANGE_STATES.includes(current)) return;
+  const transient = TRANSIENT_STATES.includes(current);
+  throw new StratumError(
+    Code.FAILED_PRECONDITION,
+    transient
+      ? `cannot change a NIC address of vm ${vmUuid}: it is ${current}, another operation is in progress (watch the VM and retry once it has settled)`
+      : `cannot change a NIC address of vm ${vmUuid}: it is ${current} (it needs ${NIC_IP_CHANGE_STATES.join(" or ")})`,
+    { reason: transient ? "VM_BUSY" : "VM_STATE_INVALID", resources: { vmUuid, state: current } },
+  );
 }

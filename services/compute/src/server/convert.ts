@@ -2,7 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { HostSchema, HostState, HostStatus } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmSchema, VmState } from "@stratum/proto/stratum/compute/v1/vm_pb";
-import type { HostRow, HostStateValue, HostStatusValue, VmRow, VmStateValue } from "../store/schema";
+import type { HostRow, HostStateValue, HostStatusValue, VmNicRow, VmRow, VmStateValue } from "../store/schema";
 
 /** Database enum values ↔ proto enums: one table each way, so a new state cannot be half-mapped. */
 export const VM_STATE_TO_PROTO: Record<VmStateValue, VmState> = {
@@ -33,7 +33,8 @@ export const HOST_STATE_TO_PROTO: Record<HostStateValue, HostState> = {
 };
 export const HOST_STATE_FROM_PROTO = invert(HOST_STATE_TO_PROTO);
 
-export function vmToProto(vm: VmRow): MessageInitShape<typeof VmSchema> {
+/** A VM as the API shows it, with its NICs (`nics`: the VM's rows from `vm_nics`, any order; none when it has none). */
+export function vmToProto(vm: VmRow, nics: readonly VmNicRow[] = []): MessageInitShape<typeof VmSchema> {
   return {
     uuid: vm.uuid,
     name: vm.name,
@@ -47,6 +48,7 @@ export function vmToProto(vm: VmRow): MessageInitShape<typeof VmSchema> {
     updateTime: timestampFromDate(vm.updatedAt),
     revision: BigInt(vm.fence),
     rootVolumeUuid: vm.rootVolumeUuid ?? "",
+    nics: [...nics].sort((a, b) => a.deviceIndex - b.deviceIndex).map((n) => ({ uuid: n.uuid, l3NetworkUuid: n.l3NetworkUuid, ip: n.ip, mac: n.mac, deviceIndex: n.deviceIndex })),
   };
 }
 

@@ -6,6 +6,7 @@ import type { MigrationCheckDeps } from "../domain/migration-check";
 import type { VmManager } from "../domain/vm-manager";
 import { submitMigration } from "../domain/vm-migration";
 import { watchVm } from "../domain/vm-watch";
+import type { VmRow } from "../store/schema";
 import type { VmStore } from "../store/vm-store";
 import { VM_STATE_FROM_PROTO, vmToProto } from "./convert";
 
@@ -17,6 +18,8 @@ import { VM_STATE_FROM_PROTO, vmToProto } from "./convert";
  * are served by whichever replica the call reached.
  */
 export function vmApi(manager: VmManager, store: VmStore, bus: Bus, migrations: MigrationCheckDeps): ServiceApi {
+  /** The VM with its NICs (a read only for a VM that has some). */
+  const view = async (vm: VmRow) => vmToProto(vm, (await store.nicsOf([vm])).get(vm.uuid));
   return serviceApi(
     VmService,
     {
@@ -29,11 +32,12 @@ export function vmApi(manager: VmManager, store: VmStore, bus: Bus, migrations: 
           hostUuid: req.hostUuid,
           clientRequestId: req.clientRequestId,
           rootVolume: { sizeBytes: Number(req.rootVolumeSizeBytes), primaryStorageUuid: req.primaryStorageUuid },
+          l3NetworkUuids: req.l3NetworkUuids,
         });
-        return { vm: vmToProto(vm) };
+        return { vm: await view(vm) };
       },
       async getVm(req) {
-        return { vm: vmToProto(await manager.get(req.uuid)) };
+        return { vm: await view(await manager.get(req.uuid)) };
       },
       async listVms(req) {
         const state = VM_STATE_FROM_PROTO.get(req.state);
@@ -41,19 +45,24 @@ export function vmApi(manager: VmManager, store: VmStore, bus: Bus, migrations: 
         const limit = pageSize(req.pageSize);
         const rows = await store.list({ ...(state ? { state } : {}), ...(req.hostUuid ? { hostUuid: req.hostUuid } : {}), ...(req.name ? { name: req.name } : {}), afterSeq, limit: limit + 1 });
         const page = rows.slice(0, limit);
-        return { vms: page.map(vmToProto), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.seq, vmFilters(req)) : "" };
+        // The page's NICs in one query (none when no VM of it has any).
+        const nics = await store.nicsOf(page);
+        return { vms: page.map((vm) => vmToProto(vm, nics.get(vm.uuid))), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.seq, vmFilters(req)) : "" };
       },
       async startVm(req) {
-        return { vm: vmToProto(await manager.start(req.uuid, req.clientRequestId)) };
+        return { vm: await view(await manager.start(req.uuid, req.clientRequestId)) };
       },
       async stopVm(req) {
-        return { vm: vmToProto(await manager.stop(req.uuid, req.force, req.clientRequestId)) };
+        return { vm: await view(await manager.stop(req.uuid, req.force, req.clientRequestId)) };
       },
       async rebootVm(req) {
-        return { vm: vmToProto(await manager.reboot(req.uuid, req.clientRequestId)) };
+        return { vm: await view(await manager.reboot(req.uuid, req.clientRequestId)) };
       },
       async destroyVm(req) {
-        return { vm: vmToProto(await manager.destroy(req.uuid, req.clientRequestId)) };
+        return { vm: await view(await manager.destroy(req.uuid, req.clientRequestId)) };
+      },
+      async setVmNicIp(req) {
+        return { vm: await view(await manager.setNicIp(req.uuid, req.nicUuid, req.ip, req.clientRequestId)) };
       },
       async migrateVm(req) {
         const { vm, jobUuid } = await submitMigration(migrations, {
@@ -63,10 +72,10 @@ export function vmApi(manager: VmManager, store: VmStore, bus: Bus, migrations: 
           backupWaitTimeoutMs: req.backupWaitTimeoutMs,
           clientRequestId: req.clientRequestId,
         });
-        return { vm: vmToProto(vm), jobUuid };
+        return { vm: await view(vm), jobUuid };
       },
       async *watchVm(req, ctx) {
-        for await (const vm of watchVm(bus, store, req.uuid, ctx.signal)) yield { vm: vmToProto(vm) };
+        for await (const { vm, nics } of watchVm(bus, store, req.uuid, ctx.signal)) yield { vm: vmToProto(vm, nics) };
       },
     },
     {
@@ -85,6 +94,8 @@ export function vmApi(manager: VmManager, store: VmStore, bus: Bus, migrations: 
       destroyVm: mutationOf(),
       // On the VM's owner, like every operation on it; a retry gets the first job.
       migrateVm: mutationOf(),
+      // In the VM's queue on its owner; a retry gets the first outcome.
+      setVmNicIp: mutationOf(),
     },
   );
 }

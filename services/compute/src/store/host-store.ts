@@ -70,9 +70,11 @@ export class HostStore {
    * the host's fence it read ("fenced" when another write came first) — and, when it changed
    * (or the host was just `added`, from no status), writes its `host_status_changed` event into
    * the outbox in the same statement: no status change without its event, across a crash or a
-   * NATS outage (the kit's relay publishes it).
+   * NATS outage (the kit's relay publishes it). `reconcileEips`: the write records a reconnect,
+   * and marks the host for network's EIP reconcile in the same statement (`host_eip_reconciles`,
+   * drained by a MarkDrainer), so a crash right after it loses no reconcile.
    */
-  async setStatus(uuid: string, status: HostStatusValue, patch: { lastError?: string; agentBootId?: string; seen?: boolean; added?: boolean; fence?: number } = {}): Promise<HostRow | undefined | "fenced"> {
+  async setStatus(uuid: string, status: HostStatusValue, patch: { lastError?: string; agentBootId?: string; seen?: boolean; added?: boolean; fence?: number; reconcileEips?: boolean } = {}): Promise<HostRow | undefined | "fenced"> {
     const q = this.handle.sql;
     let raw: Record<string, unknown> | undefined;
     try {
@@ -94,6 +96,9 @@ export class HostStore {
             ${currentWork()?.requestId ?? null}::text
           FROM m WHERE ${patch.added ?? false} OR m.__from <> m.status::text
           RETURNING 1
+        ), reconcile AS (
+          INSERT INTO compute.host_eip_reconciles AS r (host_uuid) SELECT m.uuid FROM m WHERE ${patch.reconcileEips ?? false}
+          ON CONFLICT (host_uuid) DO UPDATE SET generation = r.generation + 1
         )
         SELECT m.*, (SELECT count(*) FROM event)::int AS __events FROM m` as Record<string, unknown>[];
     } catch (e) {

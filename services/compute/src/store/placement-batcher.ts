@@ -27,7 +27,8 @@ const MAX_BATCH = 256;
  * the batch already took), reserve the sums, insert the VMs. The row locks and the capacity
  * checks on `hosts` make this exact whatever other replicas do; the batch only saves round trips
  * (five for the batch instead of one or more per VM), which is what a burst of creates costs.
- * The batch's VMs then reach RootVolumeBatcher in the same turn: one CreateRootVolumes call.
+ * The batch's VMs then reach VmResourcesBatcher in the same turn: one CreateRootVolumes call, and
+ * one AllocateNicIps call for those with NICs.
  *
  * A batch of one, or a batch whose insert fails (a duplicate id), goes through `single` — the
  * one-statement placement — per VM, so each caller gets its own outcome.
@@ -112,15 +113,18 @@ export class PlacementBatcher {
         WHERE h.uuid = x.uuid`;
       // Their Created events are written once storage gave them root volumes (VmStore.finishCreates);
       // a release left pending for one of these uuids (a rolled-back create, retried) is dropped.
+      // (And a pending NIC release, for those with NICs: only they can have one.)
+      const withNics = placed.filter((p) => (p.vm.nicCount ?? 0) > 0).map((p) => p.vm.uuid);
       const inserted = await tx`
         WITH cleared AS (DELETE FROM compute.volume_releases WHERE vm_uuid = ANY(${placed.map((p) => p.vm.uuid)}::uuid[]))
-        INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor, op_request)
-        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, ${this.lease.holder()}, x.client_request_id
+        ${withNics.length > 0 ? tx`, nics_cleared AS (DELETE FROM compute.nic_releases WHERE vm_uuid = ANY(${withNics}::uuid[]))` : tx``}
+        INSERT INTO compute.vms (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor, op_request, nic_count)
+        SELECT x.uuid, x.name, 'Created', x.host_uuid, x.cpu, x.memory, x.client_request_id, ${this.lease.holder()}, x.client_request_id, x.nic_count
         FROM unnest(
           ${placed.map((p) => p.vm.uuid)}::uuid[], ${placed.map((p) => p.vm.name)}::text[], ${placed.map((p) => p.host.uuid)}::uuid[],
           ${placed.map((p) => p.vm.cpu)}::int[], ${placed.map((p) => p.vm.memory)}::bigint[],
-          ${placed.map((p) => p.vm.clientRequestId)}::text[]
-        ) AS x(uuid, name, host_uuid, cpu, memory, client_request_id)
+          ${placed.map((p) => p.vm.clientRequestId)}::text[], ${placed.map((p) => p.vm.nicCount ?? 0)}::int[]
+        ) AS x(uuid, name, host_uuid, cpu, memory, client_request_id, nic_count)
         RETURNING *`;
       const rows = new Map<string, VmRow>();
       for (const raw of inserted) {

@@ -91,6 +91,13 @@ export const vms = compute.table(
     migrateTargetUuid: uuid("migrate_target_uuid").references(() => hosts.uuid, { onDelete: "restrict" }),
     /** Its root volume (storage's), recorded once storage created it, before the create answers. */
     rootVolumeUuid: uuid("root_volume_uuid"),
+    /**
+     * How many NICs it has (`vm_nics`; recorded with its root volume before its create answers),
+     * 0 once Destroyed. Kept on the row so that the work NICs cause — loading them, the EIP sync
+     * mark of a transition (the `vms_eip_sync` trigger), their release — costs a VM without any
+     * nothing: no query, no mark.
+     */
+    nicCount: integer("nic_count").notNull().default(0),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
     seq: bigserial({ mode: "number" }).notNull(),
@@ -116,6 +123,65 @@ export const volumeReleases = compute.table("volume_releases", {
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
 });
 
+/**
+ * A VM's network interfaces: compute's (it owns them, `../shared/DESIGN.md`), their addresses
+ * network's (AllocateNicIps, ChangeNicIp). A NIC's uuid is derived from its VM's and its device
+ * index (`domain/vm-nics.ts`), so a retried create asks network for the same NICs and gets the
+ * same addresses; its MAC from its uuid, unique here so a collision is refused, never shared.
+ * Deleted with the destroy that ends the VM (network gives the addresses back, `nic_releases`).
+ */
+export const vmNics = compute.table(
+  "vm_nics",
+  {
+    uuid: uuid().primaryKey(),
+    vmUuid: uuid("vm_uuid").notNull().references(() => vms.uuid, { onDelete: "cascade" }),
+    l3NetworkUuid: uuid("l3_network_uuid").notNull(),
+    ip: text().notNull(),
+    mac: text().notNull(),
+    deviceIndex: integer("device_index").notNull(),
+  },
+  (t) => [uniqueIndex("vm_nics_mac_uq").on(t.mac), uniqueIndex("vm_nics_vm_device_uq").on(t.vmUuid, t.deviceIndex)],
+);
+
+/**
+ * VMs whose NIC addresses network has still to give back (ReleaseVmNics): written with the destroy
+ * that ends a VM with NICs, or with the rollback of a create some of whose NICs network may have
+ * given an address; deleted once network answered (MarkDrainer, like `volume_releases`).
+ */
+export const nicReleases = compute.table("nic_releases", {
+  vmUuid: uuid("vm_uuid").primaryKey(),
+  attempts: integer().notNull().default(0),
+  lastError: text("last_error").notNull().default(""),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+/**
+ * The columns of a mark drained without holding it locked through its call (see
+ * `store/mark-store.ts`): `generation` moves on when the mark is written again meanwhile, so the
+ * drain that called deletes it only if nothing new happened since; `claimed_until` shares the
+ * work between replicas and lets another take a mark whose drainer died.
+ */
+function claimedMark() {
+  return {
+    generation: bigint({ mode: "number" }).notNull().default(0),
+    attempts: integer().notNull().default(0),
+    lastError: text("last_error").notNull().default(""),
+    claimedUntil: timestamp("claimed_until", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  };
+}
+
+/**
+ * VMs whose EIP host (where their elastic IPs' rules must be: `host_uuid` while Running,
+ * Rebooting or Migrating, none otherwise) changed, to tell network (SyncVmEips). Written by the
+ * `vms_eip_sync` trigger (migration `0012`) in the very statement of the change, for VMs with NICs
+ * only, so a crash after the commit loses nothing and no code path can forget it.
+ */
+export const eipSyncs = compute.table("eip_syncs", { vmUuid: uuid("vm_uuid").primaryKey(), ...claimedMark() });
+
+/** Hosts whose agent (re)connected, to tell network (ReconcileHostEips: the agent may have lost or kept stale rules). */
+export const hostEipReconciles = compute.table("host_eip_reconciles", { hostUuid: uuid("host_uuid").primaryKey(), ...claimedMark() });
+
 /** Request-id idempotency of every mutating RPC (the kit's table, in compute's schema). */
 export const requests = requestsTable(compute);
 
@@ -130,4 +196,5 @@ export type VmRow = typeof vms.$inferSelect;
 export type HostStatusValue = (typeof hostStatus.enumValues)[number];
 export type HostStateValue = (typeof hostState.enumValues)[number];
 export type VmStateValue = (typeof vmState.enumValues)[number];
-export const tables = { hosts, vms, volumeReleases, requests, outbox, leases };
+export type VmNicRow = typeof vmNics.$inferSelect;
+export const tables = { hosts, vms, volumeReleases, vmNics, nicReleases, eipSyncs, hostEipReconciles, requests, outbox, leases };

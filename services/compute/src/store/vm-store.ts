@@ -1,10 +1,16 @@
 import { and, asc, eq, gt, inArray, ne, sql, type SQL } from "drizzle-orm";
-import { currentWork } from "@stratum/core";
+import { Code, currentWork, StratumError } from "@stratum/core";
 import { KeyedBatcher, leaseHeldSql, leaseLost, mapPgError, ownerWriteGuard, rowMapper, TransitionBatcher, type LeaseHolder, type WriteGuard } from "@stratum/db";
 import type { ComputeDb } from "./db";
 import { PlacementBatcher } from "./placement-batcher";
-import { hosts, leases, outbox, vms, volumeReleases, type VmRow, type VmStateValue } from "./schema";
+import { hosts, leases, nicReleases, outbox, vmNics, vms, volumeReleases, type VmNicRow, type VmRow, type VmStateValue } from "./schema";
 import { vmChangePayload, vmEventKey, VM_STATE_CHANGED } from "./vm-events";
+
+const NIC_CONSTRAINTS = {
+  constraints: {
+    vm_nics_mac_uq: { reason: "MAC_ADDRESS_IN_USE", message: "another NIC already has this MAC address" },
+  },
+};
 
 const VM_CONSTRAINTS = {
   constraints: {
@@ -19,6 +25,33 @@ export interface NewVm {
   cpu: number;
   memory: number;
   clientRequestId: string | null;
+  /** How many NICs the create asks for (`vms.nic_count`; default none). */
+  nicCount?: number;
+}
+
+/** A placed VM's create, ended (VmStore.finishCreates): its root volume and NICs to record. */
+export interface FinishedCreate {
+  uuid: string;
+  rootVolumeUuid: string;
+  /** The NICs to record (none when it has none, or they are recorded already). */
+  nics: readonly VmNicRow[];
+  requestId: string | null;
+}
+
+/** What VmStore.finishCreates recorded: the VMs, and those it could not (rolled back, and why). */
+export interface FinishedCreates {
+  recorded: Map<string, VmRow>;
+  refused: Map<string, StratumError>;
+}
+
+/** Options of a VmStore beyond its handle and actor. */
+export interface VmStoreOptions {
+  /**
+   * Told after a committed write moved a VM that has NICs (its row as written): such a move may
+   * have written its EIP sync mark (the `vms_eip_sync` trigger) or, when Destroyed, its NIC
+   * release mark, which a drainer is then kicked to send. Never called for VMs without NICs.
+   */
+  nicVmMoved?: (vm: VmRow) => void;
 }
 
 /** States a VM is in only while an operation works on it (Migrating: a compute.migrate job). */
@@ -36,6 +69,7 @@ export class VmStore {
   readonly #lease: LeaseHolder;
   readonly #guard: WriteGuard;
   readonly #reads: KeyedBatcher<string, VmRow>;
+  readonly #nicReads: KeyedBatcher<string, VmNicRow[]>;
 
   /**
    * @param actor the replica incarnation writing (`<replicaId>@<startedAt>`), recorded with every
@@ -46,6 +80,7 @@ export class VmStore {
     private readonly actor: () => string,
     /** Tells the kit's outbox relay that events were committed (it publishes them at once). */
     private readonly eventsWritten: () => void = () => {},
+    private readonly options: VmStoreOptions = {},
   ) {
     this.#lease = { leases, holder: actor };
     this.#guard = ownerWriteGuard({ ...this.#lease, actor: vms.lastActor, state: vms.state, busyStates: TRANSIENT_STATES });
@@ -66,6 +101,43 @@ export class VmStore {
     this.#placements = new PlacementBatcher(handle.sql, vmFromRaw, (vm) => this.#placeAnywhere(vm), this.#lease, eventsWritten);
     // Reads of one turn share a statement: every WatchVm starts with one, every accept makes one.
     this.#reads = new KeyedBatcher((uuid) => uuid, (uuids) => this.#getMany(uuids));
+    this.#nicReads = new KeyedBatcher((uuid) => uuid, (uuids) => this.#nicsOfMany(uuids));
+  }
+
+  /** Tells `nicVmMoved` about a moved row with NICs; returns the row. */
+  #moved<T extends VmRow | undefined>(row: T, before?: { nicCount: number }): T {
+    if (row && (row.nicCount > 0 || (before?.nicCount ?? 0) > 0)) this.options.nicVmMoved?.(row);
+    return row;
+  }
+
+  /**
+   * The NICs of these VMs (device order), one statement for a page of them and those of
+   * concurrent reads: VMs without NICs (`nic_count` 0) cost no query at all.
+   */
+  async nicsOf(vms: readonly VmRow[]): Promise<Map<string, VmNicRow[]>> {
+    const withNics = vms.filter((vm) => vm.nicCount > 0);
+    const out = new Map<string, VmNicRow[]>();
+    if (withNics.length === 0) return out;
+    const lists = await Promise.all(withNics.map((vm) => this.#nicReads.submit(vm.uuid)));
+    for (const [i, vm] of withNics.entries()) out.set(vm.uuid, lists[i] ?? []);
+    return out;
+  }
+
+  async #nicsOfMany(uuids: string[]): Promise<Map<string, VmNicRow[]>> {
+    try {
+      const rows = await this.handle.sql`SELECT * FROM compute.vm_nics WHERE vm_uuid = ANY(${uuids}::uuid[]) ORDER BY vm_uuid, device_index`;
+      const out = new Map<string, VmNicRow[]>();
+      for (const raw of rows) {
+        const nic = nicFromRaw(raw as Record<string, unknown>);
+        const list = out.get(nic.vmUuid);
+        if (list) list.push(nic);
+        else out.set(nic.vmUuid, [nic]);
+      }
+      for (const uuid of uuids) if (!out.has(uuid)) out.set(uuid, []);
+      return out;
+    } catch (e) {
+      throw mapPgError(e, { operation: "get vm nics" });
+    }
   }
 
   /**
@@ -127,10 +199,11 @@ export class VmStore {
           RETURNING uuid
         )
         , placed AS (
-          INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor, op_request)
-          SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()}, ${vm.clientRequestId} FROM reserved
+          INSERT INTO ${vms} (uuid, name, state, host_uuid, cpu, memory, client_request_id, last_actor, op_request, nic_count)
+          SELECT ${vm.uuid}, ${vm.name}, 'Created', reserved.uuid, ${vm.cpu}, ${vm.memory}, ${vm.clientRequestId}, ${this.actor()}, ${vm.clientRequestId}, ${vm.nicCount ?? 0} FROM reserved
           RETURNING *
         ), cleared AS (${clearReleases(sql`SELECT uuid FROM placed`)})
+        ${(vm.nicCount ?? 0) > 0 ? sql`, nics_cleared AS (${clearNicReleases(sql`SELECT uuid FROM placed`)})` : sql``}
         SELECT placed.* FROM placed`);
       const [raw] = rows as unknown as Record<string, unknown>[];
       return raw ? vmFromRaw(raw) : undefined;
@@ -184,8 +257,8 @@ export class VmStore {
    * Moves a VM from `from` to `to` only if it is still in `from`. Returns the updated row, or
    * undefined when the VM was not in `from` (the caller reports the state it found).
    */
-  transition(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string, opRequest?: string): Promise<VmRow | undefined> {
-    return this.#transitions.transition(uuid, from, to, lastError, opRequest);
+  async transition(uuid: string, from: VmStateValue, to: VmStateValue, lastError?: string, opRequest?: string): Promise<VmRow | undefined> {
+    return this.#moved(await this.#transitions.transition(uuid, from, to, lastError, opRequest));
   }
 
   /**
@@ -201,15 +274,21 @@ export class VmStore {
       const [raw] = await q`
         WITH m AS (
           UPDATE compute.vms AS t SET state = ${to}::compute.vm_state, host_uuid = NULL, updated_at = now(), last_actor = ${this.actor()},
-            fence = t.fence + 1, last_error = COALESCE(${lastError ?? null}::text, t.last_error), op_request = ${opRequest || null}::text
+            fence = t.fence + 1, last_error = COALESCE(${lastError ?? null}::text, t.last_error), op_request = ${opRequest || null}::text,
+            nic_count = CASE WHEN ${to} = 'Destroyed' THEN 0 ELSE t.nic_count END
           FROM compute.vms AS old
           WHERE t.uuid = ${uuid} AND old.uuid = t.uuid AND t.state = ${from}::compute.vm_state AND ${this.#guard(q)!}
-          RETURNING t.*, old.host_uuid AS __old_host, ${from}::text AS __from
+          RETURNING t.*, old.host_uuid AS __old_host, old.nic_count AS __old_nics, ${from}::text AS __from
         ), released AS (
           UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - m.cpu, memory_used = h.memory_used - m.memory FROM m WHERE h.uuid = m.__old_host
         ), marked AS (
-          -- A destroyed VM's volumes are storage's to release: the mark is durable, VolumeReleaser drains it.
+          -- A destroyed VM's volumes are storage's to release: the mark is durable, a MarkDrainer drains it.
           INSERT INTO compute.volume_releases (vm_uuid) SELECT m.uuid FROM m WHERE m.state = 'Destroyed' ON CONFLICT DO NOTHING
+        ), nics_marked AS (
+          -- And its NICs' addresses network's to give back; the NICs end with the VM.
+          INSERT INTO compute.nic_releases (vm_uuid) SELECT m.uuid FROM m WHERE m.state = 'Destroyed' AND m.__old_nics > 0 ON CONFLICT DO NOTHING
+        ), nics_gone AS (
+          DELETE FROM compute.vm_nics AS n USING m WHERE n.vm_uuid = m.uuid AND m.state = 'Destroyed' AND m.__old_nics > 0
         ), event AS (
           INSERT INTO compute.outbox (domain, event, key, payload, request_id)
           SELECT 'compute', ${VM_STATE_CHANGED}, ${q.unsafe(vmEventKey("m"))}, ${q.unsafe(vmChangePayload("m", "m.__from"))}, ${currentWork()?.requestId ?? null}::text FROM m
@@ -217,55 +296,155 @@ export class VmStore {
         SELECT * FROM m`;
       if (!raw) return undefined;
       this.eventsWritten();
-      return vmFromRaw(raw as Record<string, unknown>);
+      return this.#moved(vmFromRaw(raw as Record<string, unknown>), { nicCount: Number(raw.__old_nics) });
     } catch (e) {
       throw mapPgError(e, { operation: "release vm", resources: { vmUuid: uuid } });
     }
   }
 
   /**
-   * Ends the accepts of placed VMs, in one transaction: those storage gave a root volume record
-   * it (their fence moves on) with their first event, Created; the others are removed with their
-   * host capacity given back — a create that failed records nothing — and, when storage may have
-   * made their root volume without saying so (`maybeMade`), marked for release. The recorded rows.
+   * Ends the accepts of placed VMs, in one transaction: those that got all they asked for record
+   * their root volume and NICs (their fence moves on) with their first event, Created; the others
+   * are removed with their host capacity given back — a create that failed records nothing — and
+   * marked for release where another service may hold something for them: a root volume storage
+   * made or may have made (`volumesMaybeMade`), addresses network gave or may have given their
+   * NICs (`nicsMaybeHeld`). A VM one of whose NICs draws a MAC another NIC has is refused too
+   * (`MAC_ADDRESS_IN_USE`, in `refused`), never recorded with a shared MAC.
    */
-  async finishCreates(done: ReadonlyArray<{ uuid: string; rootVolumeUuid: string; requestId: string | null }>, failed: readonly string[], maybeMade: readonly string[]): Promise<Map<string, VmRow>> {
+  async finishCreates(done: readonly FinishedCreate[], failed: readonly string[], volumesMaybeMade: readonly string[], nicsMaybeHeld: readonly string[]): Promise<FinishedCreates> {
     const q = this.handle.sql;
+    const refused = new Map<string, StratumError>();
     try {
       const rows = await q.begin(async (tx) => {
         const sql = tx as unknown as typeof q;
+        let recording = [...done];
+        const gone = [...failed];
+        const volumeMarks = [...volumesMaybeMade];
+        const nicMarks = [...nicsMaybeHeld];
+        const nics = done.flatMap((d) => d.nics);
+        if (nics.length > 0) {
+          for (const [vmUuid, err] of await this.#insertNics(sql, nics)) {
+            refused.set(vmUuid, err);
+            gone.push(vmUuid);
+            volumeMarks.push(vmUuid);
+            nicMarks.push(vmUuid);
+          }
+          recording = recording.filter((d) => !refused.has(d.uuid));
+        }
         let recorded: Record<string, unknown>[] = [];
-        if (done.length > 0) {
+        if (recording.length > 0) {
           recorded = (await sql`
             WITH m AS (
               UPDATE compute.vms AS t SET root_volume_uuid = x.root, fence = t.fence + 1, updated_at = now(), last_actor = ${this.actor()}
-              FROM unnest(${done.map((d) => d.uuid)}::uuid[], ${done.map((d) => d.rootVolumeUuid)}::uuid[]) AS x(uuid, root)
+              FROM unnest(${recording.map((d) => d.uuid)}::uuid[], ${recording.map((d) => d.rootVolumeUuid)}::uuid[]) AS x(uuid, root)
               WHERE t.uuid = x.uuid AND ${this.#guard(sql)!}
               RETURNING t.*
             ), event AS (
               INSERT INTO compute.outbox (domain, event, key, payload, request_id)
               SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.unsafe(vmEventKey("m"))}, ${sql.unsafe(vmChangePayload("m", "(CASE WHEN m.state = 'Created' THEN NULL ELSE m.state::text END)"))}, x.request_id
-              FROM m JOIN unnest(${done.map((d) => d.uuid)}::uuid[], ${done.map((d) => d.requestId)}::text[]) AS x(uuid, request_id) ON x.uuid = m.uuid
+              FROM m JOIN unnest(${recording.map((d) => d.uuid)}::uuid[], ${recording.map((d) => d.requestId)}::text[]) AS x(uuid, request_id) ON x.uuid = m.uuid
             )
             SELECT * FROM m`) as unknown as Record<string, unknown>[];
         }
-        if (failed.length > 0) {
+        if (gone.length > 0) {
           await sql`
             WITH gone AS (
-              DELETE FROM compute.vms AS t WHERE t.uuid = ANY(${failed as string[]}::uuid[]) AND t.state = 'Created' AND ${this.#guard(sql)!}
+              DELETE FROM compute.vms AS t WHERE t.uuid = ANY(${gone}::uuid[]) AND t.state = 'Created' AND ${this.#guard(sql)!}
               RETURNING t.host_uuid, t.cpu, t.memory
             ), released AS (
               UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - g.cpu, memory_used = h.memory_used - g.memory
               FROM (SELECT host_uuid, sum(cpu)::int AS cpu, sum(memory)::bigint AS memory FROM gone GROUP BY host_uuid) AS g WHERE h.uuid = g.host_uuid
+            ), nics_marked AS (
+              INSERT INTO compute.nic_releases (vm_uuid) SELECT unnest(${nicMarks}::uuid[]) ON CONFLICT DO NOTHING
             )
-            INSERT INTO compute.volume_releases (vm_uuid) SELECT unnest(${maybeMade as string[]}::uuid[]) ON CONFLICT DO NOTHING`;
+            INSERT INTO compute.volume_releases (vm_uuid) SELECT unnest(${volumeMarks}::uuid[]) ON CONFLICT DO NOTHING`;
         }
         return recorded;
       });
       if (rows.length > 0) this.eventsWritten();
-      return new Map(rows.map((raw) => vmFromRaw(raw)).map((vm) => [vm.uuid, vm]));
+      return { recorded: new Map(rows.map((raw) => vmFromRaw(raw)).map((vm) => [vm.uuid, vm])), refused };
     } catch (e) {
-      throw mapPgError(e, { operation: "record root volumes", resources: { vmUuid: done[0]?.uuid ?? failed[0] ?? "" } });
+      throw mapPgError(e, { ...NIC_CONSTRAINTS, operation: "record root volumes and nics", resources: { vmUuid: done[0]?.uuid ?? failed[0] ?? "" } });
+    }
+  }
+
+  /**
+   * Inserts the NICs of VMs this replica may write (locked, so the guard holds until the commit),
+   * before their Created event is written (its payload reads them). A NIC already there is a
+   * retried create's (the same uuid, hence MAC): kept, with the address network answered now. One
+   * that is not there although its VM may be written lost its MAC to another NIC: its VM's NICs
+   * are removed again and the VM refused, by uuid with why.
+   */
+  async #insertNics(sql: ComputeDb["sql"], nics: readonly VmNicRow[]): Promise<Map<string, StratumError>> {
+    const vmUuids = [...new Set(nics.map((n) => n.vmUuid))];
+    const writable = new Set((await sql`SELECT t.uuid FROM compute.vms AS t WHERE t.uuid = ANY(${vmUuids}::uuid[]) AND ${this.#guard(sql)!} FOR UPDATE`).map((r) => r.uuid as string));
+    const mine = nics.filter((n) => writable.has(n.vmUuid));
+    if (mine.length === 0) return new Map();
+    const inserted = new Set(
+      (
+        await sql`
+          INSERT INTO compute.vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index)
+          SELECT * FROM unnest(${mine.map((n) => n.uuid)}::uuid[], ${mine.map((n) => n.vmUuid)}::uuid[], ${mine.map((n) => n.l3NetworkUuid)}::uuid[],
+            ${mine.map((n) => n.ip)}::text[], ${mine.map((n) => n.mac)}::text[], ${mine.map((n) => n.deviceIndex)}::int[])
+          ON CONFLICT DO NOTHING RETURNING uuid`
+      ).map((r) => r.uuid as string),
+    );
+    const missing = mine.filter((n) => !inserted.has(n.uuid));
+    if (missing.length === 0) return new Map();
+    const existing = new Set(
+      (
+        await sql`
+          UPDATE compute.vm_nics AS n SET ip = x.ip FROM unnest(${missing.map((n) => n.uuid)}::uuid[], ${missing.map((n) => n.ip)}::text[]) AS x(uuid, ip)
+          WHERE n.uuid = x.uuid RETURNING n.uuid`
+      ).map((r) => r.uuid as string),
+    );
+    const refused = new Map<string, StratumError>();
+    for (const n of missing) {
+      if (existing.has(n.uuid) || refused.has(n.vmUuid)) continue;
+      refused.set(
+        n.vmUuid,
+        new StratumError(Code.ALREADY_EXISTS, `NIC ${n.uuid} of VM ${n.vmUuid} drew MAC address ${n.mac}, which another NIC already has; retry the create with another request id`, {
+          reason: "MAC_ADDRESS_IN_USE",
+          resources: { vmUuid: n.vmUuid, nicUuid: n.uuid, mac: n.mac },
+        }),
+      );
+    }
+    if (refused.size > 0) await sql`DELETE FROM compute.vm_nics WHERE vm_uuid = ANY(${[...refused.keys()]}::uuid[])`;
+    return refused;
+  }
+
+  /**
+   * Records a NIC's new address (network's ChangeNicIp moved it), in one transaction with the
+   * VM's next revision (its fence) and its event, so WatchVm shows the address. Undefined when the
+   * NIC is not the VM's or this replica may not write the VM.
+   */
+  async setNicIp(vmUuid: string, nicUuid: string, ip: string): Promise<VmRow | undefined> {
+    const q = this.handle.sql;
+    try {
+      const raw = await q.begin(async (tx) => {
+        const sql = tx as unknown as typeof q;
+        const nic = await sql`
+          UPDATE compute.vm_nics AS n SET ip = ${ip} FROM compute.vms AS t
+          WHERE n.uuid = ${nicUuid} AND n.vm_uuid = ${vmUuid} AND t.uuid = n.vm_uuid AND ${this.#guard(sql)!} RETURNING n.uuid`;
+        if (nic.length === 0) return undefined;
+        // A statement of its own after the NIC's: the event's payload reads the NICs as committed before it.
+        const [row] = await sql`
+          WITH m AS (
+            UPDATE compute.vms AS t SET fence = t.fence + 1, updated_at = now(), last_actor = ${this.actor()}
+            WHERE t.uuid = ${vmUuid} AND ${this.#guard(sql)!}
+            RETURNING t.*, t.state::text AS __from
+          ), event AS (
+            INSERT INTO compute.outbox (domain, event, key, payload, request_id)
+            SELECT 'compute', ${VM_STATE_CHANGED}, ${sql.unsafe(vmEventKey("m"))}, ${sql.unsafe(vmChangePayload("m", "m.__from"))}, ${currentWork()?.requestId ?? null}::text FROM m
+          )
+          SELECT * FROM m`;
+        return row as Record<string, unknown> | undefined;
+      });
+      if (!raw) return undefined;
+      this.eventsWritten();
+      return vmFromRaw(raw);
+    } catch (e) {
+      throw mapPgError(e, { ...NIC_CONSTRAINTS, operation: "record nic address", resources: { vmUuid, nicUuid } });
     }
   }
 
@@ -330,7 +509,7 @@ export class VmStore {
         SELECT * FROM m`;
       if (!raw) return undefined;
       this.eventsWritten();
-      return vmFromRaw(raw as Record<string, unknown>);
+      return this.#moved(vmFromRaw(raw as Record<string, unknown>));
     } catch (e) {
       throw mapPgError(e, { operation: "end migration", resources: { vmUuid: uuid } });
     }
@@ -355,6 +534,11 @@ export function clearReleases(uuids: SQL): SQL {
   return sql`DELETE FROM ${volumeReleases} WHERE ${volumeReleases.vmUuid} IN (${uuids})`;
 }
 
+/** The same for the NIC release of a VM being placed again: its retried create asks network for the same NICs (see `clearReleases`). */
+export function clearNicReleases(uuids: SQL): SQL {
+  return sql`DELETE FROM ${nicReleases} WHERE ${nicReleases.vmUuid} IN (${uuids})`;
+}
+
 /** A host that may receive `vm`: connected, enabled, with room for it. */
 function canTake(vm: { cpu: number; memory: number }): SQL {
   return sql`${hosts.status} = 'Connected' AND ${hosts.state} = 'Enabled'
@@ -363,3 +547,4 @@ function canTake(vm: { cpu: number; memory: number }): SQL {
 
 /** Maps a raw `RETURNING *` row of a hand-written statement the way drizzle maps its own results. */
 const vmFromRaw = rowMapper(vms);
+const nicFromRaw = rowMapper(vmNics);
