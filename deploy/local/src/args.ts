@@ -10,7 +10,7 @@ export interface DevstackOptions {
   dataDir: string;
   /** Wipe `dataDir` first. */
   reset: boolean;
-  /** First gRPC port: service k, replica i listens on basePort + 100·k + i + 1 (compute-0 on 7101). */
+  /** First gRPC port: replica i of the service in port slot k listens on basePort + 100·k + i + 1 (compute-0 on 7101; ports.ts). */
   basePort: number;
   natsPort: number;
   postgresPort: number;
@@ -32,10 +32,11 @@ export const USAGE = `usage: pnpm start [-- options]
   --hosts N           simulated hypervisor hosts (default 3)
   --data-dir DIR      data directory, kept across restarts (default .data/devstack)
   --reset             wipe the data directory first
-  --base-port P       gRPC ports: compute replica i on P+1+i (default 7100)
+  --base-port P       gRPC ports (default 7100): replica i of compute on P+1+i, storage P+201+i,
+                      longjob P+301+i, network P+501+i; metrics on each one's +50
   --nats-port P       embedded nats-server port (default 4222; ignored with NATS_URL)
   --postgres-port P   embedded PostgreSQL port (default 5433; ignored with DATABASE_URL)
-  --agent-port P      simulated host i on P+i (default 7200)
+  --agent-port P      simulated host i on P+i, its control on P-1 (default 7200)
   --agent-latency MS  latency of every agent command (default 0)
   --volume-task-ms MS how long a simulated volume task (a backup) copies (default: agent-sim's)
   --migrate-ms MS     how long a simulated migration copies memory (default: agent-sim's)

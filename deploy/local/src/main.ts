@@ -10,8 +10,10 @@ import { Child } from "./child";
 import { goneAt } from "./liveness";
 import { PidFile } from "./pid-file";
 import { Supervisor, type Launch, type Run } from "./supervisor";
-import { presentServices, SERVICE_ORDER } from "./services-present";
+import { presentServices } from "./services-present";
 import { registerDefaultStorages } from "./default-storages";
+import { createDefaultNetworks } from "./default-networks";
+import { portClash, replicaPorts } from "./ports";
 
 const repoRoot = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 
@@ -54,6 +56,13 @@ async function main(): Promise<void> {
   // fallback hook sees no handler, kills the servers and re-raises the signal under our feet.
   process.on("SIGINT", () => void shutdown(0));
   process.on("SIGTERM", () => void shutdown(0));
+
+  const services = presentServices(repoRoot);
+  const clash = portClash({ services, replicas: options.replicas, basePort: options.basePort, agentBasePort: options.agentBasePort, hosts: options.hosts });
+  if (clash) {
+    console.error(`${clash}\n${USAGE}`);
+    process.exit(2);
+  }
 
   if (options.reset) rmSync(options.dataDir, { recursive: true, force: true });
   const logDir = join(options.dataDir, "logs");
@@ -136,16 +145,15 @@ async function main(): Promise<void> {
   endpoints.agentSim = simReady;
   print("agent-sim", `${simReady} (control), ${agentUrls.length} hosts from ${agentUrls[0] ?? "-"}`);
 
-  // Every service that exists, N replicas each. A replica comes back like a StatefulSet pod: same
-  // id, environment and ports (the ones it first bound, also when they were chosen free).
-  for (const service of presentServices(repoRoot)) {
-    const k = SERVICE_ORDER.indexOf(service as (typeof SERVICE_ORDER)[number]);
+  // Every service that exists, N replicas each, in SERVICE_ORDER; each on its port slot
+  // (ports.ts). A replica comes back like a StatefulSet pod: same id, environment and ports (the
+  // ones it first bound, also when they were chosen free).
+  for (const service of services) {
     const addresses: string[] = [];
     const metricsUrls: string[] = [];
     for (let i = 0; i < options.replicas; i++) {
       const replicaId = `${service}-${i}`;
-      let grpcPort = options.basePort ? options.basePort + 100 * k + i + 1 : 0;
-      let metricsPort = grpcPort ? grpcPort + 50 : 0;
+      let { grpc: grpcPort, metrics: metricsPort } = replicaPorts(service, i, options.basePort);
       let first: { address: string; metrics: string } | undefined;
       await supervise(replicaId, async (signal) => {
         const { child, ready } = await launchChild(signal, replicaId, join("services", service, "src/main.ts"), [], {
@@ -178,6 +186,14 @@ async function main(): Promise<void> {
     endpoints.primaryStorage = primaryStorageUuid;
     endpoints.backupStorage = backupStorageUuid;
     print("storage", `primary ${primaryStorageUuid} (shared), backup ${backupStorageUuid}`);
+  }
+  if (endpoints.network) {
+    const created = await createDefaultNetworks((endpoints.network as string[])[0]!);
+    endpoints.privateL3Network = created.private.network.uuid;
+    endpoints.publicL3Network = created.public.network.uuid;
+    for (const [kind, { network, range }] of Object.entries(created)) {
+      print("network", `${kind.padEnd(7)} ${network.uuid} ${network.cidr} range ${range.startIp}–${range.endIp}${network.public ? " (public: VIPs)" : ""}`);
+    }
   }
   endpoints.pids = pids.path;
   writeFileSync(join(options.dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);
