@@ -7,6 +7,9 @@ import type { RunningService, ServiceConfig, StartOptions } from "@stratum/runti
 import { startTestService } from "@stratum/runtime/testing";
 import type { AgentClientOptions } from "@stratum/agent-client";
 import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
+import { EipService } from "@stratum/proto/stratum/network/v1/eip_pb";
+import { NetworkService } from "@stratum/proto/stratum/network/v1/network_pb";
+import { networkModule } from "@stratum/network";
 import type { TestService } from "@stratum/runtime/testing";
 import { computeModule } from "../src/module";
 import { storageModule } from "../../storage/src/module";
@@ -38,6 +41,22 @@ export interface ComputeStack {
     /** Starts a new storage replica on the same database, once compute sees it on the ring. */
     start(): Promise<void>;
   };
+  /**
+   * Network beside compute (when started with `network: true`; same database, NATS and bus
+   * prefix): one replica, with a private L3 network 10.50.0.0/16 whose range is
+   * 10.50.0.10–10.50.255.250, the network a test creates VMs on unless it adds others.
+   */
+  network: {
+    service: TestService<Record<string, unknown>>;
+    /** Clients of the running network replica (new ones after `start`). */
+    networks: Client<typeof NetworkService>;
+    eips: Client<typeof EipService>;
+    l3NetworkUuid: string;
+    /** Stops network (its replica leaves the ring: compute's calls to it fail at once). */
+    stop(): Promise<void>;
+    /** Starts a new network replica on the same database, once compute sees it on the ring. */
+    start(): Promise<void>;
+  };
   /** Every vm_state_changed event seen since start. */
   vmEvents: DomainEvent<{ vmUuid: string; from: string | null; to: string }>[];
   stop(): Promise<void>;
@@ -49,7 +68,17 @@ export interface ComputeStack {
  * volumes: the same parts as production but the hypervisors.
  */
 export async function startComputeStack(
-  options: { replicas?: number; hosts?: AgentSimOptions["hosts"]; compute?: { pingIntervalMs?: number; agent?: AgentClientOptions }; startOptions?: (replica: number) => Omit<StartOptions, "settings">; databaseUrl?: string; natsUrl?: string; config?: (replica: number) => Partial<ServiceConfig> } = {},
+  options: {
+    replicas?: number;
+    hosts?: AgentSimOptions["hosts"];
+    compute?: { pingIntervalMs?: number; agent?: AgentClientOptions };
+    startOptions?: (replica: number) => Omit<StartOptions, "settings">;
+    databaseUrl?: string;
+    natsUrl?: string;
+    config?: (replica: number) => Partial<ServiceConfig>;
+    /** Start network beside compute (see ComputeStack.network). */
+    network?: boolean;
+  } = {},
 ): Promise<ComputeStack> {
   const service = await startTestService(computeModule(options.compute?.agent), {
     replicas: options.replicas ?? 2,
@@ -86,6 +115,35 @@ export async function startComputeStack(
     },
   };
 
+  let networkGeneration = 0;
+  const startNetwork = () =>
+    startTestService(networkModule(), { databaseUrl: service.databaseUrl, natsUrl, busPrefix, replicas: 1, settings: { STRATUM_EIP_COLLECT_INTERVAL_MS: 200 }, config: () => ({ replicaId: `network-${networkGeneration++}` }) });
+  const networkServices: TestService<Record<string, unknown>>[] = [];
+  const networkClients: Array<Client<typeof NetworkService> | Client<typeof EipService>> = [];
+  const notStarted = () => {
+    throw new Error("this stack was started without network (startComputeStack({ network: true }))");
+  };
+  const network = { l3NetworkUuid: "", stop: notStarted, start: notStarted } as unknown as ComputeStack["network"];
+  if (options.network) {
+    const attach = (s: TestService<Record<string, unknown>>) => {
+      networkServices.push(s);
+      network.service = s;
+      network.networks = createClient(NetworkService, s.replicas[0]!.address);
+      network.eips = createClient(EipService, s.replicas[0]!.address);
+      networkClients.push(network.networks, network.eips);
+    };
+    attach(await startNetwork());
+    const { l3Network } = await network.networks.createL3Network({ name: "private", cidr: "10.50.0.0/16", clientRequestId: "compute-test-private-network" });
+    await network.networks.addIpRange({ l3NetworkUuid: l3Network!.uuid, startIp: "10.50.0.10", endIp: "10.50.255.250", clientRequestId: "compute-test-private-range" });
+    network.l3NetworkUuid = l3Network!.uuid;
+    network.stop = () => network.service.stop();
+    network.start = async () => {
+      attach(await startNetwork());
+      const id = network.service.replicas[0]!.ctx.config.replicaId;
+      for (const r of replicas) await r.ctx.view.until((v) => v.members("network").some((m) => m.replicaId === id));
+    };
+  }
+
   const observerBus = await connectBus({ servers: natsUrl, prefix: busPrefix, name: "test-observer" });
   const vmEvents: ComputeStack["vmEvents"] = [];
   const sub = await (await EventBus.open(observerBus)).subscribe<{ vmUuid: string; from: string | null; to: string }>("compute.vm_state_changed.>", (e) => void vmEvents.push(e), { from: "all" });
@@ -106,6 +164,7 @@ export async function startComputeStack(
     clientsTo,
     addReplica: () => service.addReplica(),
     storage,
+    network,
     vmEvents,
     async addSimHosts(cpu = 16, memoryGiB = 64n) {
       const uuids: string[] = [];
@@ -121,10 +180,12 @@ export async function startComputeStack(
         closeClient(c.hosts);
       }
       for (const c of storageClients) closeClient(c);
+      for (const c of networkClients) closeClient(c);
       await sub.stop();
       await observerBus.close();
       // A stopped one stops again as a no-op.
       for (const s of storageServices) await s.stop();
+      for (const s of networkServices) await s.stop();
       await service.stop();
     },
   };

@@ -162,11 +162,15 @@ export class VmManager {
    * Moves one of the VM's NICs to another address of its network (`ip`, or the next free one
    * when empty), in the VM's queue, so no operation on the VM runs meanwhile: the VM must be
    * Running or Stopped (FAILED_PRECONDITION naming its state otherwise; `VM_BUSY` while an
-   * operation holds it) and the NIC its own (NOT_FOUND naming both). Network moves the address
+   * operation holds it, at once, without waiting in the queue) and the NIC its own (NOT_FOUND
+   * naming both). Network moves the address
    * (ChangeNicIp, idempotent by a request id derived from the call's; the elastic IPs bound to the
    * NIC follow it), then the NIC records it with the VM's next revision. The VM, with the change.
    */
-  setNicIp(uuid: string, nicUuid: string, ip: string, clientRequestId: string): Promise<VmRow> {
+  async setNicIp(uuid: string, nicUuid: string, ip: string, clientRequestId: string): Promise<VmRow> {
+    // Refused at once while an operation holds the VM, as every accept is: never queued blind
+    // behind its agent work. Checked again in the queue, where it counts.
+    assertNicIpChangeable(uuid, (await this.get(uuid)).state);
     return this.d.queue.submit({
       signature: `vm-${uuid}`,
       name: "set-nic-ip-vm",
