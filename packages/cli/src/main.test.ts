@@ -101,12 +101,12 @@ describe("calls", () => {
   it("converts flags into the request: sizes in bytes, counts, booleans", async () => {
     const fake = fakeConnect();
     expect((await cli(["vm", "create", "--name", "web-1", "--cpu", "2", "--memory", "1.5GiB", "--request-id", "k-1"], fake.connect)).code).toBe(0);
-    expect((await cli(["vm", "create", "--name", "db-1", "--cpu", "1", "--memory", "1GiB", "--root-size", "20GiB", "--primary-storage", "p-1"], fake.connect)).code).toBe(0);
+    expect((await cli(["vm", "create", "--name", "db-1", "--cpu", "1", "--memory", "1GiB", "--root-size", "20GiB", "--primary-storage", "p-1", "--network", "l3-a", "--network", "l3-b"], fake.connect)).code).toBe(0);
     expect((await cli(["vm", "stop", "u-1", "--force"], fake.connect)).code).toBe(0);
     expect((await cli(["vm", "stop", "u-2"], fake.connect)).code).toBe(0);
     expect(fake.calls.map((c) => [c.method, c.request])).toEqual([
-      ["createVm", { name: "web-1", cpu: 2, memoryBytes: 3n * 512n * 1024n ** 2n, hostUuid: "", rootVolumeSizeBytes: 0n, primaryStorageUuid: "", clientRequestId: "k-1", uuid: "" }],
-      ["createVm", { name: "db-1", cpu: 1, memoryBytes: 1024n ** 3n, hostUuid: "", rootVolumeSizeBytes: 20n * 1024n ** 3n, primaryStorageUuid: "p-1", clientRequestId: "", uuid: "" }],
+      ["createVm", { name: "web-1", cpu: 2, memoryBytes: 3n * 512n * 1024n ** 2n, hostUuid: "", rootVolumeSizeBytes: 0n, primaryStorageUuid: "", l3NetworkUuids: [], clientRequestId: "k-1", uuid: "" }],
+      ["createVm", { name: "db-1", cpu: 1, memoryBytes: 1024n ** 3n, hostUuid: "", rootVolumeSizeBytes: 20n * 1024n ** 3n, primaryStorageUuid: "p-1", l3NetworkUuids: ["l3-a", "l3-b"], clientRequestId: "", uuid: "" }],
       ["stopVm", { uuid: "u-1", force: true }],
       ["stopVm", { uuid: "u-2", force: false }],
     ]);

@@ -36,6 +36,12 @@ function vmResult(v: Vm | undefined): CommandResult {
   return { json: jsonOf(VmSchema, vm), text: renderTable(COLUMNS, [row(vm)]) };
 }
 
+/** One line per NIC, in device order: what `eip attach --nic` takes, and the address network gave it. */
+function nicFields(vm: Vm): [string, string][] {
+  if (vm.nics.length === 0) return [["NICs", ""]];
+  return vm.nics.map((n) => [`NIC ${n.deviceIndex}`, `${n.uuid} ${n.ip || "(no address yet)"} on L3 ${n.l3NetworkUuid}, mac ${n.mac}`]);
+}
+
 function vmDetails(vm: Vm): string {
   return renderFields([
     ["UUID", vm.uuid],
@@ -45,6 +51,7 @@ function vmDetails(vm: Vm): string {
     ["CPU", String(vm.cpu)],
     ["Memory", formatSize(vm.memoryBytes)],
     ["Root volume", vm.rootVolumeUuid],
+    ...nicFields(vm),
     ["Last error", vm.lastError],
     ["Request ID", vm.clientRequestId],
     ["Created", formatTime(vm.createTime)],
@@ -93,7 +100,7 @@ const createVm: Command = {
   name: "create",
   summary: "create a VM and start it",
   description:
-    "Places a VM on a connected, enabled host with enough free CPU and memory (or on --host) and starts it. " +
+    "Places a VM on a connected, enabled host with enough free CPU and memory (or on --host), with a NIC on each --network, and starts it. " +
     "Answers as soon as the VM is placed, Created (not yet started; no capacity is an error at once); " +
     "with --wait, follows it until it is Running (exit 0), or Error (exit 1, printing why the start failed). " +
     "With --request-id, repeating the same command returns the first VM; the same key with different flags is refused.",
@@ -105,11 +112,21 @@ const createVm: Command = {
     host: { type: "string", value: "UUID", description: "place it on this host (default: the allocator chooses)" },
     "root-size": { type: "string", value: "SIZE", description: "size of its root volume, e.g. 20GiB (default 10 GiB)" },
     "primary-storage": { type: "string", value: "UUID", description: "primary storage of its root volume (default: the host's local one, else a shared one with room)" },
+    network: {
+      type: "string",
+      value: "L3",
+      repeatable: true,
+      description: "give it a NIC on this L3 network, its address allocated by network; repeat for more, one NIC each in order (at most 8; the devstack's private one is endpoints.json's privateL3Network)",
+    },
     "request-id": { type: "string", value: "KEY", description: "idempotency key: a retry with the same key returns the first VM" },
     uuid: { type: "string", value: "UUID", description: "UUID for the new VM (default: the server chooses)" },
     ...waitFlag("create"),
   },
-  examples: ["stratumctl vm create --name web-1 --cpu 2 --memory 4GiB --wait", "stratumctl vm create --name db-1 --cpu 8 --memory 32G --host 0b7c… --request-id deploy-42-db-1"],
+  examples: [
+    "stratumctl vm create --name web-1 --cpu 2 --memory 4GiB --wait",
+    "stratumctl vm create --name web-2 --cpu 1 --memory 1GiB --network 4b1d… --wait",
+    "stratumctl vm create --name db-1 --cpu 8 --memory 32G --host 0b7c… --request-id deploy-42-db-1",
+  ],
   async run(input) {
     const { flags, api } = input;
     const request = {
@@ -119,6 +136,7 @@ const createVm: Command = {
       hostUuid: flags.string("host") ?? "",
       rootVolumeSizeBytes: flags.size("root-size") ?? 0n,
       primaryStorageUuid: flags.string("primary-storage") ?? "",
+      l3NetworkUuids: [...flags.strings("network")],
       clientRequestId: flags.string("request-id") ?? "",
       uuid: flags.string("uuid") ?? "",
     };
