@@ -1,5 +1,5 @@
 /**
- * The CLI's connections to compute, longjob and storage: typed clients created on first use (so `--help`
+ * The CLI's connections to compute, longjob, storage and network: typed clients created on first use (so `--help`
  * or a usage error never dials anything), each at its own service's endpoint, each unary call
  * carrying the invocation's deadline and every call its request id (the id is printed with
  * server-side failures so an operator can find the matching log lines) and the Ctrl-C signal,
@@ -20,6 +20,8 @@ import { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import { BackupService } from "@stratum/proto/stratum/storage/v1/backup_pb";
 import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
+import { EipService } from "@stratum/proto/stratum/network/v1/eip_pb";
+import { NetworkService } from "@stratum/proto/stratum/network/v1/network_pb";
 import { closeClient, createClient, REQUEST_ID_KEY, type CallOptions, type Client, type ClientOptions } from "@stratum/rpc";
 import type { Api } from "./commands/command";
 import type { Endpoint, ServiceName } from "./endpoint";
@@ -111,6 +113,8 @@ export function openApi(options: ApiOptions): OpenedApi {
   const jobs = lazy("longjob", LongJobService);
   const storage = lazy("storage", StorageService);
   const backups = lazy("storage", BackupService);
+  const networks = lazy("network", NetworkService);
+  const eips = lazy("network", EipService);
   return {
     serviceOf: (e) => (typeof e === "object" && e !== null ? failures.get(e) : undefined),
     api: {
@@ -128,6 +132,12 @@ export function openApi(options: ApiOptions): OpenedApi {
       },
       get jobs() {
         return jobs();
+      },
+      get networks() {
+        return networks();
+      },
+      get eips() {
+        return eips();
       },
     },
     close() {

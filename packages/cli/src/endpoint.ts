@@ -4,7 +4,9 @@
  * so the CLI finds a devstack on random ports with no configuration; its `compute` list), then
  * `127.0.0.1:7101`. For longjob the same with `--longjob-endpoint`, `$STRATUM_LONGJOB_ENDPOINT`,
  * the file's `longjob` list and `127.0.0.1:7401` (the devstack's fixed port for longjob-0); for storage `--storage-endpoint`,
- * `$STRATUM_STORAGE_ENDPOINT`, the file's `storage` list and `127.0.0.1:7301`. Each
+ * `$STRATUM_STORAGE_ENDPOINT`, the file's `storage` list and `127.0.0.1:7301`; for network (its L3
+ * networks and elastic IPs) `--network-endpoint`, `$STRATUM_NETWORK_ENDPOINT`, the file's `network`
+ * list and `127.0.0.1:7601`. Each
  * service has its own sources because they are separate deployments: pointing compute elsewhere
  * must not silently move the jobs too.
  *
@@ -24,9 +26,10 @@ export const DEFAULT_ENDPOINT = "127.0.0.1:7101";
 export const ENDPOINT_ENV = "STRATUM_ENDPOINT";
 export const LONGJOB_ENDPOINT_ENV = "STRATUM_LONGJOB_ENDPOINT";
 export const STORAGE_ENDPOINT_ENV = "STRATUM_STORAGE_ENDPOINT";
+export const NETWORK_ENDPOINT_ENV = "STRATUM_NETWORK_ENDPOINT";
 
 /** The services the CLI talks to; also their keys in the devstack's endpoints file. */
-export type ServiceName = "compute" | "longjob" | "storage";
+export type ServiceName = "compute" | "longjob" | "storage" | "network";
 
 /** Where one service's address may come from, highest priority first after the flag. */
 export interface ServiceSources {
@@ -41,6 +44,9 @@ export const SERVICE_SOURCES: Readonly<Record<ServiceName, ServiceSources>> = {
   longjob: { flag: "longjob-endpoint", env: LONGJOB_ENDPOINT_ENV, defaultAddress: "127.0.0.1:7401" },
   // The devstack's fixed port for storage-0 (service 2 of deploy/local: 7100 + 200 + 1), as deploy/ uses.
   storage: { flag: "storage-endpoint", env: STORAGE_ENDPOINT_ENV, defaultAddress: "127.0.0.1:7301" },
+  // network-0's fixed port in the devstack (its port slot 5, clear of agent-sim's 7199–7299:
+  // deploy/local/src/ports.ts), as deploy/ uses.
+  network: { flag: "network-endpoint", env: NETWORK_ENDPOINT_ENV, defaultAddress: "127.0.0.1:7601" },
 };
 /** The devstack's endpoints file, relative to the repository root. */
 export const ENDPOINTS_FILE = join(".data", "devstack", "endpoints.json");
@@ -59,7 +65,7 @@ export interface Endpoint {
   readonly source: EndpointSource;
 }
 
-export type EndpointSource = `--${string}` | typeof ENDPOINT_ENV | typeof LONGJOB_ENDPOINT_ENV | typeof STORAGE_ENDPOINT_ENV | "devstack" | "default";
+export type EndpointSource = `--${string}` | typeof ENDPOINT_ENV | typeof LONGJOB_ENDPOINT_ENV | typeof STORAGE_ENDPOINT_ENV | typeof NETWORK_ENDPOINT_ENV | "devstack" | "default";
 
 export interface EndpointSources {
   /** Default: compute. */

@@ -65,14 +65,16 @@ export function usageParts(command: Command): string[] {
 
 const FOOTER =
   "Sizes: 4GiB, 512MiB, 1.5G … (B, KiB, MiB, GiB, TiB; K, M, G, T are binary too); a plain number is bytes.\n" +
-  "Exit status: 0 success, 1 the server refused or could not be reached (or a job waited for did not succeed), 2 usage error (nothing was sent), 130 Ctrl-C.\n" +
+  "Exit status: 0 success, 1 the server refused or could not be reached (or what was waited for did not succeed, or eip audit\n" +
+  "found drift), 2 usage error (nothing was sent), 130 Ctrl-C.\n" +
   "Endpoints: host and vm commands go to compute (--endpoint, $STRATUM_ENDPOINT), job commands to longjob (--longjob-endpoint,\n" +
   "$STRATUM_LONGJOB_ENDPOINT), primary-storage, backup-storage, volume and backup commands to storage (--storage-endpoint,\n" +
-  "$STRATUM_STORAGE_ENDPOINT; a --wait follows the job on longjob); else the devstack's .data/devstack/endpoints.json,\n" +
-  "else 127.0.0.1:7101, 127.0.0.1:7401 and 127.0.0.1:7301.\n";
+  "$STRATUM_STORAGE_ENDPOINT; a --wait follows the job on longjob), network and eip commands to network (--network-endpoint,\n" +
+  "$STRATUM_NETWORK_ENDPOINT); else the devstack's .data/devstack/endpoints.json, else 127.0.0.1:7101, 127.0.0.1:7401,\n" +
+  "127.0.0.1:7301 and 127.0.0.1:7601.\n";
 
 export function toolHelp(): string {
-  let text = `${TOOL} — command line for Stratum: hypervisor hosts and VMs (compute), long jobs (longjob), storage, volumes and backups (storage).\n\n`;
+  let text = `${TOOL} — command line for Stratum: hypervisor hosts and VMs (compute), long jobs (longjob), storage, volumes and backups (storage), networks and elastic IPs (network).\n\n`;
   text += `Usage:\n  ${TOOL} <group> <command> [arguments] [flags]\n  ${TOOL} help <group> <command>\n`;
   for (const group of GROUPS) {
     text += `\n${group.title}:\n`;

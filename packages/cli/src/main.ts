@@ -31,7 +31,7 @@ export interface Io {
   stderr: Writer;
   /** Ctrl-C: aborting it cancels the calls and stops any waiting (exit 130). The entry point wires it to SIGINT. */
   signal?: AbortSignal;
-  /** Environment (for STRATUM_ENDPOINT, STRATUM_LONGJOB_ENDPOINT, STRATUM_STORAGE_ENDPOINT). Default: process.env. */
+  /** Environment (for STRATUM_ENDPOINT, STRATUM_LONGJOB_ENDPOINT, STRATUM_STORAGE_ENDPOINT, STRATUM_NETWORK_ENDPOINT). Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Where `.data/devstack/endpoints.json` is looked for. Default: this repository. */
   repoRoot?: string;
@@ -39,12 +39,20 @@ export interface Io {
   connect?: Connect;
 }
 
-/** While collecting command words: `help` takes up to two more, a group one (its verb). */
+/**
+ * While collecting command words (after an optional `help`): a group, then its command's words —
+ * one (`vm create`), or more for a command whose name has several (`network range add`): words
+ * are taken while what was typed is the start of a longer command name.
+ */
 function wantsMore(words: readonly string[]): boolean {
-  const [first] = words;
+  const typed = words[0] === "help" ? words.slice(1) : words;
+  const [first, ...verb] = typed;
   if (first === undefined) return true;
-  if (first === "help") return words.length < 3;
-  return findGroup(first) !== undefined && words.length < 2;
+  const group = findGroup(first);
+  if (!group) return false;
+  if (verb.length === 0) return true;
+  const prefix = `${verb.join(" ")} `;
+  return group.commands.some((c) => c.name.startsWith(prefix));
 }
 
 function unknownCommand(word: string, candidates: Iterable<string>, group = ""): UsageError {
@@ -63,7 +71,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     const helpWord = words[0] === "help";
     if (helpWord) words.shift();
 
-    const [groupName, commandName] = words;
+    const [groupName, ...verb] = words;
+    const commandName = verb.length > 0 ? verb.join(" ") : undefined;
     if (groupName === undefined) {
       const { flags } = parseCommandLine(rest, GLOBAL_FLAGS, [], "");
       if (helpWord || flags.bool("help")) {
@@ -83,7 +92,12 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       throw new UsageError(`missing command after '${group.name}'; one of: ${group.commands.map((c) => c.name).join(", ")}`, group.name);
     }
     const command = findCommand(group, commandName);
-    if (!command) throw unknownCommand(commandName, group.commands.map((c) => c.name), group.name);
+    if (!command) {
+      // `network range` alone: the start of several commands' names, not a mistyped one.
+      const longer = group.commands.filter((c) => c.name.startsWith(`${commandName} `)).map((c) => c.name.slice(commandName.length + 1));
+      if (longer.length > 0) throw new UsageError(`missing command after '${group.name} ${commandName}'; one of: ${longer.join(", ")}`, group.name);
+      throw unknownCommand(commandName, group.commands.map((c) => c.name), group.name);
+    }
     const path = `${group.name} ${command.name}`;
     if (helpWord) {
       io.stdout.write(commandHelp(command));

@@ -11,6 +11,8 @@ import type { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import type { LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import type { BackupService } from "@stratum/proto/stratum/storage/v1/backup_pb";
 import type { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
+import type { EipService } from "@stratum/proto/stratum/network/v1/eip_pb";
+import type { NetworkService } from "@stratum/proto/stratum/network/v1/network_pb";
 import type { Client } from "@stratum/rpc";
 import type { FlagSpecs, Flags } from "../args";
 import type { ServiceName } from "../endpoint";
@@ -27,6 +29,10 @@ export interface Api {
   readonly storage: Client<typeof StorageService>;
   /** storage's BackupService (backup storage, backups), at storage's endpoint. */
   readonly backups: Client<typeof BackupService>;
+  /** network's NetworkService (L3 networks, IP ranges, addresses), at network's endpoint. */
+  readonly networks: Client<typeof NetworkService>;
+  /** network's EipService (elastic IPs), at network's endpoint. */
+  readonly eips: Client<typeof EipService>;
 }
 
 /**
@@ -64,7 +70,7 @@ export interface Command {
   readonly group: string;
   /** The service it talks to (whose endpoint error messages name). Default: compute. */
   readonly service?: ServiceName;
-  /** The verb, e.g. `create`. */
+  /** The verb, e.g. `create`; several words for a command on a part of the group's resource (`range add`). */
   readonly name: string;
   /** One line for the command list. */
   readonly summary: string;

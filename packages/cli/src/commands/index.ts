@@ -6,6 +6,8 @@ import { BACKUP_COMMANDS } from "./backup";
 import { BACKUP_STORAGE_COMMANDS, PRIMARY_STORAGE_COMMANDS } from "./storage";
 import { VM_COMMANDS } from "./vm";
 import { VOLUME_COMMANDS } from "./volume";
+import { NETWORK_COMMANDS } from "./network";
+import { EIP_COMMANDS } from "./eip";
 
 export interface CommandGroup {
   readonly name: string;
@@ -22,6 +24,8 @@ export const GROUPS: readonly CommandGroup[] = [
   { name: "backup-storage", title: "Backup storage (where backups are kept; on the storage service)", commands: BACKUP_STORAGE_COMMANDS },
   { name: "volume", title: "Volumes (on the storage service)", commands: VOLUME_COMMANDS },
   { name: "backup", title: "Backups of volumes (on the storage service; their jobs on longjob)", commands: BACKUP_COMMANDS },
+  { name: "network", title: "L3 networks, their IP ranges and addresses (on the network service)", commands: NETWORK_COMMANDS },
+  { name: "eip", title: "Elastic IPs: VIPs of public networks bound to VM NICs (on the network service)", commands: EIP_COMMANDS },
 ];
 
 export function findGroup(name: string): CommandGroup | undefined {
