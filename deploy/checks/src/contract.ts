@@ -8,6 +8,7 @@ import { DEFAULT_TASK_TIMEOUT_MS, shutdownBudget, type ServiceModule } from "@st
 import { computeModule } from "../../../services/compute/src/module";
 import { longjobModule } from "../../../services/longjob/src/module";
 import { storageModule } from "../../../services/storage/src/module";
+import { networkModule } from "../../../services/network/src/module";
 import type { Deploy, StratumProcess } from "./model";
 
 type AgentSimOptions = Exclude<ReturnType<typeof parseCliArgs>, "help">;
@@ -29,6 +30,7 @@ const SERVICE_MODULES: Readonly<Record<string, () => Pick<ServiceModule, "name" 
   compute: () => computeModule(),
   longjob: () => longjobModule(),
   storage: () => storageModule(),
+  network: () => networkModule(),
 };
 
 /**

@@ -24,6 +24,7 @@ describe("deployment files", () => {
 
 const COMPUTE = `${MANIFESTS}/compute.yaml`;
 const LONGJOB = `${MANIFESTS}/longjob.yaml`;
+const NETWORK = `${MANIFESTS}/network.yaml`;
 const AGENT_SIM = `${MANIFESTS}/agent-sim.yaml`;
 const NATS = `${MANIFESTS}/nats.yaml`;
 const POSTGRES = `${MANIFESTS}/postgres.yaml`;
@@ -76,7 +77,7 @@ const BREAKAGES: Breakage[] = [
   ["kind: cluster config", KIND_CLUSTER, "kind: Cluster", "kind: Config", /not a kind\.x-k8s\.io\/v1alpha4 Cluster/],
   ["kind: README commands", KIND_README, "kind load docker-image stratum:dev --name stratum", "kind load docker-image stratum:dev", /does not say `kind load docker-image stratum:dev --name stratum`/],
   ["kind: kustomization lists every manifest", KUSTOMIZATION, "  - agent-sim.yaml\n", "", /does not list agent-sim\.yaml/],
-  ["kind: kustomization lists every manifest", KUSTOMIZATION, "  - agent-sim.yaml\n", "  - agent-sim.yaml\n  - network.yaml\n", /lists network\.yaml, which is not in/],
+  ["kind: kustomization lists every manifest", KUSTOMIZATION, "  - agent-sim.yaml\n", "  - agent-sim.yaml\n  - broker.yaml\n", /lists broker\.yaml, which is not in/],
   ["kind: kustomization lists every manifest", KUSTOMIZATION, "namespace: stratum", "namespace: stratum-dev", /namespace stratum-dev has no Namespace manifest/],
   ["kind: kustomization lists every manifest", NATS, "  name: nats # NATS_URL", "  name: nats\n  namespace: default # NATS_URL", /hard-codes namespace default/],
   ["all: YAML parses, manifests well-formed", COMPUTE, "  name: compute-headless", "  name: compute", /Service\/compute is defined twice/],
@@ -138,6 +139,11 @@ const BREAKAGES: Breakage[] = [
   ["kind: Stratum containers", LONGJOB, "terminationGracePeriodSeconds: 150", "terminationGracePeriodSeconds: 135", /terminationGracePeriodSeconds 135 <= preStop 5 s \+ the runtime's 135 s drain of longjob/],
   ["compose: Stratum services' environment", COMPOSE, "stop_grace_period: 150s", "stop_grace_period: 120s", /longjob-0: stop_grace_period 120s must exceed the runtime's 135 s drain of longjob/],
   ["kind: Stratum containers", LONGJOB, '            - { name: STRATUM_METRICS_PORT, value: "7451" }\n', "", /StatefulSet\/longjob container longjob: STRATUM_METRICS_PORT is not set/],
+  // network: its grace is read from its own module (SERVICE_MODULES), and it is deployed in both places.
+  ["kind: Stratum containers", NETWORK, "terminationGracePeriodSeconds: 150", "terminationGracePeriodSeconds: 135", /terminationGracePeriodSeconds 135 <= preStop 5 s \+ the runtime's 135 s drain of network/],
+  ["all: every service deployed in compose and kind", NETWORK, "{ name: SERVICE, value: network }", "{ name: SERVICE, value: storage }", /manifests: no workload runs network \(SERVICE=network\)/],
+  ["all: every service deployed in compose and kind", COMPOSE, "      SERVICE: network\n", "      SERVICE: storage\n", /compose\.yaml: no service runs network \(SERVICE=network\)/],
+  ["compose: Stratum services' environment", COMPOSE, '"127.0.0.1:7652:7651"', '"127.0.0.1:7652:7652"', /network-1: STRATUM_METRICS_PORT=7651 is not among the container's ports/],
   ["kind: Stratum containers", COMPUTE, '{ name: STRATUM_METRICS_PORT, value: "7151" }', '{ name: STRATUM_METRICS_PORT, value: "0" }', /STRATUM_METRICS_PORT=0 must be a fixed port/],
   ["kind: Stratum containers", COMPUTE, "            - { name: metrics, containerPort: 7151 }\n", "", /STRATUM_METRICS_PORT=7151 is not among the container's ports \[7101\]/],
   ["kind: Stratum containers", LONGJOB, 'prometheus.io/port: "7451"', 'prometheus.io/port: "7401"', /annotation prometheus\.io\/port 7401 is not STRATUM_METRICS_PORT 7451/],
@@ -182,7 +188,7 @@ function withoutLongjob(): Record<string, string> {
 
 describe("every service of the repository is deployed", () => {
   it("asks for the runtime services of services/*/src/main.ts only: agent-sim is a stand-in", () => {
-    expect(repo.services).toEqual(expect.arrayContaining(["agent-sim", "compute", "longjob"]));
+    expect(repo.services).toEqual(expect.arrayContaining(["agent-sim", "compute", "longjob", "storage", "network"]));
     const { [AGENT_SIM]: _sim, ...rest } = sources;
     const compose = sources[COMPOSE]!;
     const [start, end] = [compose.indexOf("  agent-sim:\n"), compose.indexOf("\nvolumes:\n")];
@@ -201,15 +207,15 @@ describe("every service of the repository is deployed", () => {
     ]);
   });
 
-  it("fails for a third runtime service without manifests, and for one deployed with no shutdown figure", () => {
-    const network = 'import { runMain } from "@stratum/runtime";\nimport { networkModule } from "./module";\nrunMain(networkModule());\n';
-    const withNetwork = { ...repo, services: [...repo.services, "network"].sort(), serviceMain: (n: string) => (n === "network" ? network : repo.serviceMain(n)) };
-    expect(runChecks(loadDeploy(sources, withNetwork))).toEqual([
-      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/manifests: no workload runs network/) },
-      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/compose\.yaml: no service runs network/) },
+  it("fails for a new runtime service without manifests, and for one deployed with no shutdown figure", () => {
+    const broker = 'import { runMain } from "@stratum/runtime";\nimport { brokerModule } from "./module";\nrunMain(brokerModule());\n';
+    const withBroker = { ...repo, services: [...repo.services, "broker"].sort(), serviceMain: (n: string) => (n === "broker" ? broker : repo.serviceMain(n)) };
+    expect(runChecks(loadDeploy(sources, withBroker))).toEqual([
+      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/manifests: no workload runs broker/) },
+      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/compose\.yaml: no service runs broker/) },
     ]);
-    // Deployed (longjob.yaml copied as network.yaml), its grace period still cannot be checked.
-    const copied = loadDeploy({ ...sources, [`${MANIFESTS}/network.yaml`]: sources[LONGJOB]!.replaceAll("longjob", "network"), [KUSTOMIZATION]: sources[KUSTOMIZATION]!.replace("  - longjob.yaml\n", "  - longjob.yaml\n  - network.yaml\n") }, withNetwork);
-    expect(CHECKS["kind: Stratum containers"](copied)).toEqual([expect.stringMatching(/network\.yaml StatefulSet\/network container network: no shutdown budget known for network/)]);
+    // Deployed (longjob.yaml copied as broker.yaml), its grace period still cannot be checked.
+    const copied = loadDeploy({ ...sources, [`${MANIFESTS}/broker.yaml`]: sources[LONGJOB]!.replaceAll("longjob", "broker"), [KUSTOMIZATION]: sources[KUSTOMIZATION]!.replace("  - longjob.yaml\n", "  - longjob.yaml\n  - broker.yaml\n") }, withBroker);
+    expect(CHECKS["kind: Stratum containers"](copied)).toEqual([expect.stringMatching(/broker\.yaml StatefulSet\/broker container broker: no shutdown budget known for broker/)]);
   });
 });
