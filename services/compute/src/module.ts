@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { createAgentClient, type AgentClientOptions } from "@stratum/agent-client";
+import { Code, StratumError } from "@stratum/core";
 import type { ServiceModule } from "@stratum/runtime";
 import { JobExecutor } from "@stratum/jobs";
 import { JobControlService, LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
@@ -108,10 +109,16 @@ export function computeModule(agent: AgentClientOptions = {}): ServiceModule<typ
   };
 }
 
-/** ReconcileHostEips is one host per call: a batch of hosts is reconciled side by side, each failure its own. */
+/**
+ * ReconcileHostEips is one host per call: a batch of hosts is reconciled side by side, each
+ * failure its own. A host that is gone (NOT_FOUND: deleted since it reconnected) has nothing left
+ * to reconcile: its mark is done, not retried for ever.
+ */
 async function reconcileEach(hostUuids: string[], reconcile: (hostUuid: string) => Promise<void>): Promise<Map<string, unknown>> {
   const outcomes = await Promise.allSettled(hostUuids.map((h) => reconcile(h)));
   const failed = new Map<string, unknown>();
-  for (const [i, o] of outcomes.entries()) if (o.status === "rejected") failed.set(hostUuids[i]!, o.reason);
+  for (const [i, o] of outcomes.entries()) {
+    if (o.status === "rejected" && StratumError.from(o.reason).code !== Code.NOT_FOUND) failed.set(hostUuids[i]!, o.reason);
+  }
   return failed;
 }
