@@ -117,11 +117,8 @@ export async function startNetworkStack(o: NetworkStackOptions = {}): Promise<Ne
         await vms.createVm({ uuid, name: `vm-${uuid.slice(0, 8)}`, cpu: 1, memoryBytes: GIB, hostUuid, l3NetworkUuids: [priv!.uuid] });
         const vm = await stack.untilVm(uuid, (v) => v.state === VmState.RUNNING);
         const nic = vm.nics[0];
-        if (nic) return { uuid, hostUuid, nicUuid: nic.uuid, ip: nic.ip };
-        // FIXME(compute NICs): until compute allocates NICs itself, ask network as compute will.
-        const nicUuid = randomUUID();
-        const [r] = (await first.networks.allocateNicIps({ nics: [{ nicUuid, vmUuid: uuid, l3NetworkUuid: priv!.uuid }] })).results;
-        return { uuid, hostUuid, nicUuid, ip: r!.ip };
+        if (!nic) throw new Error(`vm ${uuid} has no NIC`);
+        return { uuid, hostUuid, nicUuid: nic.uuid, ip: nic.ip };
       },
       async eip() {
         const { eip } = await first.eips.createEip({ name: `eip-${randomUUID().slice(0, 8)}`, l3NetworkUuid: pub!.uuid });

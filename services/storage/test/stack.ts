@@ -28,6 +28,8 @@ export interface StorageStackOptions {
   sim?: Omit<AgentSimOptions, "hosts">;
   /** Storage's agent client (tests shorten deadlines). */
   agent?: AgentClientOptions;
+  /** Compute's pings of its hosts (what notices an agent that restarted). Default 60 s: a test's pings are its own. */
+  pingIntervalMs?: number;
 }
 
 /** Clients of one storage replica (no routing of their own: the kit forwards to the owner). */
@@ -66,7 +68,7 @@ export async function startStorageStack(o: StorageStackOptions = {}): Promise<St
   const compute = await startTestService(computeModule(), {
     ...shared,
     replicas: 1,
-    settings: { STRATUM_PING_INTERVAL_MS: 60_000 },
+    settings: { STRATUM_PING_INTERVAL_MS: o.pingIntervalMs ?? 60_000 },
     agentSim: { hosts: o.hosts ?? 2, ...o.sim },
   });
   const agentCalls: AgentCallEvent[] = [];

@@ -7,7 +7,7 @@ export interface EipRuleSpec {
   vipIp: string;
   guestIp: string;
   vmNicUuid: string;
-  vmUuid: string;
+  vmUuid: string | null;
 }
 
 /**
@@ -19,19 +19,20 @@ export interface EipRuleSpec {
 export class EipAgents {
   constructor(private readonly client: AgentClient) {}
 
-  async apply(host: AgentHost, r: EipRuleSpec, fence: number, signal?: AbortSignal): Promise<void> {
+  /** Applies the rule; `taskId` (see {@link applyTaskId}) names the command, so sending it again joins the first. */
+  async apply(host: AgentHost, r: EipRuleSpec, fence: number, taskId: string, signal?: AbortSignal): Promise<void> {
     await this.client.call(
       host.agentUrl,
       "eip/apply",
-      { eipUuid: r.eipUuid, vip: r.vipIp, guestIp: r.guestIp, nicUuid: r.vmNicUuid, vmUuid: r.vmUuid },
-      { taskId: `eip-apply-${r.eipUuid}-${fence}`, fence: { resource: `eip-${r.eipUuid}`, token: fence }, hostUuid: host.uuid, ...(signal ? { signal } : {}) },
+      { eipUuid: r.eipUuid, vip: r.vipIp, guestIp: r.guestIp, nicUuid: r.vmNicUuid, ...(r.vmUuid ? { vmUuid: r.vmUuid } : {}) },
+      { taskId, fence: { resource: `eip-${r.eipUuid}`, token: fence }, hostUuid: host.uuid, ...(signal ? { signal } : {}) },
     );
   }
 
   /** Releases the EIP's rule on the host; `fence` undefined for a rule of an EIP the database does not know. */
-  async release(host: AgentHost, eipUuid: string, fence: number | undefined, signal?: AbortSignal): Promise<void> {
+  async release(host: AgentHost, eipUuid: string, fence: number | undefined, taskId: string, signal?: AbortSignal): Promise<void> {
     await this.client.call(host.agentUrl, "eip/release", { eipUuid }, {
-      taskId: `eip-release-${eipUuid}-${host.uuid}-${fence ?? "orphan"}`,
+      taskId,
       ...(fence === undefined ? {} : { fence: { resource: `eip-${eipUuid}`, token: fence } }),
       hostUuid: host.uuid,
       ...(signal ? { signal } : {}),
@@ -46,4 +47,14 @@ export class EipAgents {
   close(): Promise<void> {
     return this.client.close();
   }
+}
+
+/** The task id of an apply: one per sync (its fence), so a retry within it is answered from the first run. */
+export function applyTaskId(eipUuid: string, fence: number): string {
+  return `eip-apply-${eipUuid}-${fence}`;
+}
+
+/** The task id of a release on a host; `fence` undefined for a rule of an EIP the database does not know. */
+export function releaseTaskId(eipUuid: string, hostUuid: string, fence: number | undefined): string {
+  return `eip-release-${eipUuid}-${hostUuid}-${fence ?? "orphan"}`;
 }

@@ -1,7 +1,7 @@
 import type { AgentHost, HostDirectory } from "@stratum/agent-client";
 import type { EipRuleInfo } from "@stratum/agent-protocol";
 import { errorMessage, type Logger } from "@stratum/core";
-import type { EipAgents } from "../clients/eip-agents";
+import { releaseTaskId, type EipAgents } from "../clients/eip-agents";
 import type { VmDirectory } from "../clients/vms";
 import type { EipStore } from "../store/eip-store";
 import type { EipCollector } from "./eip-collector";
@@ -58,7 +58,7 @@ export class EipAudit {
     // Rules of EIPs the database does not know (deleted while the host was away): no sync would release them.
     for (const r of onAgent.filter((r) => !known.has(r.eipUuid))) {
       try {
-        await this.d.agents.release(host, r.eipUuid, undefined, signal);
+        await this.d.agents.release(host, r.eipUuid, undefined, releaseTaskId(r.eipUuid, hostUuid, undefined), signal);
         this.d.log.info("released the rule of an unknown elastic IP on a reconnected host", { hostUuid, eipUuid: r.eipUuid, vip: r.vip });
       } catch (e) {
         this.d.log.warn("could not release the rule of an unknown elastic IP; the next reconcile retries", { hostUuid, eipUuid: r.eipUuid, error: errorMessage(e) });

@@ -1,7 +1,7 @@
-import type { AgentHost, HostDirectory } from "@stratum/agent-client";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { Code, errorMessage, StratumError, type Logger } from "@stratum/core";
-import type { EipAgents, EipRuleSpec } from "../clients/eip-agents";
+import { isFenced, type AgentHost, type HostDirectory } from "@stratum/agent-client";
+import { applyTaskId, releaseTaskId, type EipAgents, type EipRuleSpec } from "../clients/eip-agents";
 import type { VmDirectory } from "../clients/vms";
 import type { Binding, EipStore, Observed } from "../store/eip-store";
 import type { EipRow, EipRuleRow } from "../store/schema";
@@ -68,6 +68,11 @@ export class EipSyncer {
         return this.#failed(eip, `could not learn where VM ${eip.vmUuid} runs: ${errorMessage(e)}`, eip.hostUuid);
       }
       for (const rule of await this.d.store.rules(uuid)) {
+        if (!rule.taskId) continue;
+        const joined = await this.#join(eip, rule);
+        if (joined !== true) return joined;
+      }
+      for (const rule of await this.d.store.rules(uuid)) {
         if (wanted && sameRule(rule, wanted) && rule.state === "Applied") continue;
         if (wanted && rule.hostUuid === wanted.hostUuid) continue; // replaced by the apply below (an apply replaces the EIP's rule)
         const released = await this.#release(eip, rule);
@@ -107,14 +112,38 @@ export class EipSyncer {
     return { eipUuid: eip.uuid, vipIp: eip.vipIp, guestIp: b.guestIp, vmNicUuid: b.vmNicUuid, vmUuid: b.vmUuid, hostUuid: placement.eipHostUuid };
   }
 
+  /**
+   * Learns how a command sent earlier for a rule ended — one whose answer was lost may still run
+   * on the agent, and a contrary command sent now could run before it. The same command goes
+   * again with its task id and fence: the agent answers it from its first run once that has
+   * ended (or runs it, if it never ran). True once the rule's state is known; the failed sync's
+   * outcome otherwise.
+   */
+  async #join(eip: EipRow, rule: EipRuleRow): Promise<true | EipRow | undefined> {
+    const { uuid, fence } = eip;
+    const what = rule.state === "Applying" ? "apply" : "release";
+    try {
+      const host = await this.#host(rule.hostUuid);
+      if (!host) return (await this.d.store.dropRule(uuid, rule.hostUuid, fence)) ? true : this.d.store.get(uuid);
+      if (rule.state === "Applying") await this.d.agents.apply(host, { ...rule, vmUuid: rule.vmUuid }, rule.taskFence!, rule.taskId!);
+      else await this.d.agents.release(host, uuid, rule.taskFence!, rule.taskId!);
+    } catch (e) {
+      // Refused as fenced: a newer command for the EIP reached the agent, so this one can no longer run there.
+      if (!isFenced(e)) return this.#failed(eip, `the ${what} sent earlier to host ${rule.hostUuid} has not answered: ${errorMessage(e)}`, rule.hostUuid);
+    }
+    const known = rule.state === "Applying" ? await this.d.store.putRule(rule, "Applied", fence) : await this.d.store.dropRule(uuid, rule.hostUuid, fence);
+    return known ? true : this.d.store.get(uuid);
+  }
+
   /** Releases a rule the EIP must not have: true, or the failed sync's outcome. */
   async #release(eip: EipRow, rule: EipRuleRow): Promise<true | EipRow | undefined> {
     const { uuid, fence } = eip;
-    if (!(await this.d.store.putRule(rule, "Releasing", fence))) return this.d.store.get(uuid);
+    const taskId = releaseTaskId(uuid, rule.hostUuid, fence);
+    if (!(await this.d.store.putRule(rule, "Releasing", fence, { taskId, fence, vmUuid: rule.vmUuid }))) return this.d.store.get(uuid);
     await this.d.store.observe(uuid, fence, { status: eip.deleting ? "Deleting" : "Releasing", hostUuid: rule.hostUuid, reason: "" });
     try {
       const host = await this.#host(rule.hostUuid);
-      if (host) await this.d.agents.release(host, uuid, fence);
+      if (host) await this.d.agents.release(host, uuid, fence, taskId);
     } catch (e) {
       return this.#failed(eip, `release of its rule on host ${rule.hostUuid} failed: ${errorMessage(e)}`, rule.hostUuid);
     }
@@ -122,16 +151,21 @@ export class EipSyncer {
     return true;
   }
 
-  /** Applies the wanted rule: true, or why it failed. The rule is recorded before the apply is sent. */
+  /**
+   * Applies the wanted rule: true, or why it failed. The rule is recorded, with the command,
+   * before the apply is sent; a failed apply leaves it so (its outcome unknown) for the next
+   * pass to join.
+   */
   async #apply(eip: EipRow, wanted: EipRuleSpec & { hostUuid: string }): Promise<true | { reason: string }> {
     const { uuid, fence } = eip;
+    const taskId = applyTaskId(uuid, fence);
     const rule = { eipUuid: uuid, hostUuid: wanted.hostUuid, vipIp: wanted.vipIp, guestIp: wanted.guestIp, vmNicUuid: wanted.vmNicUuid };
-    if (!(await this.d.store.putRule(rule, "Applying", fence))) return { reason: `elastic IP ${uuid} was taken over by another replica` };
+    if (!(await this.d.store.putRule(rule, "Applying", fence, { taskId, fence, vmUuid: wanted.vmUuid }))) return { reason: `elastic IP ${uuid} was taken over by another replica` };
     await this.d.store.observe(uuid, fence, { status: "Applying", hostUuid: wanted.hostUuid, reason: "" });
     try {
       const host = await this.#host(wanted.hostUuid);
       if (!host) return { reason: `host ${wanted.hostUuid} is not known to compute` };
-      await this.d.agents.apply(host, wanted, fence);
+      await this.d.agents.apply(host, wanted, fence, taskId);
     } catch (e) {
       return { reason: `apply on host ${wanted.hostUuid} failed: ${errorMessage(e)}` };
     }

@@ -39,6 +39,16 @@ export interface Binding {
   guestIp: string;
 }
 
+/** Which rule: the EIP, the host, and what it maps. */
+export type RuleKey = Pick<EipRuleRow, "eipUuid" | "hostUuid" | "vipIp" | "guestIp" | "vmNicUuid">;
+
+/** A command sent for a rule whose outcome is not known yet: what is needed to send it again. */
+export interface RuleTask {
+  taskId: string;
+  fence: number;
+  vmUuid: string | null;
+}
+
 /** What a sync records as the EIP's observed state. */
 export interface Observed {
   status: EipStatusValue;
@@ -157,7 +167,9 @@ export class EipStore {
   async followNicIp(vmNicUuid: string, oldIp: string, newIp: string): Promise<EipRow[]> {
     const sql = this.#sql;
     const rows = await sql`
-      UPDATE network.eips SET guest_ip = ${newIp}, sync_gen = sync_gen + 1, retry_at = now(), revision = revision + 1, updated_at = now()
+      UPDATE network.eips SET guest_ip = ${newIp}, sync_gen = sync_gen + 1, retry_at = now(), revision = revision + 1, updated_at = now(),
+        -- An Active rule maps the old address now: it is not what the EIP says until it is applied again.
+        status = CASE WHEN status = 'Active' THEN 'Applying' ELSE status END::network.eip_status
       WHERE vm_nic_uuid = ${vmNicUuid} AND guest_ip = ${oldIp} AND ${leaseHeld(sql, this.#lease)}
       RETURNING *`;
     return rows.map((r) => toEip(r as Record<string, unknown>));
@@ -269,15 +281,19 @@ export class EipStore {
     return rows.map((r) => toRule(r as Record<string, unknown>));
   }
 
-  /** Records a rule in `state` (before an apply is sent: the agent may have it from then on). */
-  async putRule(r: Omit<EipRuleRow, "updatedAt" | "state">, state: EipRuleStateValue, fence: number): Promise<boolean> {
+  /**
+   * Records a rule in `state`. With `task` (before an apply or a release is sent), the command
+   * is kept with it until its outcome is known (see `eip_rules`); without, the rule's outcome is
+   * known (Applied) and any kept command is forgotten.
+   */
+  async putRule(r: RuleKey, state: EipRuleStateValue, fence: number, task?: RuleTask): Promise<boolean> {
     const sql = this.#sql;
     const rows = await sql`
-      INSERT INTO network.eip_rules (eip_uuid, host_uuid, vip_ip, guest_ip, vm_nic_uuid, state)
-      SELECT ${r.eipUuid}, ${r.hostUuid}, ${r.vipIp}, ${r.guestIp}, ${r.vmNicUuid}, ${state}::network.eip_rule_state
+      INSERT INTO network.eip_rules (eip_uuid, host_uuid, vip_ip, guest_ip, vm_nic_uuid, state, vm_uuid, task_id, task_fence)
+      SELECT ${r.eipUuid}, ${r.hostUuid}, ${r.vipIp}, ${r.guestIp}, ${r.vmNicUuid}, ${state}::network.eip_rule_state, ${task?.vmUuid ?? null}::uuid, ${task?.taskId ?? null}::text, ${task?.fence ?? null}::bigint
       WHERE EXISTS (SELECT 1 FROM network.eips e WHERE e.uuid = ${r.eipUuid} AND e.fence = ${fence}) AND ${leaseHeld(sql, this.#lease)}
       ON CONFLICT (eip_uuid, host_uuid) DO UPDATE SET vip_ip = EXCLUDED.vip_ip, guest_ip = EXCLUDED.guest_ip, vm_nic_uuid = EXCLUDED.vm_nic_uuid,
-        state = EXCLUDED.state, updated_at = now()
+        state = EXCLUDED.state, vm_uuid = EXCLUDED.vm_uuid, task_id = EXCLUDED.task_id, task_fence = EXCLUDED.task_fence, updated_at = now()
       RETURNING 1`;
     return rows.length > 0;
   }
@@ -297,7 +313,7 @@ export class EipStore {
    * lacks are forgotten (it lost them), and rules the agent has of EIPs the database knows but
    * believed elsewhere are recorded (so a sync releases or keeps them). The EIPs touched.
    */
-  async believeAgent(hostUuid: string, present: ReadonlyArray<Omit<EipRuleRow, "updatedAt" | "state" | "hostUuid">>): Promise<string[]> {
+  async believeAgent(hostUuid: string, present: ReadonlyArray<Omit<RuleKey, "hostUuid">>): Promise<string[]> {
     const ids = present.map((p) => p.eipUuid);
     return this.#sql.begin(async (tx) => {
       const q = tx as unknown as postgres.Sql;
@@ -308,7 +324,8 @@ export class EipStore {
         SELECT x.eip, ${hostUuid}, x.vip, x.guest, x.nic, 'Applied' FROM unnest(${ids}::uuid[], ${present.map((p) => p.vipIp)}::text[], ${present.map((p) => p.guestIp)}::text[],
           ${present.map((p) => p.vmNicUuid)}::uuid[]) AS x(eip, vip, guest, nic)
         WHERE EXISTS (SELECT 1 FROM network.eips e WHERE e.uuid = x.eip) AND ${leaseHeld(q, this.#lease)}
-        ON CONFLICT (eip_uuid, host_uuid) DO UPDATE SET vip_ip = EXCLUDED.vip_ip, guest_ip = EXCLUDED.guest_ip, vm_nic_uuid = EXCLUDED.vm_nic_uuid, state = 'Applied', updated_at = now()
+        ON CONFLICT (eip_uuid, host_uuid) DO UPDATE SET vip_ip = EXCLUDED.vip_ip, guest_ip = EXCLUDED.guest_ip, vm_nic_uuid = EXCLUDED.vm_nic_uuid, state = 'Applied',
+          task_id = NULL, task_fence = NULL, updated_at = now()
         RETURNING eip_uuid`;
       return [...new Set([...lost, ...found].map((r) => r.eip_uuid as string))];
     });

@@ -136,6 +136,11 @@ export const eipRuleState = network.enum("eip_rule_state", ["Applying", "Applied
  * What the network service believes each agent has: a row is written before an apply is sent
  * (`Applying`: the agent may have it from then on) and deleted only after the agent confirmed the
  * release, so a crash anywhere in between leaves a row that the next sync releases or confirms.
+ * A row Applying or Releasing keeps the command sent (`task_id`, `task_fence`, `vm_uuid` for its
+ * body) until its outcome is known: a command whose answer was lost (a timeout, a reset, a reply
+ * replaced by a 500) may still run on the agent, so before anything else is sent for the rule,
+ * the next sync sends that same command again — the agent answers a repeated task id from its
+ * first run, once that has ended — and only then acts on what it learnt.
  */
 export const eipRules = network.table(
   "eip_rules",
@@ -146,6 +151,9 @@ export const eipRules = network.table(
     guestIp: text("guest_ip").notNull(),
     vmNicUuid: uuid("vm_nic_uuid").notNull(),
     state: eipRuleState().notNull(),
+    vmUuid: uuid("vm_uuid"),
+    taskId: text("task_id"),
+    taskFence: bigint("task_fence", { mode: "number" }),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ name: "eip_rules_pkey", columns: [t.eipUuid, t.hostUuid] }), index("eip_rules_host_idx").on(t.hostUuid)],
