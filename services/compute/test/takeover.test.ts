@@ -61,6 +61,8 @@ describe("takeover of VMs a dead replica left mid-operation", () => {
     expect((await untilVmState(stack.vms, uuid, VmState.RUNNING)).lastError).toContain("stopped while the VM was Stopping");
     child = await startChild(); // a new incarnation: its own VMs are not taken from it
     await stack.vms.destroyVm({ uuid });
+    // Destroyed before the child goes: the next test counts the host's capacity from here.
+    await untilVmState(stack.vms, uuid, VmState.DESTROYED);
     await kill9(child);
   });
 
