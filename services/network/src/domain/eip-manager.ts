@@ -57,7 +57,9 @@ export class EipManager {
         }
         const ranges = await this.d.networks.ranges(network.uuid);
         const vipUuid = vipUuidOf(spec.uuid);
-        return this.d.ips.sql.begin(async (tx) => {
+        // In the network's allocation queue, as NIC allocations are: concurrent creates on this
+        // replica would otherwise race for the same free addresses inside their transactions.
+        return this.d.queue.submit({ signature: `ip-${network.uuid}`, name: "allocate-vip", run: () => this.d.ips.sql.begin(async (tx) => {
           const [vip] = (await this.d.ips.allocate(
             [{ holderUuid: vipUuid, holderKind: "Vip", vmUuid: null, l3NetworkUuid: network.uuid, ...(spec.vipIp ? { ipInt: ipToInt(spec.vipIp) } : {}) }],
             ranges,
@@ -65,7 +67,7 @@ export class EipManager {
           )) as [AddressOutcome];
           if ("error" in vip) throw vip.error;
           return this.d.eips.insert({ uuid: spec.uuid, name: spec.name, l3NetworkUuid: network.uuid, vipUuid, vipIp: vip.address.ip, clientRequestId: spec.clientRequestId || null }, tx);
-        });
+        }) });
       },
     });
   }

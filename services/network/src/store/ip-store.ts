@@ -60,9 +60,13 @@ export class IpStore {
       const fresh = asks.filter((a) => !out.has(a.holderUuid));
       for (const a of fresh.filter((a) => a.ipInt !== undefined)) out.set(a.holderUuid, await this.#allocateGiven(q, a, ranges));
       let free = fresh.filter((a) => a.ipInt === undefined);
+      let exhausted = false;
       for (let round = 0; free.length > 0 && round < MAX_ROUNDS; round++) {
         const candidates = await this.#findFree(q, free[0]!.l3NetworkUuid, ranges, free.length);
-        if (candidates.length === 0) break;
+        if (candidates.length === 0) {
+          exhausted = true;
+          break;
+        }
         const tried = free.slice(0, candidates.length);
         const got = await this.#insert(q, tried.map((a, i) => ({ ask: a, ipInt: candidates[i]!.ipInt, rangeUuid: candidates[i]!.rangeUuid })));
         for (const a of got) out.set(a.holderUuid, { holderUuid: a.holderUuid, address: a });
@@ -72,6 +76,11 @@ export class IpStore {
         free = free.filter((a) => !out.has(a.holderUuid));
       }
       for (const a of free) {
+        // Every round lost its candidates to racing allocators: not a full network, a retry may win.
+        if (!exhausted) {
+          out.set(a.holderUuid, { holderUuid: a.holderUuid, error: new StratumError(Code.ABORTED, `racing allocations on L3 network ${a.l3NetworkUuid} took every candidate address; retry`, { reason: "IP_ALLOCATION_CONTENDED", resources: { l3NetworkUuid: a.l3NetworkUuid, holderUuid: a.holderUuid } }) });
+          continue;
+        }
         out.set(a.holderUuid, {
           holderUuid: a.holderUuid,
           error: new StratumError(Code.RESOURCE_EXHAUSTED, `L3 network ${a.l3NetworkUuid} has no free address left in its IP ranges`, {
