@@ -1,6 +1,5 @@
-import { performance } from "node:perf_hooks";
-import fc from "fast-check";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, it } from "vitest";
+import { runSeededSchedules, scheduleRuns } from "./property/seeded-schedules";
 import { runSchedule } from "./property/runner";
 import { describeSchedule, scheduleArb } from "./property/schedule";
 import { startPropertyStack, type PropertyStack } from "./property/stack";
@@ -19,11 +18,7 @@ import { startPropertyStack, type PropertyStack } from "./property/stack";
  * every failing one at the end, instead of stopping at the first. No shrinking: each run costs
  * real services, and the report names the schedule.
  */
-const env = process.env;
-const RUNS = Number(env["STRATUM_MIGRATE_PROPERTY_RUNS"] ?? 200);
-const SEED = Number(env["STRATUM_MIGRATE_PROPERTY_SEED"] ?? (Date.now() ^ (Math.random() * 0x7fffffff)) >>> 0);
-const PATH = env["STRATUM_MIGRATE_PROPERTY_PATH"];
-const ALL = env["STRATUM_MIGRATE_PROPERTY_ALL"] === "1";
+const SUITE = { name: "migrate property", envPrefix: "STRATUM_MIGRATE_PROPERTY", defaultRuns: 200 };
 
 let st: PropertyStack;
 beforeAll(async () => {
@@ -31,40 +26,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => st?.stop());
 
-it(`${RUNS} seeded schedules of migrate, cancel, backup, faults and a replica crash keep every invariant`, async () => {
-  console.log(`migrate property: seed ${SEED}, ${RUNS} runs (replay with STRATUM_MIGRATE_PROPERTY_SEED=${SEED})`);
-  const started = performance.now();
-  let run = 0;
-  const failures: string[] = [];
-  const durations: number[] = [];
-  await fc.assert(
-    fc.asyncProperty(scheduleArb, async (schedule) => {
-      const path = PATH ?? String(run);
-      run++;
-      const t0 = performance.now();
-      const report = await runSchedule(st, schedule);
-      durations.push(performance.now() - t0);
-      if (run % 25 === 0) console.log(`migrate property: ${run} schedules, ${((performance.now() - started) / 1_000).toFixed(1)} s`);
-      if (PATH) console.log(["replayed schedule:", describeSchedule(schedule), "what happened:", ...report.log].join("\n"));
-      if (report.violations.length === 0) return;
-      const failure = [
-        `schedule ${run} (STRATUM_MIGRATE_PROPERTY_SEED=${SEED} STRATUM_MIGRATE_PROPERTY_PATH=${path}, ${(performance.now() - t0).toFixed(0)} ms) broke ${report.violations.length} invariant(s):`,
-        ...report.violations.map((v) => `  ✗ ${v}`),
-        "schedule:",
-        describeSchedule(schedule),
-        "what happened:",
-        ...report.log,
-      ].join("\n");
-      if (!ALL) throw new Error(failure);
-      console.log(failure);
-      failures.push(failure);
-    }),
-    { numRuns: PATH ? 1 : RUNS, seed: SEED, endOnFailure: true, ...(PATH ? { path: PATH } : {}) },
-  );
-  const seconds = (performance.now() - started) / 1_000;
-  const sorted = [...durations].sort((a, b) => a - b);
-  const at = (q: number) => (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0).toFixed(0);
-  console.log(`migrate property: ${run} schedules in ${seconds.toFixed(1)} s (per schedule p50 ${at(0.5)} ms, p90 ${at(0.9)} ms, max ${at(1)} ms), ${failures.length} failed`);
-  expect(failures, failures.join("\n\n")).toEqual([]);
-  expect(run).toBe(PATH ? 1 : RUNS);
+it(`${scheduleRuns(SUITE)} seeded schedules of migrate, cancel, backup, faults and a replica crash keep every invariant`, async () => {
+  await runSeededSchedules({ ...SUITE, schedules: scheduleArb, run: (schedule) => runSchedule(st, schedule), describe: describeSchedule });
 }, 30 * 60_000);

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { Code, StratumError } from "@stratum/core";
+import { Code } from "@stratum/core";
+import { rejection } from "../../../packages/rpc/src/echo.fixture";
 import { NetworkService } from "@stratum/proto/stratum/network/v1/network_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
 import { startTestService, type TestService } from "@stratum/runtime/testing";
@@ -27,15 +28,6 @@ async function network(cidr: string, start: string, end: string, pub = false): P
   const { l3Network } = await a.createL3Network({ name: `net-${randomUUID().slice(0, 6)}`, cidr, public: pub, dns: ["1.1.1.1"] });
   await a.addIpRange({ l3NetworkUuid: l3Network!.uuid, startIp: start, endIp: end });
   return l3Network!.uuid;
-}
-
-async function rejection(p: Promise<unknown>): Promise<StratumError> {
-  try {
-    await p;
-  } catch (e) {
-    return StratumError.from(e);
-  }
-  throw new Error("the call succeeded");
 }
 
 const nic = (l3NetworkUuid: string, ip = "") => ({ nicUuid: randomUUID(), vmUuid: randomUUID(), l3NetworkUuid, ip });

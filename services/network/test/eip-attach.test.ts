@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { Code, StratumError } from "@stratum/core";
+import { Code } from "@stratum/core";
+import { rejection } from "../../../packages/rpc/src/echo.fixture";
 import { EipStatus } from "@stratum/proto/stratum/network/v1/eip_pb";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { settled, startNetworkStack, type NetworkStack } from "./stack";
@@ -17,15 +18,6 @@ afterAll(async () => {
 afterEach(() => {
   for (const h of s.base.sim.hosts) h.clearFaults();
 });
-
-async function rejection(p: Promise<unknown>): Promise<StratumError> {
-  try {
-    await p;
-  } catch (e) {
-    return StratumError.from(e);
-  }
-  throw new Error("the call succeeded");
-}
 
 /** Lines the replicas logged (they log JSON to stderr) while `run` ran. */
 async function logged<T>(run: () => Promise<T>): Promise<{ result: T; lines: Array<Record<string, unknown>> }> {

@@ -7,6 +7,7 @@ import { NetworkService } from "@stratum/proto/stratum/network/v1/network_pb";
 import { closeClient, createClient, type Client } from "@stratum/rpc";
 import { startTestService, type TestService } from "@stratum/runtime/testing";
 import { startStorageStack, GIB, type StorageStack, type StorageStackOptions } from "../../storage/test/stack";
+import { untilVm } from "../../compute/test/migrate-stack";
 import { networkModule } from "../src/module";
 import type { tables } from "../src/store/schema";
 
@@ -134,10 +135,7 @@ export async function startNetworkStack(o: NetworkStackOptions = {}): Promise<Ne
           await new Promise((r) => setTimeout(r, 20));
         }
       },
-      async untilVm(uuid, pick) {
-        for await (const m of vms.watchVm({ uuid }, { timeoutMs: 30_000 })) if (pick(m.vm!)) return m.vm!;
-        throw new Error(`vm ${uuid} watch ended first`);
-      },
+      untilVm: (uuid, pick) => untilVm(vms, uuid, pick),
       rules() {
         return new Map(base.sim.hosts.map((h) => [h.uuid, h.inspect().eips.map((r) => ({ eipUuid: r.eipUuid, vip: r.vip, guestIp: r.guestIp, nicUuid: r.nicUuid }))]));
       },
