@@ -322,6 +322,11 @@ async function lostEvents(bus: Awaited<ReturnType<typeof connectBus>>, sql: post
   const all = tallies.flatMap((t) => t.vms);
   for (const deadline = performance.now() + 30_000; all.some(broken) && performance.now() < deadline; ) await sleep(250);
   await sub.stop();
+  // Name what broke: a count alone sends the next reader back to rerun the whole thing.
+  for (const uuid of all.filter(broken).slice(0, 5)) {
+    const chain = (chains.get(uuid) ?? []).map((l) => `${l.from ?? "∅"}→${l.to}`).join(" ");
+    log(`    events of ${uuid} (Postgres: ${states.get(uuid) ?? "gone"}): ${chain || "none"}`);
+  }
   return new Map(tallies.map((t) => [t.name, t.vms.filter(broken).length]));
 }
 
