@@ -7,3 +7,5 @@ export { CheckpointBatcher } from "./checkpoints";
 export type { CheckJobs, JobCheck } from "./checkpoints";
 export { decodeReport, ensureReportStream, publishReport, ReportPublisher, reportSubject, REPORT_DEFAULTS } from "./report";
 export type { FinalState, JobReport, ReportedError, ReportedProgress } from "./report";
+export { LongJobClient } from "./longjob-client";
+export type { JobSubmission } from "./longjob-client";

@@ -75,6 +75,12 @@ export interface ServiceModule<TTables extends Record<string, unknown> = Record<
 export interface ServiceParts {
   /** The gRPC services, each with its methods' rules (see `serviceApi`). */
   readonly services: readonly ServiceApi[];
+  /**
+   * Who the caller is, for a service whose callers are tenants (broker): an interceptor run after
+   * error conversion and before validation, so an unauthenticated call is refused before anything
+   * else looks at it. It decides itself which services it guards (peers' internal calls pass).
+   */
+  readonly auth?: ServerInterceptor;
   /** Runs once the replica is in the ring (background work: pings, takeovers). */
   start?(): Promise<void> | void;
   /**
@@ -199,6 +205,7 @@ export async function startService<TTables extends Record<string, unknown>, TEnv
       requests,
       protoValidator,
       observers: [metrics.rpcInterceptor, ...(options.observers ?? [])],
+      ...(parts.auth ? { auth: parts.auth } : {}),
       holder: { self: ownership.incarnation, isLive: ownership.isLive, ...(leases ? { leases } : {}) },
       ...(module.taskTimeoutMs !== undefined ? { staleRequestMs: 2 * module.taskTimeoutMs } : {}),
     });

@@ -25,6 +25,8 @@ export interface ServingChainOptions {
   protoValidator?: ProtoValidator;
   /** Observers outside everything but the work scope (metrics), outermost first. */
   observers?: readonly ServerInterceptor[];
+  /** Authentication (ServiceParts.auth), between error conversion and validation. */
+  auth?: ServerInterceptor;
   /** See IdempotencyOptions.staleAfterMs. */
   staleRequestMs?: number;
   /** See IdempotencyOptions.holder: this replica's incarnation, who is alive, the leases. */
@@ -40,6 +42,7 @@ export interface ServingChainOptions {
  *    task, agent command and event of the call names it;
  * 2. observers (metrics) — see every outcome, also refusals;
  * 3. errors — queue, flow and Postgres errors become the StratumError a client can act on;
+ *    then the service's authentication, if it has one (UNAUTHENTICATED before anything else);
  * 4. validation — proto-declared limits, then the method's own checks: INVALID_ARGUMENT here,
  *    on the replica the call reached, before anything is routed;
  * 5. normalize — the request the rest of the chain sees;
@@ -55,6 +58,7 @@ export function servingChain(o: ServingChainOptions): ServerInterceptor[] {
     workScope(),
     ...(o.observers ?? []),
     errors(),
+    ...(o.auth ? [o.auth] : []),
     validation(rulesOf, o.protoValidator),
     normalize(rulesOf),
     ownerRouting({

@@ -1,0 +1,4 @@
+import { runMain } from "@stratum/runtime";
+import { brokerModule } from "./module";
+
+runMain(brokerModule());
