@@ -26,6 +26,7 @@ export type { ServerOptions, StratumServer } from "./server";
 
 export { closeClient, createClient } from "./client";
 export type { CallOptions, Client, ClientMethod, ClientOptions } from "./client";
+export { bearerToken } from "./bearer-token";
 
 export { CLIENT_REQUEST_ID_FIELD, DEFAULT_RETRY_POLICY, RETRYABLE_CODES, backoffDelay, clientRequestIdField, createRetryInterceptor, isIdempotent } from "./retry";
 export { CHANNEL_CLOSED, channelClosedError, isChannelShutDown } from "./channel-closed";

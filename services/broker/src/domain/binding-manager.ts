@@ -35,7 +35,7 @@ export class BindingManager {
     const instance = await this.instances.live(tenant, req.instanceId);
     if (req.serviceId && req.serviceId !== instance.serviceId) throw mismatch("service_id", req.serviceId, instance.serviceId);
     if (req.planId && req.planId !== instance.planId) throw mismatch("plan_id", req.planId, instance.planId);
-    this.catalog.check(this.catalog.plan(instance.planId)!, req.parameters, "bind");
+    const parameters = this.catalog.check(this.catalog.plan(instance.planId)!, req.parameters, "bind");
     if (instance.state !== "Ready" && instance.state !== "Updating") {
       const busy = instance.state === "Provisioning" || instance.state === "Deprovisioning";
       throw new StratumError(Code.FAILED_PRECONDITION, `instance ${req.instanceId} is ${instance.state}: only a Ready instance can be bound`, {
@@ -43,14 +43,14 @@ export class BindingManager {
         resources: { instanceId: req.instanceId, state: instance.state },
       });
     }
-    const requestHash = createHash("sha256").update(canonical(req.parameters)).digest("hex");
-    const username = typeof req.parameters.username === "string" ? req.parameters.username : DEFAULT_USER;
+    const requestHash = createHash("sha256").update(canonical(parameters)).digest("hex");
+    const username = typeof parameters.username === "string" ? parameters.username : DEFAULT_USER;
     const out = await this.bindings.insert({
       uuid: randomUUID(),
       tenant,
       instanceUuid: instance.uuid,
       bindingId: req.bindingId,
-      parameters: req.parameters,
+      parameters,
       requestHash,
       username,
       password: randomBytes(18).toString("base64url"),

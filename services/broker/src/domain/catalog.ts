@@ -50,7 +50,7 @@ export class Catalog {
 
   constructor(raw: unknown, source = "catalog") {
     const problems: string[] = [];
-    const ajv = new Ajv({ allErrors: true, strict: false });
+    const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
     const services = arrayAt(raw, "services", source, problems).map((s, i) => entry(s, `${source}: services[${i}]`, problems));
     const ids = new Set<string>();
     for (const service of services) {
@@ -82,23 +82,26 @@ export class Catalog {
 
   /**
    * The plan a request names, after checking that it belongs to the service and that the
-   * parameters satisfy its schema: INVALID_ARGUMENT naming what is wrong otherwise.
+   * parameters satisfy its schema: INVALID_ARGUMENT naming what is wrong otherwise. The
+   * parameters come back with the schema's defaults filled in, so that `{}` and `{eip: false}`
+   * are the same request.
    */
-  resolve(serviceId: string, planId: string, parameters: Json, use: SchemaUse): { service: CatalogEntry; plan: Plan } {
+  resolve(serviceId: string, planId: string, parameters: Json, use: SchemaUse): { service: CatalogEntry; plan: Plan; parameters: Json } {
     const found = this.#plans.get(planId);
     const service = this.services.find((s) => s.id === serviceId);
     if (!service) throw invalid("service_id", `unknown service ${JSON.stringify(serviceId)}`, "UNKNOWN_SERVICE");
     if (!found || found.service !== service) throw invalid("plan_id", `unknown plan ${JSON.stringify(planId)} of service ${service.name}`, "UNKNOWN_PLAN");
-    this.check(found.plan, parameters, use);
-    return found;
+    return { service: found.service, plan: found.plan, parameters: this.check(found.plan, parameters, use) };
   }
 
-  /** Checks `parameters` against one of a plan's schemas. */
-  check(plan: Plan, parameters: Json, use: SchemaUse): void {
+  /** Checks `parameters` against one of a plan's schemas; a copy with the schema's defaults filled in. */
+  check(plan: Plan, parameters: Json, use: SchemaUse): Json {
     const validate = this.#plans.get(plan.id)!.check[use];
-    if (!validate(parameters)) {
+    const withDefaults = structuredClone(parameters);
+    if (!validate(withDefaults)) {
       throw invalid("parameters", `parameters do not satisfy plan ${plan.name}'s ${use} schema: ${describe(validate.errors ?? [])}`, "PARAMETERS_INVALID");
     }
+    return withDefaults;
   }
 
   plan(planId: string): Plan | undefined {

@@ -59,7 +59,8 @@ export class InstanceManager {
   constructor(private readonly d: InstanceManagerDeps) {}
 
   async provision(tenant: string, req: ProvisionRequest): Promise<{ row: InstanceRow; created: boolean }> {
-    this.d.catalog.resolve(req.serviceId, req.planId, req.parameters, "create");
+    const { parameters } = this.d.catalog.resolve(req.serviceId, req.planId, req.parameters, "create");
+    req = { ...req, parameters };
     const hash = requestHash(req);
     const existing = await this.d.instances.live(tenant, req.instanceId);
     const { row, created } = existing
@@ -87,8 +88,7 @@ export class InstanceManager {
       });
     }
     const plan = this.d.catalog.plan(row.planId)!;
-    this.d.catalog.check(plan, parameters, "update");
-    const wanted = { ...row.parameters, ...parameters };
+    const wanted = { ...row.parameters, ...this.d.catalog.check(plan, parameters, "update") };
     if (row.state === "Updating" && canonical(row.pendingParameters ?? {}) === canonical(wanted)) return { row, started: false };
     if (isTransient(row.state)) throw busy(row);
     if (canonical(wanted) === canonical(row.parameters)) return { row, started: false };

@@ -27,7 +27,7 @@ export class BindingStore {
     try {
       const [raw] = await sql`
         INSERT INTO broker.bindings (uuid, tenant, instance_uuid, binding_id, parameters, request_hash, username, password)
-        SELECT ${b.uuid}, ${b.tenant}, ${b.instanceUuid}, ${b.bindingId}, ${sql.json(b.parameters as postgres.JSONValue)}, ${b.requestHash}, ${b.username}, ${b.password}
+        SELECT ${b.uuid}, ${b.tenant}, ${b.instanceUuid}, ${b.bindingId}, ${JSON.stringify(b.parameters)}::jsonb, ${b.requestHash}, ${b.username}, ${b.password}
         WHERE EXISTS (SELECT 1 FROM broker.instances WHERE uuid = ${b.instanceUuid} AND state IN ('Ready', 'Updating') FOR SHARE)
         ON CONFLICT (instance_uuid, binding_id) DO NOTHING
         RETURNING *`;

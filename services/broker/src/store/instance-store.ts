@@ -45,7 +45,7 @@ export class InstanceStore {
     try {
       const [raw] = await sql`
         INSERT INTO broker.instances (uuid, tenant, instance_id, service_id, plan_id, parameters, request_hash, operation)
-        VALUES (${n.uuid}, ${n.tenant}, ${n.instanceId}, ${n.serviceId}, ${n.planId}, ${sql.json(n.parameters as postgres.JSONValue)}, ${n.requestHash}, ${n.operation})
+        VALUES (${n.uuid}, ${n.tenant}, ${n.instanceId}, ${n.serviceId}, ${n.planId}, ${JSON.stringify(n.parameters)}::jsonb, ${n.requestHash}, ${n.operation})
         ON CONFLICT (tenant, instance_id) WHERE state <> 'Deleted' DO NOTHING
         RETURNING *`;
       if (raw) return { row: toInstance(raw as Record<string, unknown>), created: true };
@@ -97,7 +97,7 @@ export class InstanceStore {
     const sql = this.#sql;
     const [raw] = await sql`
       UPDATE broker.instances SET state = ${to}, operation_kind = ${kind}, operation = ${operation}, operation_submitted = false,
-        pending_parameters = ${pendingParameters === undefined ? null : sql.json(pendingParameters as postgres.JSONValue)},
+        pending_parameters = ${pendingParameters === undefined ? null : JSON.stringify(pendingParameters)}::jsonb,
         error_reason = '', error_message = '', revision = revision + 1, updated_at = now()
       WHERE uuid = ${uuid} AND state = ANY(${[...from]}::broker.instance_state[])
       RETURNING *`;
