@@ -16,10 +16,31 @@ export interface Endpoints {
   /** Each compute replica's `/metrics` URL. */
   computeMetrics: string[];
   storage?: string[];
+  storageMetrics?: string[];
   longjob?: string[];
+  longjobMetrics?: string[];
+  network?: string[];
+  networkMetrics?: string[];
   /** The shared primary storage and the backup storage the devstack registers. */
   primaryStorage?: string;
   backupStorage?: string;
+  /** The default L3 networks' UUIDs: `devstack-private` (VMs' NICs) and `devstack-public` (EIPs' VIPs). */
+  privateL3Network?: string;
+  publicL3Network?: string;
+  /** Each broker replica's gRPC address (BrokerService; calls need `authorization: Bearer <brokerToken>`). */
+  broker?: string[];
+  brokerMetrics?: string[];
+  /** Each broker replica's Open Service Broker API base URL, e.g. `http://127.0.0.1:7701`. */
+  brokerOsb?: string[];
+  /** The dev tenant the devstack's broker credentials map to. */
+  brokerTenant?: string;
+  /** Its gRPC bearer token. */
+  brokerToken?: string;
+  /** Its OSB platform identity (HTTP basic auth). */
+  brokerOsbUsername?: string;
+  brokerOsbPassword?: string;
+  /** The auth file the broker replicas read (STRATUM_BROKER_AUTH_FILE). */
+  brokerAuthFile?: string;
   /** The pid file: `{ "nats": pid, "compute-0": pid, … }`, rewritten on every restart. */
   pids: string;
 }

@@ -33,7 +33,8 @@ export const USAGE = `usage: pnpm start [-- options]
   --data-dir DIR      data directory, kept across restarts (default .data/devstack)
   --reset             wipe the data directory first
   --base-port P       gRPC ports (default 7100): replica i of compute on P+1+i, storage P+201+i,
-                      longjob P+301+i, network P+501+i; metrics on each one's +50
+                      longjob P+301+i, broker P+401+i, network P+501+i; metrics on each one's
+                      +50; broker-i's OSB API (HTTP) on P+601+i
   --nats-port P       embedded nats-server port (default 4222; ignored with NATS_URL)
   --postgres-port P   embedded PostgreSQL port (default 5433; ignored with DATABASE_URL)
   --agent-port P      simulated host i on P+i, its control on P-1 (default 7200)
@@ -46,6 +47,8 @@ A port of 0 means any free port (each replica and host then gets its own).
 A child that dies is restarted with the same id, environment and ports, after a backoff (0.5 s
 doubling to 10 s, reset after 30 s up), logged on this output; the agent simulator only on fixed
 ports (not with --agent-port 0). <data-dir>/pids.json holds every child's current pid.
+The broker starts once the default networks exist, with the dev tenant's credentials from
+<data-dir>/broker-auth.json (made once, kept until --reset; printed, and in endpoints.json).
 environment: NATS_URL, DATABASE_URL point at external servers instead of the embedded ones.`;
 
 /** Parses the launcher's flags; unknown flags and bad numbers are errors naming the flag. */

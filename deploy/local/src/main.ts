@@ -13,7 +13,8 @@ import { Supervisor, type Launch, type Run } from "./supervisor";
 import { presentServices } from "./services-present";
 import { registerDefaultStorages } from "./default-storages";
 import { createDefaultNetworks } from "./default-networks";
-import { portClash, replicaPorts } from "./ports";
+import { osbPort, portClash, replicaPorts } from "./ports";
+import { devBrokerAuth } from "./broker-auth";
 
 const repoRoot = resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 
@@ -148,14 +149,20 @@ async function main(): Promise<void> {
   // Every service that exists, N replicas each, in SERVICE_ORDER; each on its port slot
   // (ports.ts). A replica comes back like a StatefulSet pod: same id, environment and ports (the
   // ones it first bound, also when they were chosen free).
-  for (const service of services) {
+  const startReplicas = async (service: string, extraEnv: Record<string, string> = {}): Promise<void> => {
     const addresses: string[] = [];
     const metricsUrls: string[] = [];
+    const osbUrls: string[] = [];
+    // The broker also serves the OSB API over HTTP, on a port of its own (ports.ts).
+    const osb = service === "broker";
     for (let i = 0; i < options.replicas; i++) {
       const replicaId = `${service}-${i}`;
       let { grpc: grpcPort, metrics: metricsPort } = replicaPorts(service, i, options.basePort);
-      let first: { address: string; metrics: string } | undefined;
+      let httpPort = osbPort(i, options.basePort);
+      let first: { address: string; metrics: string; osb: string } | undefined;
       await supervise(replicaId, async (signal) => {
+        let osbUrl = "";
+        let seen: { address: string; metrics: string } | undefined;
         const { child, ready } = await launchChild(signal, replicaId, join("services", service, "src/main.ts"), [], {
           STRATUM_REPLICA_ID: replicaId,
           STRATUM_GRPC_HOST: "127.0.0.1",
@@ -164,21 +171,33 @@ async function main(): Promise<void> {
           STRATUM_ADVERTISE_HOST: "127.0.0.1",
           NATS_URL: natsUrl,
           DATABASE_URL: databaseUrl,
-        }, join(logDir, `${replicaId}.log`), (j) => (j.msg === "ready" ? { address: j.address as string, metrics: j.metrics as string } : undefined), 60_000);
+          ...(osb ? { STRATUM_BROKER_OSB_PORT: String(httpPort) } : {}),
+          ...extraEnv,
+        }, join(logDir, `${replicaId}.log`), (j) => {
+          if (j.msg === "osb listening" && typeof j.url === "string") osbUrl = j.url;
+          if (j.msg === "ready") seen = { address: j.address as string, metrics: j.metrics as string };
+          // The broker logs its OSB URL while it starts, before `ready`; wait for both either way.
+          return seen && (!osb || osbUrl) ? { ...seen, osb: osbUrl } : undefined;
+        }, 60_000);
         if (!first) {
           first = ready;
           grpcPort = portOf(`http://${ready.address}`);
           metricsPort = portOf(ready.metrics);
+          if (osb) httpPort = portOf(ready.osb);
         }
-        return childRun(child, `grpc ${ready.address}  metrics ${ready.metrics}`);
+        return childRun(child, `grpc ${ready.address}  metrics ${ready.metrics}${osb ? `  osb ${ready.osb}` : ""}`);
       });
       addresses.push(first!.address);
       metricsUrls.push(first!.metrics);
-      print(replicaId, `grpc ${first!.address}  metrics ${first!.metrics}`);
+      if (osb) osbUrls.push(first!.osb);
+      print(replicaId, `grpc ${first!.address}  metrics ${first!.metrics}${osb ? `  osb ${first!.osb}` : ""}`);
     }
     endpoints[service] = addresses;
     endpoints[`${service}Metrics`] = metricsUrls;
-  }
+    if (osb) endpoints.brokerOsb = osbUrls;
+  };
+  // The broker provisions VMs with NICs on the default networks: it starts once they exist.
+  for (const service of services.filter((s) => s !== "broker")) await startReplicas(service);
 
   if (endpoints.compute) await registerHosts((endpoints.compute as string[])[0]!, simReady, agentUrls, options);
   if (endpoints.storage) {
@@ -194,6 +213,19 @@ async function main(): Promise<void> {
     for (const [kind, { network, range }] of Object.entries(created)) {
       print("network", `${kind.padEnd(7)} ${network.uuid} ${network.cidr} range ${range.startIp}–${range.endIp}${network.public ? " (public: VIPs)" : ""}`);
     }
+  }
+  if (services.includes("broker")) {
+    const auth = devBrokerAuth(options.dataDir);
+    // By UUID, not the broker's default names: exactly the networks this devstack made.
+    const networks: Record<string, string> = endpoints.privateL3Network ? { STRATUM_BROKER_NETWORK: endpoints.privateL3Network as string, STRATUM_BROKER_PUBLIC_NETWORK: endpoints.publicL3Network as string } : {};
+    await startReplicas("broker", { STRATUM_BROKER_AUTH_FILE: auth.file, ...networks });
+    endpoints.brokerTenant = auth.tenant;
+    endpoints.brokerToken = auth.token;
+    endpoints.brokerOsbUsername = auth.osbUsername;
+    endpoints.brokerOsbPassword = auth.osbPassword;
+    endpoints.brokerAuthFile = auth.file;
+    print("broker", `tenant ${auth.tenant}  token ${auth.token}  (gRPC: authorization: Bearer <token>)`);
+    print("broker osb", `user ${auth.osbUsername}  password ${auth.osbPassword}  (HTTP basic auth, X-Broker-API-Version: 2.17; ${auth.file})`);
   }
   endpoints.pids = pids.path;
   writeFileSync(join(options.dataDir, "endpoints.json"), `${JSON.stringify(endpoints, null, 2)}\n`);

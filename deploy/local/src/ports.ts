@@ -3,7 +3,8 @@
  * basePort + 100·k + i + 1 and its /metrics 50 above; slot 1 (7200–7299 on the defaults) is the
  * agent simulator's (control on agentBasePort − 1, host i on agentBasePort + i). The slots are
  * not the start order: they are the ports operators, deploy/ and stratumctl's defaults know
- * (compute-0 on 7101, storage-0 on 7301, longjob-0 on 7401), so a service added later gets a free
+ * (compute-0 on 7101, storage-0 on 7301, longjob-0 on 7401, broker-0 on 7501 with its OSB API on
+ * 7701), so a service added later gets a free
  * slot instead of moving the others' ports — network, added after storage, is slot 5 (7601),
  * since slot 1 would put network-0 on 7201, agent-sim's second host.
  */
@@ -14,6 +15,13 @@ export const SERVICE_PORT_SLOT: Readonly<Record<string, number>> = {
   broker: 4,
   network: 5,
 };
+
+/**
+ * The slot of the broker's Open Service Broker API (HTTP, beside its gRPC): broker-i's OSB on
+ * basePort + 100·6 + i + 1 (7701 on the defaults), a slot of its own so the gRPC and metrics
+ * layout of every slot stays the same.
+ */
+export const OSB_PORT_SLOT = 6;
 
 /** Ports between one slot and the next: replicas 0–48 fit below the metrics ports. */
 const SLOT_WIDTH = 100;
@@ -26,6 +34,11 @@ export function replicaPorts(service: string, replica: number, basePort: number)
   if (slot === undefined) throw new Error(`the devstack has no port slot for service ${service}: add it to SERVICE_PORT_SLOT in deploy/local/src/ports.ts`);
   const grpc = basePort + SLOT_WIDTH * slot + replica + 1;
   return { grpc, metrics: grpc + METRICS_OFFSET };
+}
+
+/** Broker replica `replica`'s OSB port; 0 (a free port) when basePort is 0. */
+export function osbPort(replica: number, basePort: number): number {
+  return basePort ? basePort + SLOT_WIDTH * OSB_PORT_SLOT + replica + 1 : 0;
 }
 
 export interface PortPlan {
@@ -58,7 +71,8 @@ export function portClash(plan: PortPlan): string | undefined {
   for (const service of plan.services) {
     for (let i = 0; i < plan.replicas; i++) {
       const { grpc, metrics } = replicaPorts(service, i, plan.basePort);
-      const clash = claim(grpc, `${service}-${i} (grpc)`) ?? claim(metrics, `${service}-${i} (metrics)`);
+      const clash =
+        claim(grpc, `${service}-${i} (grpc)`) ?? claim(metrics, `${service}-${i} (metrics)`) ?? (service === "broker" ? claim(osbPort(i, plan.basePort), `${service}-${i} (osb)`) : undefined);
       if (clash) return clash;
     }
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseDevstackArgs } from "../src/args";
-import { portClash, replicaPorts, SERVICE_PORT_SLOT } from "../src/ports";
+import { osbPort, portClash, replicaPorts, SERVICE_PORT_SLOT } from "../src/ports";
 import { SERVICE_ORDER } from "../src/services-present";
 
 const SERVICES = [...SERVICE_ORDER];
@@ -12,6 +12,8 @@ describe("devstack ports", () => {
     expect(replicaPorts("longjob", 0, 7100)).toEqual({ grpc: 7401, metrics: 7451 });
     expect(replicaPorts("network", 0, 7100)).toEqual({ grpc: 7601, metrics: 7651 });
     expect(replicaPorts("network", 3, 0)).toEqual({ grpc: 0, metrics: 0 });
+    expect(replicaPorts("broker", 1, 7100)).toEqual({ grpc: 7502, metrics: 7552 });
+    expect([osbPort(0, 7100), osbPort(1, 7100), osbPort(2, 0)]).toEqual([7701, 7702, 0]);
   });
 
   it("gives every service of SERVICE_ORDER its own slot", () => {
@@ -35,6 +37,10 @@ describe("devstack ports", () => {
     // A --base-port that puts network-0 on 7201, the second host's port (what slot 1 did on the defaults).
     expect(portClash({ services: ["network"], replicas: 1, basePort: 6700, agentBasePort: 7200, hosts: 3 })).toBe(
       "network-0 (grpc) and agent-sim host 1 would both listen on port 7201: change --base-port, --agent-port or --hosts",
+    );
+    // A --base-port that puts broker-0's OSB port on the first host's.
+    expect(portClash({ services: ["broker"], replicas: 1, basePort: 6599, agentBasePort: 7200, hosts: 3 })).toBe(
+      "broker-0 (osb) and agent-sim host 0 would both listen on port 7200: change --base-port, --agent-port or --hosts",
     );
     expect(portClash({ services: SERVICES, replicas: 2, basePort: 0, agentBasePort: 0, hosts: 500 })).toBeUndefined();
   });
