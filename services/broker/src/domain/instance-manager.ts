@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { Code, StratumError, type Logger } from "@stratum/core";
+import { crashPoint } from "@stratum/runtime";
 import type { LongJobClient } from "@stratum/jobs";
 import { JobState, type Job } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import type { InstanceStore } from "../store/instance-store";
@@ -75,6 +76,8 @@ export class InstanceManager {
       }
       if (row.state === "Deprovisioning") throw busy(row);
     }
+    // Recorded, not yet handed to longjob: a replica dying here leaves the sweep a row to submit.
+    if (created) crashPoint("broker:provision-recorded");
     if (!row.operationSubmitted) await this.submit(row);
     return { row, created };
   }
