@@ -62,7 +62,11 @@ export function computeModule(agent: AgentClientOptions = {}): ServiceModule<typ
       });
       const hostStore = new HostStore(ctx.db, incarnation, ctx.eventsWritten);
       const peers = migrationPeers(ctx.peers("longjob").for(LongJobService), ctx.peers("storage").for(StorageService));
-      const takeover = new VmReconciler({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, owns, isLive, incarnation, busy: (uuid) => vms.busy(uuid), peers });
+      const releasesMarked = () => {
+        volumeReleases.kick();
+        nicReleases.kick();
+      };
+      const takeover = new VmReconciler({ vms: vmStore, hosts: hostStore, agents, queue: ctx.queue, log: ctx.log, owns, isLive, incarnation, busy: (uuid) => vms.busy(uuid), peers, releasesMarked });
       const resources = new VmResourcesBatcher({ vms: vmStore, volumes, network, log: ctx.log });
       const vms = new VmManager({
         vms: vmStore,

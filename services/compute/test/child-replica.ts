@@ -9,12 +9,13 @@ export { kill9, outputOf } from "@stratum/runtime/testing";
 /**
  * A compute replica as a process of its own on a stack's database and NATS namespace (the kit's
  * `startChildReplica`), so a test can really kill it (kill -9) or pause it (SIGSTOP / SIGCONT) at
- * the step it chooses. Its pings are slowed down: the tests drive the hosts themselves.
+ * the step it chooses (`env`: e.g. `STRATUM_CRASH_POINT`). Its pings are slowed down: the tests
+ * drive the hosts themselves.
  */
 const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 
-export async function startChildReplica(stack: ComputeStack, replicaId = "compute-1"): Promise<ChildProcess> {
-  const { child } = await startChild({ main: MAIN, like: stack.replicas[0]!.ctx.config, replicaId, env: { STRATUM_PING_INTERVAL_MS: "60000" } });
+export async function startChildReplica(stack: ComputeStack, replicaId = "compute-1", env: Record<string, string> = {}): Promise<ChildProcess> {
+  const { child } = await startChild({ main: MAIN, like: stack.replicas[0]!.ctx.config, replicaId, env: { STRATUM_PING_INTERVAL_MS: "60000", ...env } });
   await stack.replicas[0]!.ctx.view.until((v) => v.members("compute").some((m) => m.replicaId === replicaId));
   return child;
 }

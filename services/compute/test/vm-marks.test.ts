@@ -141,7 +141,7 @@ describe("NIC identities", () => {
     await sql`INSERT INTO compute.vm_nics (uuid, vm_uuid, l3_network_uuid, ip, mac, device_index) VALUES (${nicUuidOf(a.uuid, 0)}, ${a.uuid}, ${randomUUID()}, '10.7.0.1', ${mac}, 0)`;
     // b's create draws the same MAC (forced): it is refused naming it, and records no NIC.
     const { recorded, refused } = await store.finishCreates(
-      [{ uuid: b.uuid, rootVolumeUuid: randomUUID(), requestId: null, nics: [{ uuid: nicUuidOf(b.uuid, 0), vmUuid: b.uuid, l3NetworkUuid: randomUUID(), ip: "10.7.0.2", mac, deviceIndex: 0 }] }],
+      [{ uuid: b.uuid, fence: b.fence, rootVolumeUuid: randomUUID(), requestId: null, nics: [{ uuid: nicUuidOf(b.uuid, 0), vmUuid: b.uuid, l3NetworkUuid: randomUUID(), ip: "10.7.0.2", mac, deviceIndex: 0 }] }],
       [],
       [],
       [],

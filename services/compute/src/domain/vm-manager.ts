@@ -10,6 +10,7 @@ import { isFenced } from "@stratum/agent-client";
 import { leaseLost } from "@stratum/db";
 import { TRANSIENT_STATES } from "../store/vm-store";
 import { uuidForRequest } from "@stratum/validation";
+import { crashPoint } from "@stratum/runtime";
 import type { VmNetwork } from "../clients/network";
 import type { VmNicRow } from "../store/schema";
 import { nicSpecs } from "./vm-nics";
@@ -108,32 +109,39 @@ export class VmManager {
    * is told to destroy whatever it may have started, the capacity goes back to the host and the
    * VM ends in Error with the agent's error recorded. (A retry with the same client request id
    * is answered by the serving chain with the first outcome; one after the replica that ran the
-   * create died gets here and finds the VM.)
+   * create died gets here and finds the VM — or, when it died before the VM's root volume and NICs
+   * were recorded, i.e. before any answer, finds it removed by the takeover as a failed create, and
+   * places it afresh.)
    */
   create(spec: VmSpec): Promise<VmRow> {
-    return this.#accept(spec.uuid, async () => {
-      let vm: VmRow | undefined;
-      try {
-        vm = await this.d.vms.insertPlaced(
-          { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null, nicCount: spec.l3NetworkUuids?.length ?? 0 },
-          spec.hostUuid || undefined,
-        );
-      } catch (e) {
-        if (await this.#isRerun(spec, e)) return this.#createAgain(spec);
-        throw withResource(e, spec.uuid);
-      }
-      if (!vm) throw await this.#noCapacity(spec);
-      // Before the answer: a VM whose root volume storage cannot make, or one of whose NICs
-      // network can give no address, is rolled back (removed, its capacity given back, what it
-      // did get marked for release) and its create answers that error — it records nothing.
-      let placed: { vm: VmRow; nics: VmNicRow[] };
-      try {
-        placed = await this.d.resources.attach(vm, resourcesWish(spec));
-      } catch (e) {
-        throw withResource(e, spec.uuid);
-      }
-      return { vm: placed.vm, work: { name: "create", run: () => this.#startCreated(placed.vm, placed.nics) } };
-    });
+    return this.#accept(spec.uuid, () => this.#place(spec, true));
+  }
+
+  /** The accept of a create (see {@link VmManager#create}); `rerun`: a VM this very request placed before is taken up again. */
+  async #place(spec: VmSpec, rerun: boolean): Promise<Accepted> {
+    let vm: VmRow | undefined;
+    try {
+      vm = await this.d.vms.insertPlaced(
+        { uuid: spec.uuid, name: spec.name, cpu: spec.cpu, memory: spec.memory, clientRequestId: spec.clientRequestId || null, nicCount: spec.l3NetworkUuids?.length ?? 0 },
+        spec.hostUuid || undefined,
+      );
+    } catch (e) {
+      if (rerun && (await this.#isRerun(spec, e))) return this.#createAgain(spec);
+      throw withResource(e, spec.uuid);
+    }
+    if (!vm) throw await this.#noCapacity(spec);
+    // Placed (Created, capacity held), nothing asked of storage or network yet, no event.
+    crashPoint("compute:create-placed");
+    // Before the answer: a VM whose root volume storage cannot make, or one of whose NICs
+    // network can give no address, is rolled back (removed, its capacity given back, what it
+    // did get marked for release) and its create answers that error — it records nothing.
+    let placed: { vm: VmRow; nics: VmNicRow[] };
+    try {
+      placed = await this.d.resources.attach(vm, resourcesWish(spec));
+    } catch (e) {
+      throw withResource(e, spec.uuid);
+    }
+    return { vm: placed.vm, work: { name: "create", run: () => this.#startCreated(placed.vm, placed.nics) } };
   }
 
   /**
@@ -323,12 +331,26 @@ export class VmManager {
    * the create asked; one in Error says why in `last_error`.
    */
   async #createAgain(spec: VmSpec): Promise<Accepted> {
-    let vm = await this.#settled(spec.uuid);
-    // Its first attempt may have ended between placement and recording the root volume and NICs:
-    // storage answers the one it made then (one per VM), or makes it now; network the addresses
-    // it gave the same NICs (their uuids derive from the VM's), or gives them now.
+    let vm: VmRow;
+    try {
+      vm = await this.#settled(spec.uuid);
+    } catch (e) {
+      // Its first attempt had placed it and died before recording it: the repair removed it as a
+      // failed create (VmReconciler), and this retry places it afresh, as if it were the first.
+      if (e instanceof StratumError && e.code === Code.NOT_FOUND) return this.#place(spec, false);
+      throw e;
+    }
+    // Its first attempt may have ended between placement and recording the root volume and NICs
+    // (and is still this replica's or a live one's, so not removed): storage answers the one it
+    // made then (one per VM), or makes it now; network the addresses it gave the same NICs (their
+    // uuids derive from the VM's), or gives them now.
     const nicsRecorded = vm.nicCount === 0 || ((await this.d.vms.nicsOf([vm])).get(vm.uuid)?.length ?? 0) > 0;
-    if ((!vm.rootVolumeUuid || !nicsRecorded) && vm.hostUuid && vm.state !== "Destroyed") vm = (await this.d.resources.attach(vm, { ...resourcesWish(spec), nicsRecorded })).vm;
+    if ((!vm.rootVolumeUuid || !nicsRecorded) && vm.hostUuid && vm.state !== "Destroyed") {
+      const placed = await this.d.resources.attach(vm, { ...resourcesWish(spec), nicsRecorded });
+      // Recorded only now, with its first event: the rest of the create runs, as it would have.
+      if (placed.vm.state === "Created") return { vm: placed.vm, work: { name: "create", run: () => this.#startCreated(placed.vm, placed.nics) } };
+      vm = placed.vm;
+    }
     // The key is the create's own (on the VM since its insert): not a start already accepted.
     if (vm.state === "Stopped") return this.#acceptOp("start", spec.uuid, {}, spec.clientRequestId, false);
     return { vm };

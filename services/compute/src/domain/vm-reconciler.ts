@@ -29,6 +29,8 @@ export interface VmReconcilerDeps {
   busy(vmUuid: string): boolean;
   /** Longjob, asked whether the job of a VM left Migrating still runs (then its resume settles the VM). */
   peers: Pick<MigrationPeers, "job">;
+  /** Told when a removed create has marked its volumes (and NICs) for release, so they go out now. */
+  releasesMarked?: () => void;
 }
 
 
@@ -53,7 +55,8 @@ export const DEFAULT_RECONCILE_INTERVAL_MS = 2_000;
  *            already set going on the VM has ended, so what it reports is final;
  *   settle → running → Running, otherwise Stopped (capacity kept, the VM can be started or
  *            destroyed); a destroy is completed (re-sent to the agent) and its capacity released.
- *            `last_error` says what happened.
+ *            `last_error` says what happened. A create that never recorded its root volume and
+ *            NICs is removed instead, as a failed create is (see {@link VmReconciler#repairHere}).
  *
  * The same repair serves this replica's own VMs left transient with no operation of its working
  * on them: an operation that failed before it could record its end (Postgres went away under it).
@@ -139,6 +142,7 @@ export class VmReconciler {
     const vm = await this.d.vms.claim(uuid, found.state);
     if (!vm) return false; // moved meanwhile, or its actor renewed its lease: not abandoned after all
     if (vm.state === "Migrating") return this.#settleMigration(found, vm, own);
+    if (vm.state === "Created" && !vm.rootVolumeUuid) return this.#removeUnfinishedCreate(found, vm);
     const host = vm.hostUuid ? await this.d.hosts.agentOf(vm.hostUuid) : undefined;
     const onAgent = host ? (await this.d.agents.vms(host, undefined, fenceOf(vm))).vms.find((v) => v.vmUuid === uuid)?.state : undefined;
     const left = own
@@ -153,6 +157,29 @@ export class VmReconciler {
     const to: VmStateValue = onAgent === "running" ? "Running" : "Stopped";
     const why = `${left}; the agent reports it ${onAgent ?? "absent"}, so it is ${to}`;
     return this.#changed(found, await this.d.vms.transition(uuid, vm.state, to, why, vm.opRequest ?? undefined), onAgent);
+  }
+
+  /**
+   * A create accepted but not recorded: placed (Created, capacity held) and then left before its
+   * root volume and NICs were recorded with its first event (∅ → Created). It is removed exactly
+   * as a failed create is (VmStore.finishCreates), not completed nor settled Stopped, because:
+   * CreateVm answers only once that record is made, so nobody was told of this VM — its caller saw
+   * the call fail and retries it (same request id: placed again from scratch, adopting what storage
+   * and network kept), or gives up and leaves nothing behind; a VM kept Stopped would have no root
+   * volume or NICs, could be started without them, would leak what storage and network made for it
+   * and would start its events at Created → Stopped. Nor can its owner complete it: what the create
+   * asked for (root volume size and storage, L3 networks) is in the request, not on the row. No
+   * agent knows it either: the agent hears of a VM first from the vm/start after that record.
+   */
+  async #removeUnfinishedCreate(found: VmRow, vm: VmRow): Promise<boolean> {
+    const gone = await this.d.vms.removeUnfinishedCreate(vm.uuid, vm.fence);
+    if (!gone) {
+      this.d.log.warn("vm takeover matched no row", { vmUuid: vm.uuid, expectedState: vm.state });
+      return false;
+    }
+    this.d.releasesMarked?.();
+    this.d.log.warn("vm create removed: it was left before its root volume and nics were recorded", { vmUuid: vm.uuid, lastActor: found.lastActor, hostUuid: gone.hostUuid });
+    return true;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { Code, currentWork, errorMessage, StratumError, type Logger } from "@stratum/core";
 import { TurnBatcher } from "@stratum/db";
+import { crashPoint } from "@stratum/runtime";
 import type { NicIpAnswer, VmNetwork } from "../clients/network";
 import type { RootVolumeAnswer, VmVolumes } from "../clients/volumes";
 import type { VmNicRow, VmRow } from "../store/schema";
@@ -133,24 +134,28 @@ export class VmResourcesBatcher {
 
   async #settle(batch: Pending[], outcomes: Map<string, Outcome>): Promise<void> {
     const done: FinishedCreate[] = [];
-    const failed: string[] = [];
+    const failed: Array<{ uuid: string; fence: number }> = [];
     const volumesMaybeMade: string[] = [];
     const nicsMaybeHeld: string[] = [];
     for (const p of batch) {
       const o = outcomes.get(p.vm.uuid)!;
       if (!o.error) {
-        done.push({ uuid: p.vm.uuid, rootVolumeUuid: o.rootVolumeUuid!, nics: o.nics, requestId: p.requestId });
+        done.push({ uuid: p.vm.uuid, fence: p.vm.fence, rootVolumeUuid: o.rootVolumeUuid!, nics: o.nics, requestId: p.requestId });
         continue;
       }
-      failed.push(p.vm.uuid);
+      failed.push({ uuid: p.vm.uuid, fence: p.vm.fence });
       if (o.volumeMaybeMade) volumesMaybeMade.push(p.vm.uuid);
       if (o.nicsMaybeHeld) nicsMaybeHeld.push(p.vm.uuid);
     }
+    // Storage and network have answered (and may have made a root volume, given addresses); the
+    // VMs are placed, Created, with no event yet: a replica that dies here leaves them to the takeover.
+    crashPoint("compute:create-resources-answered");
     let result;
     try {
       result = await this.d.vms.finishCreates(done, failed, volumesMaybeMade, nicsMaybeHeld);
     } catch (e) {
-      // Left Created: the takeover scan settles them (this replica's own VMs with no operation on them).
+      // Left Created without their root volume and NICs: the takeover scan removes them as failed
+      // creates (this replica's own VMs with no operation on them); their creates answer this error.
       this.d.log.warn("could not record the outcome of root volumes and nics", { vms: batch.length, error: errorMessage(e) });
       for (const p of batch) p.reject(e);
       return;

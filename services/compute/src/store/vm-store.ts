@@ -32,6 +32,11 @@ export interface NewVm {
 /** A placed VM's create, ended (VmStore.finishCreates): its root volume and NICs to record. */
 export interface FinishedCreate {
   uuid: string;
+  /**
+   * The VM's fence as placed: its create is recorded only if nothing moved it since — not a
+   * takeover that removed it, nor a new VM of the same uuid (a retry placed after that removal).
+   */
+  fence: number;
   rootVolumeUuid: string;
   /** The NICs to record (none when it has none, or they are recorded already). */
   nics: readonly VmNicRow[];
@@ -309,21 +314,29 @@ export class VmStore {
    * marked for release where another service may hold something for them: a root volume storage
    * made or may have made (`volumesMaybeMade`), addresses network gave or may have given their
    * NICs (`nicsMaybeHeld`). A VM one of whose NICs draws a MAC another NIC has is refused too
-   * (`MAC_ADDRESS_IN_USE`, in `refused`), never recorded with a shared MAC.
+   * (`MAC_ADDRESS_IN_USE`, in `refused`), never recorded with a shared MAC. Each VM is written
+   * only at the fence it was placed with: one a takeover removed meanwhile (or its new incarnation,
+   * placed by a retry) is neither recorded nor removed by this stale outcome.
    */
-  async finishCreates(done: readonly FinishedCreate[], failed: readonly string[], volumesMaybeMade: readonly string[], nicsMaybeHeld: readonly string[]): Promise<FinishedCreates> {
+  async finishCreates(
+    done: readonly FinishedCreate[],
+    failed: ReadonlyArray<{ uuid: string; fence: number }>,
+    volumesMaybeMade: readonly string[],
+    nicsMaybeHeld: readonly string[],
+  ): Promise<FinishedCreates> {
     const q = this.handle.sql;
     const refused = new Map<string, StratumError>();
+    const fences = new Map<string, number>([...done, ...failed].map((d) => [d.uuid, d.fence]));
     try {
       const rows = await q.begin(async (tx) => {
         const sql = tx as unknown as typeof q;
         let recording = [...done];
-        const gone = [...failed];
+        const gone = failed.map((f) => f.uuid);
         const volumeMarks = [...volumesMaybeMade];
         const nicMarks = [...nicsMaybeHeld];
         const nics = done.flatMap((d) => d.nics);
         if (nics.length > 0) {
-          for (const [vmUuid, err] of await this.#insertNics(sql, nics)) {
+          for (const [vmUuid, err] of await this.#insertNics(sql, nics, fences)) {
             refused.set(vmUuid, err);
             gone.push(vmUuid);
             volumeMarks.push(vmUuid);
@@ -336,8 +349,8 @@ export class VmStore {
           recorded = (await sql`
             WITH m AS (
               UPDATE compute.vms AS t SET root_volume_uuid = x.root, fence = t.fence + 1, updated_at = now(), last_actor = ${this.actor()}
-              FROM unnest(${recording.map((d) => d.uuid)}::uuid[], ${recording.map((d) => d.rootVolumeUuid)}::uuid[]) AS x(uuid, root)
-              WHERE t.uuid = x.uuid AND ${this.#guard(sql)!}
+              FROM unnest(${recording.map((d) => d.uuid)}::uuid[], ${recording.map((d) => d.rootVolumeUuid)}::uuid[], ${recording.map((d) => d.fence)}::bigint[]) AS x(uuid, root, fence)
+              WHERE t.uuid = x.uuid AND t.fence = x.fence AND ${this.#guard(sql)!}
               RETURNING t.*
             ), event AS (
               INSERT INTO compute.outbox (domain, event, key, payload, request_id)
@@ -349,7 +362,8 @@ export class VmStore {
         if (gone.length > 0) {
           await sql`
             WITH gone AS (
-              DELETE FROM compute.vms AS t WHERE t.uuid = ANY(${gone}::uuid[]) AND t.state = 'Created' AND ${this.#guard(sql)!}
+              DELETE FROM compute.vms AS t USING unnest(${gone}::uuid[], ${gone.map((uuid) => fences.get(uuid)!)}::bigint[]) AS x(uuid, fence)
+              WHERE t.uuid = x.uuid AND t.fence = x.fence AND t.state = 'Created' AND ${this.#guard(sql)!}
               RETURNING t.host_uuid, t.cpu, t.memory
             ), released AS (
               UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - g.cpu, memory_used = h.memory_used - g.memory
@@ -364,7 +378,39 @@ export class VmStore {
       if (rows.length > 0) this.eventsWritten();
       return { recorded: new Map(rows.map((raw) => vmFromRaw(raw)).map((vm) => [vm.uuid, vm])), refused };
     } catch (e) {
-      throw mapPgError(e, { ...NIC_CONSTRAINTS, operation: "record root volumes and nics", resources: { vmUuid: done[0]?.uuid ?? failed[0] ?? "" } });
+      throw mapPgError(e, { ...NIC_CONSTRAINTS, operation: "record root volumes and nics", resources: { vmUuid: done[0]?.uuid ?? failed[0]?.uuid ?? "" } });
+    }
+  }
+
+  /**
+   * Removes a VM whose create was accepted — placed in Created, its capacity held — but never
+   * recorded its root volume and NICs (the replica running it died, or could not record the
+   * outcome), exactly as finishCreates removes a failed create: no row, no event (its create
+   * never answered with it, so it never had one), the host's capacity back, and its volume
+   * release marked, and its NIC release when it asked for NICs — storage and network may have
+   * made them and lost only their answer. Only at `fence` (the takeover's claim), so neither a
+   * create that did record nor a new VM of the same uuid is touched. The removed row, or
+   * undefined when there was none to remove.
+   */
+  async removeUnfinishedCreate(uuid: string, fence: number): Promise<VmRow | undefined> {
+    const q = this.handle.sql;
+    try {
+      const [raw] = await q`
+        WITH gone AS (
+          DELETE FROM compute.vms AS t
+          WHERE t.uuid = ${uuid} AND t.state = 'Created' AND t.root_volume_uuid IS NULL AND t.fence = ${fence} AND ${this.#guard(q)!}
+          RETURNING t.*
+        ), released AS (
+          UPDATE compute.hosts AS h SET cpu_used = h.cpu_used - g.cpu, memory_used = h.memory_used - g.memory FROM gone AS g WHERE h.uuid = g.host_uuid
+        ), nics_marked AS (
+          INSERT INTO compute.nic_releases (vm_uuid) SELECT g.uuid FROM gone AS g WHERE g.nic_count > 0 ON CONFLICT DO NOTHING
+        ), marked AS (
+          INSERT INTO compute.volume_releases (vm_uuid) SELECT g.uuid FROM gone AS g ON CONFLICT DO NOTHING
+        )
+        SELECT * FROM gone`;
+      return raw ? vmFromRaw(raw as Record<string, unknown>) : undefined;
+    } catch (e) {
+      throw mapPgError(e, { operation: "remove unfinished create", resources: { vmUuid: uuid } });
     }
   }
 
@@ -375,9 +421,14 @@ export class VmStore {
    * that is not there although its VM may be written lost its MAC to another NIC: its VM's NICs
    * are removed again and the VM refused, by uuid with why.
    */
-  async #insertNics(sql: ComputeDb["sql"], nics: readonly VmNicRow[]): Promise<Map<string, StratumError>> {
+  async #insertNics(sql: ComputeDb["sql"], nics: readonly VmNicRow[], fences: ReadonlyMap<string, number>): Promise<Map<string, StratumError>> {
     const vmUuids = [...new Set(nics.map((n) => n.vmUuid))];
-    const writable = new Set((await sql`SELECT t.uuid FROM compute.vms AS t WHERE t.uuid = ANY(${vmUuids}::uuid[]) AND ${this.#guard(sql)!} FOR UPDATE`).map((r) => r.uuid as string));
+    const writable = new Set(
+      (
+        await sql`SELECT t.uuid FROM compute.vms AS t JOIN unnest(${vmUuids}::uuid[], ${vmUuids.map((uuid) => fences.get(uuid)!)}::bigint[]) AS x(uuid, fence) ON x.uuid = t.uuid
+          WHERE t.fence = x.fence AND ${this.#guard(sql)!} FOR UPDATE OF t`
+      ).map((r) => r.uuid as string),
+    );
     const mine = nics.filter((n) => writable.has(n.vmUuid));
     if (mine.length === 0) return new Map();
     const inserted = new Set(
