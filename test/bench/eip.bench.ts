@@ -48,9 +48,6 @@ const VM_SPEC = { cpu: 1, memoryBytes: 256n * 1024n * 1024n };
  */
 const SETUP_CONCURRENCY = Math.min(C, 8);
 
-/** What the devstack writes for network (test/support/devstack.ts does not list it yet). */
-type DevstackEndpoints = Endpoints & { network?: string[]; privateL3Network?: string; publicL3Network?: string };
-
 /** Each of the C clients gets its own HTTP/2 connection, as C separate programs would. */
 function ownChannel<T extends Parameters<typeof createClient>[0]>(service: T, address: string) {
   return createClient(service, address, { channelOptions: { "grpc.use_local_subchannel_pool": 1 }, retry: false });
@@ -89,7 +86,7 @@ async function main(): Promise<void> {
   // 4 hosts big enough for every VM: what is measured is the EIP path, not placement.
   console.log(`starting a fresh devstack: 4 simulated hosts, zero agent latency…`);
   const stack = await startDevstack(["--hosts", "4", "--host-cpu", "100000", "--host-memory", "100000", "--agent-latency", "0"]);
-  const endpoints = stack.endpoints as DevstackEndpoints;
+  const endpoints: Endpoints = stack.endpoints;
   const networkAddresses = endpoints.network ?? [];
   const { privateL3Network, publicL3Network } = endpoints;
   if (!networkAddresses.length || !privateL3Network || !publicL3Network) {
