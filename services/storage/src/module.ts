@@ -1,12 +1,11 @@
 import { fileURLToPath } from "node:url";
 import { createAgentClient, HostDirectory, type AgentClientOptions } from "@stratum/agent-client";
-import { JobExecutor } from "@stratum/jobs";
+import { JobExecutor, LongJobClient } from "@stratum/jobs";
 import { HostService } from "@stratum/proto/stratum/compute/v1/host_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { JobControlService, LongJobService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import type { ServiceModule } from "@stratum/runtime";
 import { HostLocator } from "./clients/hosts";
-import { JobSubmitter } from "./clients/jobs";
 import { VolumeAgents } from "./clients/volume-agents";
 import { backupJob } from "./domain/backup-job";
 import { BackupManager } from "./domain/backup-manager";
@@ -42,7 +41,7 @@ export function storageModule(agent: AgentClientOptions = {}): ServiceModule<typ
       const manager = new VolumeManager({ store, queue: ctx.queue, log: ctx.log });
       const agents = new VolumeAgents(createAgentClient({ logger: ctx.log, onCall: ctx.metrics.onAgentCall, ...agent }));
       const locator = new HostLocator(new HostDirectory(ctx.peers("compute").for(HostService)), ctx.peers("compute").for(VmService));
-      const jobs = new JobSubmitter(ctx.peers("longjob").for(LongJobService));
+      const jobs = new LongJobClient(ctx.peers("longjob").for(LongJobService));
       const backupManager = new BackupManager({ backups, volumes: store, jobs, queue: ctx.queue, log: ctx.log });
       const runs = new VolumeTaskRuns(agents);
       const jobDeps = { backups, volumes: store, locator, runs };

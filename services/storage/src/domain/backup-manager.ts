@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { ChainTaskQueue } from "@stratum/chain-task";
 import { Code, errorMessage, StratumError, type Logger } from "@stratum/core";
 import { uuidForRequest } from "@stratum/validation";
-import type { JobSubmitter } from "../clients/jobs";
+import type { LongJobClient } from "@stratum/jobs";
 import { backupStorageFull, type BackupStore, type NewBackupStorage, type Refusal } from "../store/backup-store";
 import type { BackupModeValue, BackupRow, BackupStorageRow, VolumeRow } from "../store/schema";
 import type { VolumeStore } from "../store/volume-store";
@@ -11,7 +11,7 @@ import { BUSY_STATES } from "./backup-state";
 export interface BackupManagerDeps {
   backups: BackupStore;
   volumes: VolumeStore;
-  jobs: JobSubmitter;
+  jobs: LongJobClient;
   queue: ChainTaskQueue;
   log: Logger;
 }

@@ -1,9 +1,8 @@
 import { isVolumeTaskFinished } from "@stratum/agent-protocol";
 import { errorMessage, type Logger } from "@stratum/core";
-import { isFinalJobState } from "@stratum/jobs";
+import { isFinalJobState, type LongJobClient } from "@stratum/jobs";
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import type { HostLocator } from "../clients/hosts";
-import type { JobSubmitter } from "../clients/jobs";
 import type { VolumeAgents } from "../clients/volume-agents";
 import type { BackupStore } from "../store/backup-store";
 import type { BackupRow } from "../store/schema";
@@ -17,7 +16,7 @@ const MISSING_JOB_GRACE_MS = 60_000;
 
 export interface BackupRepairDeps {
   backups: BackupStore;
-  jobs: JobSubmitter;
+  jobs: LongJobClient;
   locator: HostLocator;
   agents: VolumeAgents;
   /** Whether this replica owns the UUID on storage's ring (the target volume's owner repairs). */
@@ -69,7 +68,7 @@ export class BackupRepair {
       }
       if (!b.restoreJobUuid || !b.restoreVolumeUuid || !this.d.owns(b.restoreVolumeUuid)) continue;
       try {
-        const state = await this.d.jobs.state(b.restoreJobUuid);
+        const state = (await this.d.jobs.get(b.restoreJobUuid))?.state ?? JobState.UNSPECIFIED;
         // No job at all: deleted once it ended, or never submitted (its replica died between the
         // restore's start and the submit) — over, once no submit can still be on its way.
         const gone = state === JobState.UNSPECIFIED && Date.now() - b.updatedAt.getTime() > MISSING_JOB_GRACE_MS;
@@ -104,7 +103,7 @@ export class BackupRepair {
   async #creating(b: BackupRow): Promise<void> {
     if (!this.d.owns(b.volumeUuid)) return;
     try {
-      const state = await this.d.jobs.state(b.jobUuid);
+      const state = (await this.d.jobs.get(b.jobUuid))?.state ?? JobState.UNSPECIFIED;
       const gone = state === JobState.UNSPECIFIED && Date.now() - b.updatedAt.getTime() > MISSING_JOB_GRACE_MS;
       if (!isFinalJobState(state) && !gone) return;
       let bytes: number | undefined;
