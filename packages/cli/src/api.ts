@@ -1,5 +1,5 @@
 /**
- * The CLI's connections to compute, longjob, storage and network: typed clients created on first use (so `--help`
+ * The CLI's connections to compute, longjob, storage, network and the broker: typed clients created on first use (so `--help`
  * or a usage error never dials anything), each at its own service's endpoint, each unary call
  * carrying the invocation's deadline and every call its request id (the id is printed with
  * server-side failures so an operator can find the matching log lines) and the Ctrl-C signal,
@@ -22,7 +22,8 @@ import { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import { VmService } from "@stratum/proto/stratum/compute/v1/vm_pb";
 import { EipService } from "@stratum/proto/stratum/network/v1/eip_pb";
 import { NetworkService } from "@stratum/proto/stratum/network/v1/network_pb";
-import { closeClient, createClient, REQUEST_ID_KEY, type CallOptions, type Client, type ClientOptions } from "@stratum/rpc";
+import { BrokerService } from "@stratum/proto/stratum/broker/v1/broker_pb";
+import { bearerToken, closeClient, createClient, REQUEST_ID_KEY, type CallOptions, type Client, type ClientOptions } from "@stratum/rpc";
 import type { Api } from "./commands/command";
 import type { Endpoint, ServiceName } from "./endpoint";
 
@@ -43,6 +44,8 @@ export interface ApiOptions {
   connect?: Connect;
   /** Cancels every call (Ctrl-C). */
   signal?: AbortSignal;
+  /** The bearer token of broker calls, asked for when the broker's client is made. */
+  brokerToken?: () => string;
 }
 
 /**
@@ -95,11 +98,11 @@ export function openApi(options: ApiOptions): OpenedApi {
     metadata: { [REQUEST_ID_KEY]: options.requestId },
     ...(options.signal ? { signal: options.signal } : {}),
   };
-  const lazy = <S extends DescService>(name: ServiceName, service: S): (() => Client<S>) => {
+  const lazy = <S extends DescService>(name: ServiceName, service: S, clientOptions: () => ClientOptions = () => CLI_CLIENT_OPTIONS): (() => Client<S>) => {
     let client: Client<S> | undefined;
     return () => {
       if (!client) {
-        const raw = connect(service, options.endpointFor(name).target, CLI_CLIENT_OPTIONS);
+        const raw = connect(service, options.endpointFor(name).target, clientOptions());
         opened.push(raw);
         client = withDefaults(service, raw, defaults, (e) => {
           if (typeof e === "object" && e !== null && !failures.has(e)) failures.set(e, name);
@@ -115,6 +118,11 @@ export function openApi(options: ApiOptions): OpenedApi {
   const backups = lazy("storage", BackupService);
   const networks = lazy("network", NetworkService);
   const eips = lazy("network", EipService);
+  // Every broker call acts for the tenant its token maps to.
+  const broker = lazy("broker", BrokerService, () => {
+    const token = options.brokerToken?.();
+    return token === undefined ? CLI_CLIENT_OPTIONS : { ...CLI_CLIENT_OPTIONS, interceptors: [bearerToken(token)] };
+  });
   return {
     serviceOf: (e) => (typeof e === "object" && e !== null ? failures.get(e) : undefined),
     api: {
@@ -138,6 +146,9 @@ export function openApi(options: ApiOptions): OpenedApi {
       },
       get eips() {
         return eips();
+      },
+      get broker() {
+        return broker();
       },
     },
     close() {

@@ -6,7 +6,8 @@
  * the file's `longjob` list and `127.0.0.1:7401` (the devstack's fixed port for longjob-0); for storage `--storage-endpoint`,
  * `$STRATUM_STORAGE_ENDPOINT`, the file's `storage` list and `127.0.0.1:7301`; for network (its L3
  * networks and elastic IPs) `--network-endpoint`, `$STRATUM_NETWORK_ENDPOINT`, the file's `network`
- * list and `127.0.0.1:7601`. Each
+ * list and `127.0.0.1:7601`; for the broker `--broker-endpoint`, `$STRATUM_BROKER_ENDPOINT`, the
+ * file's `broker` list and `127.0.0.1:7501` (and its bearer token: `resolveBrokerToken`). Each
  * service has its own sources because they are separate deployments: pointing compute elsewhere
  * must not silently move the jobs too.
  *
@@ -27,9 +28,11 @@ export const ENDPOINT_ENV = "STRATUM_ENDPOINT";
 export const LONGJOB_ENDPOINT_ENV = "STRATUM_LONGJOB_ENDPOINT";
 export const STORAGE_ENDPOINT_ENV = "STRATUM_STORAGE_ENDPOINT";
 export const NETWORK_ENDPOINT_ENV = "STRATUM_NETWORK_ENDPOINT";
+export const BROKER_ENDPOINT_ENV = "STRATUM_BROKER_ENDPOINT";
+export const BROKER_TOKEN_ENV = "STRATUM_BROKER_TOKEN";
 
 /** The services the CLI talks to; also their keys in the devstack's endpoints file. */
-export type ServiceName = "compute" | "longjob" | "storage" | "network";
+export type ServiceName = "compute" | "longjob" | "storage" | "network" | "broker";
 
 /** Where one service's address may come from, highest priority first after the flag. */
 export interface ServiceSources {
@@ -47,6 +50,8 @@ export const SERVICE_SOURCES: Readonly<Record<ServiceName, ServiceSources>> = {
   // network-0's fixed port in the devstack (its port slot 5, clear of agent-sim's 7199–7299:
   // deploy/local/src/ports.ts), as deploy/ uses.
   network: { flag: "network-endpoint", env: NETWORK_ENDPOINT_ENV, defaultAddress: "127.0.0.1:7601" },
+  // broker-0's fixed port in the devstack (its port slot 4), as deploy/ uses.
+  broker: { flag: "broker-endpoint", env: BROKER_ENDPOINT_ENV, defaultAddress: "127.0.0.1:7501" },
 };
 /** The devstack's endpoints file, relative to the repository root. */
 export const ENDPOINTS_FILE = join(".data", "devstack", "endpoints.json");
@@ -65,7 +70,7 @@ export interface Endpoint {
   readonly source: EndpointSource;
 }
 
-export type EndpointSource = `--${string}` | typeof ENDPOINT_ENV | typeof LONGJOB_ENDPOINT_ENV | typeof STORAGE_ENDPOINT_ENV | typeof NETWORK_ENDPOINT_ENV | "devstack" | "default";
+export type EndpointSource = `--${string}` | typeof ENDPOINT_ENV | typeof LONGJOB_ENDPOINT_ENV | typeof STORAGE_ENDPOINT_ENV | typeof NETWORK_ENDPOINT_ENV | typeof BROKER_ENDPOINT_ENV | "devstack" | "default";
 
 export interface EndpointSources {
   /** Default: compute. */
@@ -112,12 +117,8 @@ function splitList(text: string): string[] {
     .filter((s) => s !== "");
 }
 
-/**
- * The service's addresses in the devstack's endpoints file, or undefined when there is no file.
- * A file without the service's list is an error, not a fall-back to the default: that devstack
- * does not run the service, and dialling a default port would only fail later, less clearly.
- */
-function devstackAddresses(repoRoot: string, service: ServiceName): string[] | undefined {
+/** The devstack's endpoints file as an object, or undefined when there is none. */
+function readDevstackFile(repoRoot: string): Record<string, unknown> | undefined {
   const path = join(repoRoot, ENDPOINTS_FILE);
   if (!existsSync(path)) return undefined;
   let parsed: unknown;
@@ -126,7 +127,19 @@ function devstackAddresses(repoRoot: string, service: ServiceName): string[] | u
   } catch (e) {
     throw new UsageError(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const list = typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>)[service] : undefined;
+  return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>) : {};
+}
+
+/**
+ * The service's addresses in the devstack's endpoints file, or undefined when there is no file.
+ * A file without the service's list is an error, not a fall-back to the default: that devstack
+ * does not run the service, and dialling a default port would only fail later, less clearly.
+ */
+function devstackAddresses(repoRoot: string, service: ServiceName): string[] | undefined {
+  const path = join(repoRoot, ENDPOINTS_FILE);
+  const parsed = readDevstackFile(repoRoot);
+  if (parsed === undefined) return undefined;
+  const list = parsed[service];
   if (!Array.isArray(list) || !list.every((a): a is string => typeof a === "string")) {
     throw new UsageError(`${path} has no "${service}" list of addresses (expected {"${service}": ["${SERVICE_SOURCES[service].defaultAddress}", …]}); set $${SERVICE_SOURCES[service].env} to reach it elsewhere`);
   }
@@ -143,4 +156,31 @@ export function resolveEndpoint(sources: EndpointSources): Endpoint {
   const devstack = devstackAddresses(sources.repoRoot, service);
   if (devstack !== undefined) return targetFor(devstack, "devstack", service);
   return targetFor([spec.defaultAddress], "default", service);
+}
+
+/** Where the broker's bearer token came from: `--token`, the env var, or the devstack's file. */
+export type TokenSource = "--token" | typeof BROKER_TOKEN_ENV | "devstack";
+
+export interface TokenSources {
+  flag?: string | undefined;
+  env: Readonly<Record<string, string | undefined>>;
+  repoRoot: string;
+}
+
+/**
+ * The bearer token broker calls carry (the broker maps it to a tenant): `--token`, else
+ * `$STRATUM_BROKER_TOKEN`, else the devstack's dev token (`brokerToken` in its endpoints file).
+ * None is a usage error: a call without one is refused anyway, and the user learns where to put it.
+ */
+export function resolveBrokerToken(sources: TokenSources): { token: string; source: TokenSource } {
+  const check = (token: string, source: TokenSource) => {
+    if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError(`the broker token from ${source === "devstack" ? ENDPOINTS_FILE : source === "--token" ? "--token" : `$${source}`} must be printable ASCII without spaces`);
+    return { token, source };
+  };
+  if (sources.flag !== undefined) return check(sources.flag, "--token");
+  const env = sources.env[BROKER_TOKEN_ENV];
+  if (env !== undefined && env.trim() !== "") return check(env.trim(), BROKER_TOKEN_ENV);
+  const token = readDevstackFile(sources.repoRoot)?.brokerToken;
+  if (typeof token === "string" && token !== "") return check(token, "devstack");
+  throw new UsageError(`no broker token: pass --token TOKEN or set $${BROKER_TOKEN_ENV} (the devstack's dev token is in ${ENDPOINTS_FILE}, "brokerToken")`);
 }

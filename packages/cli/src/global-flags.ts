@@ -32,6 +32,11 @@ export const GLOBAL_FLAGS: FlagSpecs = {
     value: "HOST:PORT",
     description: "network API address(es), for the network and eip commands (default: $STRATUM_NETWORK_ENDPOINT, else the devstack's endpoints.json \"network\" list, else 127.0.0.1:7601)",
   },
+  "broker-endpoint": {
+    type: "string",
+    value: "HOST:PORT",
+    description: "broker API address(es), for the broker commands (default: $STRATUM_BROKER_ENDPOINT, else the devstack's endpoints.json \"broker\" list, else 127.0.0.1:7501)",
+  },
   timeout: { type: "string", value: "SECONDS", description: `deadline of each call (default ${DEFAULT_TIMEOUT_MS / 1000}); --wait follows a job or VM operation however long it runs` },
   json: { type: "boolean", description: "print protobuf JSON (for scripts) instead of a table" },
   help: { type: "boolean", short: "h", description: "show help" },

@@ -11,11 +11,11 @@
 import { randomUUID } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { StratumError } from "@stratum/core";
+import { Code, StratumError } from "@stratum/core";
 import { openApi, type Connect } from "./api";
 import { parseCommandLine, splitCommand } from "./args";
 import { findCommand, findGroup, GROUPS } from "./commands";
-import { resolveEndpoint, REPO_ROOT, SERVICE_SOURCES, type Endpoint, type ServiceName } from "./endpoint";
+import { BROKER_TOKEN_ENV, ENDPOINTS_FILE, resolveBrokerToken, resolveEndpoint, REPO_ROOT, SERVICE_SOURCES, type Endpoint, type ServiceName, type TokenSource } from "./endpoint";
 import { describeError, type ErrorContext } from "./error-message";
 import { DEFAULT_TIMEOUT_MS, GLOBAL_FLAGS } from "./global-flags";
 import { commandHelp, groupHelp, TOOL, toolHelp } from "./help";
@@ -31,7 +31,7 @@ export interface Io {
   stderr: Writer;
   /** Ctrl-C: aborting it cancels the calls and stops any waiting (exit 130). The entry point wires it to SIGINT. */
   signal?: AbortSignal;
-  /** Environment (for STRATUM_ENDPOINT, STRATUM_LONGJOB_ENDPOINT, STRATUM_STORAGE_ENDPOINT, STRATUM_NETWORK_ENDPOINT). Default: process.env. */
+  /** Environment (for STRATUM_ENDPOINT, STRATUM_LONGJOB_ENDPOINT, STRATUM_STORAGE_ENDPOINT, STRATUM_NETWORK_ENDPOINT, STRATUM_BROKER_ENDPOINT, STRATUM_BROKER_TOKEN). Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
   /** Where `.data/devstack/endpoints.json` is looked for. Default: this repository. */
   repoRoot?: string;
@@ -66,6 +66,8 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   let close = (): void => {};
   let serviceOf = (_e: unknown): ServiceName | undefined => undefined;
   let endpointOf = (_service: ServiceName): Endpoint => errorContext!.endpoint;
+  /** Where a broker command's token came from, for the hint of a refused one. */
+  let tokenSource: TokenSource | undefined;
   try {
     const { words, rest } = splitCommand(argv, GLOBAL_FLAGS, wantsMore);
     const helpWord = words[0] === "help";
@@ -121,9 +123,20 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     };
     // Resolved now, not on first use: a bad address is a usage error before anything is sent.
     const endpoint = endpointFor(command.service ?? "compute");
+    // The broker's token too: none is a usage error before anything is sent.
+    const broker = command.service === "broker" ? resolveBrokerToken({ flag: flags.string("token"), env: io.env ?? process.env, repoRoot: io.repoRoot ?? REPO_ROOT }) : undefined;
+    const brokerToken = broker?.token;
+    tokenSource = broker?.source;
     const requestId = randomUUID();
     errorContext = { endpoint, timeoutMs, requestId };
-    const opened = openApi({ endpointFor, timeoutMs, requestId, ...(io.connect ? { connect: io.connect } : {}), ...(io.signal ? { signal: io.signal } : {}) });
+    const opened = openApi({
+      endpointFor,
+      timeoutMs,
+      requestId,
+      ...(io.connect ? { connect: io.connect } : {}),
+      ...(io.signal ? { signal: io.signal } : {}),
+      ...(brokerToken !== undefined ? { brokerToken: () => brokerToken } : {}),
+    });
     close = opened.close;
     serviceOf = opened.serviceOf;
     endpointOf = endpointFor;
@@ -150,6 +163,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       const failed = serviceOf(e);
       const context = failed ? { ...errorContext, endpoint: endpointOf(failed) } : errorContext;
       for (const line of describeError(e, context)) io.stderr.write(`${line}\n`);
+      if (e.code === Code.UNAUTHENTICATED && tokenSource) io.stderr.write(`the token is from ${tokenSource === "devstack" ? ENDPOINTS_FILE : tokenSource === "--token" ? "--token" : `$${tokenSource}`}; pass another with --token or $${BROKER_TOKEN_ENV}\n`);
       return 1;
     }
     io.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -13,6 +13,7 @@ import type { BackupService } from "@stratum/proto/stratum/storage/v1/backup_pb"
 import type { StorageService } from "@stratum/proto/stratum/storage/v1/storage_pb";
 import type { EipService } from "@stratum/proto/stratum/network/v1/eip_pb";
 import type { NetworkService } from "@stratum/proto/stratum/network/v1/network_pb";
+import type { BrokerService } from "@stratum/proto/stratum/broker/v1/broker_pb";
 import type { Client } from "@stratum/rpc";
 import type { FlagSpecs, Flags } from "../args";
 import type { ServiceName } from "../endpoint";
@@ -33,6 +34,8 @@ export interface Api {
   readonly networks: Client<typeof NetworkService>;
   /** network's EipService (elastic IPs), at network's endpoint. */
   readonly eips: Client<typeof EipService>;
+  /** the broker's BrokerService (catalog, instances, bindings), at the broker's endpoint, with the bearer token. */
+  readonly broker: Client<typeof BrokerService>;
 }
 
 /**

@@ -8,6 +8,7 @@ import { VM_COMMANDS } from "./vm";
 import { VOLUME_COMMANDS } from "./volume";
 import { NETWORK_COMMANDS } from "./network";
 import { EIP_COMMANDS } from "./eip";
+import { BROKER_COMMANDS } from "./broker";
 
 export interface CommandGroup {
   readonly name: string;
@@ -26,6 +27,7 @@ export const GROUPS: readonly CommandGroup[] = [
   { name: "backup", title: "Backups of volumes (on the storage service; their jobs on longjob)", commands: BACKUP_COMMANDS },
   { name: "network", title: "L3 networks, their IP ranges and addresses (on the network service)", commands: NETWORK_COMMANDS },
   { name: "eip", title: "Elastic IPs: VIPs of public networks bound to VM NICs (on the network service)", commands: EIP_COMMANDS },
+  { name: "broker", title: "Service broker: its catalog, your instances (VMs of a plan) and their bindings (on the broker service, as the tenant of --token)", commands: BROKER_COMMANDS },
 ];
 
 export function findGroup(name: string): CommandGroup | undefined {
