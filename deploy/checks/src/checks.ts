@@ -6,6 +6,7 @@ import { dependencyProbes, disruptionBudgets, headlessServices, natsCluster, rep
 import { composeAgentSim, composeDependencies, composeImage, composeServices } from "./check-compose";
 import { dockerignore, nodeVersion, pnpmInstall, pnpmVersion, runtimeStage } from "./check-docker";
 import { kindCluster, kustomization, natsJetStreamOnVolume, references, selectors, servicePorts, statefulSetServices, stratumContainers, wellFormed } from "./check-kind";
+import { mountedFiles } from "./check-files";
 import { envContract } from "./contract";
 import { COMPOSE, DOCKERFILE, KIND_CLUSTER, KIND_README, MANIFESTS, composeProcesses, kindProcesses, type Deploy } from "./model";
 
@@ -75,6 +76,7 @@ export const CHECKS = {
   "kind: streams replicated on every NATS server": replicatedStreams,
   "kind: PodDisruptionBudgets take one pod at a time": disruptionBudgets,
   "all: service entry points exist": entryPoints,
+  "all: files named by STRATUM_*_FILE are mounted": mountedFiles,
   "all: every service deployed in compose and kind": everyServiceDeployed,
 } satisfies Record<string, (d: Deploy) => string[]>;
 

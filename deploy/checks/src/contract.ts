@@ -9,6 +9,7 @@ import { computeModule } from "../../../services/compute/src/module";
 import { longjobModule } from "../../../services/longjob/src/module";
 import { storageModule } from "../../../services/storage/src/module";
 import { networkModule } from "../../../services/network/src/module";
+import { brokerModule } from "../../../services/broker/src/module";
 import type { Deploy, StratumProcess } from "./model";
 
 type AgentSimOptions = Exclude<ReturnType<typeof parseCliArgs>, "help">;
@@ -31,6 +32,7 @@ const SERVICE_MODULES: Readonly<Record<string, () => Pick<ServiceModule, "name" 
   longjob: () => longjobModule(),
   storage: () => storageModule(),
   network: () => networkModule(),
+  broker: () => brokerModule(),
 };
 
 /**

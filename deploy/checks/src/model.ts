@@ -17,7 +17,8 @@ export const DOCKERFILE = "deploy/docker/Dockerfile";
 /** BuildKit's per-Dockerfile ignore file (`<Dockerfile>.dockerignore`): the context is the repo root. */
 export const DOCKERIGNORE = "deploy/docker/Dockerfile.dockerignore";
 export const ENTRYPOINT = "deploy/docker/entrypoint.sh";
-export const COMPOSE = "deploy/docker/compose.yaml";
+export const COMPOSE_DIR = "deploy/docker";
+export const COMPOSE = `${COMPOSE_DIR}/compose.yaml`;
 export const KIND_CLUSTER = "deploy/kind/kind-cluster.yaml";
 export const KIND_README = "deploy/kind/README.md";
 export const MANIFESTS = "deploy/kind/manifests";
@@ -31,6 +32,10 @@ export function readSources(root = REPO_ROOT): Sources {
   const sources: Sources = {};
   for (const path of [DOCKERFILE, DOCKERIGNORE, ENTRYPOINT, COMPOSE, KIND_CLUSTER, KIND_README]) {
     if (existsSync(join(root, path))) sources[path] = readFileSync(join(root, path), "utf8");
+  }
+  // Files compose mounts as secrets (the broker's dev auth file), read so their contents are checked too.
+  for (const name of readdirSync(join(root, COMPOSE_DIR))) {
+    if (/\.json$/.test(name)) sources[`${COMPOSE_DIR}/${name}`] = readFileSync(join(root, COMPOSE_DIR, name), "utf8");
   }
   for (const name of readdirSync(join(root, MANIFESTS))) {
     if (/\.ya?ml$/.test(name)) sources[`${MANIFESTS}/${name}`] = readFileSync(join(root, MANIFESTS, name), "utf8");

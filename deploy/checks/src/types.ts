@@ -44,13 +44,13 @@ export interface Container {
   lifecycle?: { preStop?: { exec?: { command?: string[] }; sleep?: { seconds?: number } } };
   resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
-  volumeMounts?: Array<{ name?: string; mountPath?: string }>;
+  volumeMounts?: Array<{ name?: string; mountPath?: string; subPath?: string; readOnly?: boolean }>;
 }
 
 export interface PodSpec {
   containers?: Container[];
   initContainers?: Container[];
-  volumes?: Array<{ name?: string }>;
+  volumes?: Array<{ name?: string; secret?: { secretName?: string; items?: Array<{ key?: string; path?: string }>; defaultMode?: number } }>;
   terminationGracePeriodSeconds?: number;
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; runAsGroup?: number; fsGroup?: number };
 }
@@ -97,10 +97,12 @@ export interface ComposeService {
   read_only?: boolean;
   tmpfs?: string | string[];
   volumes?: Array<string | { type?: string; source?: string; target?: string }>;
+  secrets?: Array<string | { source?: string; target?: string }>;
 }
 
 export interface ComposeFile {
   name?: string;
   services?: Record<string, ComposeService>;
   volumes?: Record<string, unknown>;
+  secrets?: Record<string, { file?: string; environment?: string } | null>;
 }

@@ -25,6 +25,8 @@ describe("deployment files", () => {
 const COMPUTE = `${MANIFESTS}/compute.yaml`;
 const LONGJOB = `${MANIFESTS}/longjob.yaml`;
 const NETWORK = `${MANIFESTS}/network.yaml`;
+const BROKER = `${MANIFESTS}/broker.yaml`;
+const BROKER_AUTH = "deploy/docker/broker-auth.dev.json";
 const AGENT_SIM = `${MANIFESTS}/agent-sim.yaml`;
 const NATS = `${MANIFESTS}/nats.yaml`;
 const POSTGRES = `${MANIFESTS}/postgres.yaml`;
@@ -77,7 +79,7 @@ const BREAKAGES: Breakage[] = [
   ["kind: cluster config", KIND_CLUSTER, "kind: Cluster", "kind: Config", /not a kind\.x-k8s\.io\/v1alpha4 Cluster/],
   ["kind: README commands", KIND_README, "kind load docker-image stratum:dev --name stratum", "kind load docker-image stratum:dev", /does not say `kind load docker-image stratum:dev --name stratum`/],
   ["kind: kustomization lists every manifest", KUSTOMIZATION, "  - agent-sim.yaml\n", "", /does not list agent-sim\.yaml/],
-  ["kind: kustomization lists every manifest", KUSTOMIZATION, "  - agent-sim.yaml\n", "  - agent-sim.yaml\n  - broker.yaml\n", /lists broker\.yaml, which is not in/],
+  ["kind: kustomization lists every manifest", KUSTOMIZATION, "  - agent-sim.yaml\n", "  - agent-sim.yaml\n  - billing.yaml\n", /lists billing\.yaml, which is not in/],
   ["kind: kustomization lists every manifest", KUSTOMIZATION, "namespace: stratum", "namespace: stratum-dev", /namespace stratum-dev has no Namespace manifest/],
   ["kind: kustomization lists every manifest", NATS, "  name: nats # NATS_URL", "  name: nats\n  namespace: default # NATS_URL", /hard-codes namespace default/],
   ["all: YAML parses, manifests well-formed", COMPUTE, "  name: compute-headless", "  name: compute", /Service\/compute is defined twice/],
@@ -144,6 +146,20 @@ const BREAKAGES: Breakage[] = [
   ["all: every service deployed in compose and kind", NETWORK, "{ name: SERVICE, value: network }", "{ name: SERVICE, value: storage }", /manifests: no workload runs network \(SERVICE=network\)/],
   ["all: every service deployed in compose and kind", COMPOSE, "      SERVICE: network\n", "      SERVICE: storage\n", /compose\.yaml: no service runs network \(SERVICE=network\)/],
   ["compose: Stratum services' environment", COMPOSE, '"127.0.0.1:7652:7651"', '"127.0.0.1:7652:7652"', /network-1: STRATUM_METRICS_PORT=7651 is not among the container's ports/],
+  // broker: its grace from its module, deployed in both places, its auth file mounted from a Secret (kind) and a secret (compose).
+  ["kind: Stratum containers", BROKER, "terminationGracePeriodSeconds: 150", "terminationGracePeriodSeconds: 120", /terminationGracePeriodSeconds 120 <= preStop 5 s \+ the runtime's 135 s drain of broker/],
+  ["compose: Stratum services' environment", COMPOSE, "    hostname: broker-1\n    stop_grace_period: 150s", "    hostname: broker-1\n    stop_grace_period: 100s", /broker-1: stop_grace_period 100s must exceed the runtime's 135 s drain of broker/],
+  ["all: every service deployed in compose and kind", BROKER, "{ name: SERVICE, value: broker }", "{ name: SERVICE, value: storage }", /manifests: no workload runs broker \(SERVICE=broker\)/],
+  ["all: every service deployed in compose and kind", COMPOSE, "      SERVICE: broker\n", "      SERVICE: storage\n", /compose\.yaml: no service runs broker \(SERVICE=broker\)/],
+  ["kind: Stratum containers", BROKER, "{ name: STRATUM_BROKER_AUTH_FILE,", "{ name: STRATUM_BROKER_AUTH_FILES,", /sets STRATUM_BROKER_AUTH_FILES, which broker never reads/],
+  ["kind: Service ports resolve", BROKER, "            - { name: osb, containerPort: 7701 }\n", "", /Service\/broker: port osb targets osb, which broker\.yaml StatefulSet\/broker does not expose/],
+  ["all: files named by STRATUM_*_FILE are mounted", BROKER, "- { name: auth, mountPath: /etc/stratum/broker, readOnly: true }", "- { name: auth, mountPath: /etc/broker, readOnly: true }", /STRATUM_BROKER_AUTH_FILE=\/etc\/stratum\/broker\/auth\.json, but no volumeMount holds it/],
+  ["all: files named by STRATUM_*_FILE are mounted", BROKER, "  auth.json: |", "  tokens.json: |", /mounted from Secret broker-auth, which has no key auth\.json/],
+  ["all: files named by STRATUM_*_FILE are mounted", BROKER, "secretName: broker-auth", "secretName: broker-tokens", /mounted from Secret broker-tokens, which does not exist/],
+  ["all: files named by STRATUM_*_FILE are mounted", BROKER, '"tenant": "dev" }],\n      "platforms"', '"tenant": "dev" },\n      "platforms"', /Secret broker-auth key auth\.json is not valid JSON/],
+  ["all: files named by STRATUM_*_FILE are mounted", COMPOSE, "    secrets: [broker-auth]\n    ports: [\"127.0.0.1:7502", "    ports: [\"127.0.0.1:7502", /broker-1: STRATUM_BROKER_AUTH_FILE=\/run\/secrets\/broker-auth, but none of its secrets is mounted there/],
+  ["all: files named by STRATUM_*_FILE are mounted", COMPOSE, "file: ./broker-auth.dev.json", "file: ./broker-auth.json", /secret broker-auth is the file deploy\/docker\/broker-auth\.json, which does not exist/],
+  ["all: files named by STRATUM_*_FILE are mounted", BROKER_AUTH, '"tenant": "dev" }],', '"tenant": "dev" },', /secret broker-auth \(deploy\/docker\/broker-auth\.dev\.json\) is not valid JSON/],
   ["kind: Stratum containers", COMPUTE, '{ name: STRATUM_METRICS_PORT, value: "7151" }', '{ name: STRATUM_METRICS_PORT, value: "0" }', /STRATUM_METRICS_PORT=0 must be a fixed port/],
   ["kind: Stratum containers", COMPUTE, "            - { name: metrics, containerPort: 7151 }\n", "", /STRATUM_METRICS_PORT=7151 is not among the container's ports \[7101\]/],
   ["kind: Stratum containers", LONGJOB, 'prometheus.io/port: "7451"', 'prometheus.io/port: "7401"', /annotation prometheus\.io\/port 7401 is not STRATUM_METRICS_PORT 7451/],
@@ -176,8 +192,9 @@ function withoutLongjob(): Record<string, string> {
   const { [LONGJOB]: _dropped, ...rest } = sources;
   const compose = sources[COMPOSE]!;
   const start = compose.indexOf("  longjob-0:\n");
-  const end = compose.indexOf("  agent-sim:\n");
-  expect(start, "compose.yaml no longer has longjob-0 before agent-sim").toBeGreaterThan(0);
+  // Up to the blank line that ends longjob-1: the next service follows it.
+  const end = compose.indexOf("\n\n", compose.indexOf("  longjob-1:\n")) + 2;
+  expect(start, "compose.yaml no longer has longjob-0 and longjob-1").toBeGreaterThan(0);
   expect(end).toBeGreaterThan(start);
   return {
     ...rest,
@@ -188,7 +205,7 @@ function withoutLongjob(): Record<string, string> {
 
 describe("every service of the repository is deployed", () => {
   it("asks for the runtime services of services/*/src/main.ts only: agent-sim is a stand-in", () => {
-    expect(repo.services).toEqual(expect.arrayContaining(["agent-sim", "compute", "longjob", "storage", "network"]));
+    expect(repo.services).toEqual(expect.arrayContaining(["agent-sim", "compute", "longjob", "storage", "network", "broker"]));
     const { [AGENT_SIM]: _sim, ...rest } = sources;
     const compose = sources[COMPOSE]!;
     const [start, end] = [compose.indexOf("  agent-sim:\n"), compose.indexOf("\nvolumes:\n")];
@@ -208,14 +225,14 @@ describe("every service of the repository is deployed", () => {
   });
 
   it("fails for a new runtime service without manifests, and for one deployed with no shutdown figure", () => {
-    const broker = 'import { runMain } from "@stratum/runtime";\nimport { brokerModule } from "./module";\nrunMain(brokerModule());\n';
-    const withBroker = { ...repo, services: [...repo.services, "broker"].sort(), serviceMain: (n: string) => (n === "broker" ? broker : repo.serviceMain(n)) };
-    expect(runChecks(loadDeploy(sources, withBroker))).toEqual([
-      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/manifests: no workload runs broker/) },
-      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/compose\.yaml: no service runs broker/) },
+    const billing = 'import { runMain } from "@stratum/runtime";\nimport { billingModule } from "./module";\nrunMain(billingModule());\n';
+    const withBilling = { ...repo, services: [...repo.services, "billing"].sort(), serviceMain: (n: string) => (n === "billing" ? billing : repo.serviceMain(n)) };
+    expect(runChecks(loadDeploy(sources, withBilling))).toEqual([
+      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/manifests: no workload runs billing/) },
+      { check: "all: every service deployed in compose and kind", problem: expect.stringMatching(/compose\.yaml: no service runs billing/) },
     ]);
-    // Deployed (longjob.yaml copied as broker.yaml), its grace period still cannot be checked.
-    const copied = loadDeploy({ ...sources, [`${MANIFESTS}/broker.yaml`]: sources[LONGJOB]!.replaceAll("longjob", "broker"), [KUSTOMIZATION]: sources[KUSTOMIZATION]!.replace("  - longjob.yaml\n", "  - longjob.yaml\n  - broker.yaml\n") }, withBroker);
-    expect(CHECKS["kind: Stratum containers"](copied)).toEqual([expect.stringMatching(/broker\.yaml StatefulSet\/broker container broker: no shutdown budget known for broker/)]);
+    // Deployed (longjob.yaml copied as billing.yaml), its grace period still cannot be checked.
+    const copied = loadDeploy({ ...sources, [`${MANIFESTS}/billing.yaml`]: sources[LONGJOB]!.replaceAll("longjob", "billing"), [KUSTOMIZATION]: sources[KUSTOMIZATION]!.replace("  - longjob.yaml\n", "  - longjob.yaml\n  - billing.yaml\n") }, withBilling);
+    expect(CHECKS["kind: Stratum containers"](copied)).toEqual([expect.stringMatching(/billing\.yaml StatefulSet\/billing container billing: no shutdown budget known for billing/)]);
   });
 });
