@@ -133,6 +133,26 @@ describe("OSB v2.17 facade", () => {
     expect((await call("GET", "/v2/service_instances/osb-3")).status).toBe(404);
   }, 90_000);
 
+  it("concurrent identical PUTs, released at once by a barrier, create one instance: one 202 operation for all; after DELETE the id provisions anew", async () => {
+    let release!: () => void;
+    const barrier = new Promise<void>((r) => (release = r));
+    const puts = Array.from({ length: 20 }, () => barrier.then(() => put("osb-race")));
+    release();
+    const answers = await Promise.all(puts);
+    expect(answers.every((a) => a.status === 202 || a.status === 200)).toBe(true);
+    const operations = new Set(answers.filter((a) => a.status === 202).map((a) => a.body.operation));
+    expect(operations.size).toBe(1);
+    expect((await s.sql`SELECT uuid FROM broker.instances WHERE instance_id = 'osb-race'`).length).toBe(1);
+    await untilDone("osb-race", [...operations][0] as string);
+    const del = await call("DELETE", `/v2/service_instances/osb-race?accepts_incomplete=true&service_id=${SERVICE_ID}&plan_id=${SMALL}`);
+    await untilDone("osb-race", del.body.operation as string);
+    const anew = await put("osb-race");
+    expect(anew.status).toBe(202);
+    expect(operations.has(anew.body.operation)).toBe(false);
+    expect((await untilDone("osb-race", anew.body.operation as string)).body.state).toBe("succeeded");
+    expect((await s.sql`SELECT state::text AS state FROM broker.instances WHERE instance_id = 'osb-race' ORDER BY seq`).map((r) => r.state)).toEqual(["Deleted", "Ready"]);
+  }, 90_000);
+
   it("a provision that fails is `failed` with a description, and the platform's orphan-mitigation DELETE cleans it up", async () => {
     const faults = s.net.base.sim.hosts.map((h) => h.injectFault({ command: "vm/start", kind: "http500", message: "the hypervisor refused" }));
     let done: Awaited<ReturnType<typeof untilDone>>;
