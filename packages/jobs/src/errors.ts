@@ -26,3 +26,16 @@ export class JobCancelFailedError extends StratumError {
     super(Code.UNAVAILABLE, `job ${jobUuid} could not be cancelled: ${why}`, { reason: "JOB_CANCEL_FAILED", resources: { jobUuid }, ...(cause === undefined ? {} : { cause }) });
   }
 }
+
+/**
+ * Thrown by a job whose work failed on its own and which has recorded that failure on its
+ * resource (a backup set to Error): the job ends Failed with `cause`, even when a cancel arrived
+ * while the failure was being recorded — the failure won the race, as a success would have, and
+ * the job must not say Canceled while its resource says Error.
+ */
+export class JobFailedError extends Error {
+  override readonly name = "JobFailedError";
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}

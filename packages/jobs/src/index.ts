@@ -1,7 +1,7 @@
 export { JobExecutor, JOB_EXECUTION_TIMEOUT_MS } from "./executor";
 export type { JobExecutorOptions } from "./executor";
 export type { InterruptPolicy, JobContext, JobParameter, JobTypeDefinition } from "./job-type";
-export { JobCanceledError, JobCancelFailedError, JobSupersededError } from "./errors";
+export { JobCanceledError, JobCancelFailedError, JobFailedError, JobSupersededError } from "./errors";
 export { isFinalJobState, jobTypeToProto } from "./job-types";
 export { CheckpointBatcher } from "./checkpoints";
 export type { CheckJobs, JobCheck } from "./checkpoints";

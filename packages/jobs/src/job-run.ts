@@ -1,7 +1,7 @@
 import { codeName, errorMessage, StratumError, type Logger } from "@stratum/core";
 import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import type { CheckpointBatcher } from "./checkpoints";
-import { JobCanceledError, JobCancelFailedError, JobSupersededError } from "./errors";
+import { JobCanceledError, JobCancelFailedError, JobFailedError, JobSupersededError } from "./errors";
 import type { JobContext, JobTypeDefinition } from "./job-type";
 import type { FinalState, JobReport, ReportPublisher, ReportedProgress } from "./report";
 
@@ -102,9 +102,14 @@ export class JobRun {
         this.ctx.log.info("job attempt superseded: stopped without reporting", { error: errorMessage(e) });
         return;
       }
-      // A cancel that could not reach the work is a failure to say, not a cancellation.
-      const canceled = !(e instanceof JobCancelFailedError) && (this.#canceled || e instanceof JobCanceledError);
-      outcome = canceled ? { state: "Canceled" } : { state: "Failed", error: StratumError.from(e) };
+      // A cancel that could not reach the work is a failure to say, not a cancellation; so is work
+      // that failed on its own and recorded it before the cancel was seen (JobFailedError).
+      if (e instanceof JobFailedError) {
+        outcome = { state: "Failed", error: StratumError.from(e.cause) };
+      } else {
+        const canceled = !(e instanceof JobCancelFailedError) && (this.#canceled || e instanceof JobCanceledError);
+        outcome = canceled ? { state: "Canceled" } : { state: "Failed", error: StratumError.from(e) };
+      }
     }
     const { error } = outcome;
     this.#publish({

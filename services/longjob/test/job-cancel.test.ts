@@ -3,6 +3,7 @@ import { JobState } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { JobControlService } from "@stratum/proto/stratum/longjob/v1/longjob_pb";
 import { closeClient, createClient } from "@stratum/rpc";
 import { Code, StratumError } from "@stratum/core";
+import { JobFailedError } from "@stratum/jobs";
 import { InterruptPolicy } from "@stratum/proto/stratum/longjob/v1/job_pb";
 import { startLongjob, untilJob, type LongjobStack } from "./harness";
 
@@ -62,6 +63,31 @@ describe("cancelling a job", () => {
     const seen = await stack.watch(uuid);
     expect(seen.at(-1)!.state).toBe(JobState.SUCCEEDED);
     expect(seen.at(-1)!.result).toEqual({ done: "despite the cancel" });
+  });
+
+  it("a cancel that arrives while the work records its own failure: Failed with that error (JobFailedError), not Canceled", async () => {
+    // The storage backup's race (migrate property, seed 1170626178): the agent refused the task,
+    // the backup was set to Error, and the cancel came in between — the job must say Failed too.
+    const { job } = await stack.jobs.submitJob({ type: "worker.gate", parameters: { stubborn: true } });
+    const uuid = job!.uuid;
+    const gate = await stack.board.next();
+    await running(uuid);
+    expect((await stack.jobs.cancelJob({ uuid })).job!.state).toBe(JobState.CANCELING);
+    expect(stack.board.cancelled).toContain(uuid);
+    gate.release({ error: new JobFailedError(new StratumError(Code.FAILED_PRECONDITION, "the agent refused the task: VM_MIGRATING", { reason: "VM_MIGRATING" })) });
+    const end = (await stack.watch(uuid)).at(-1)!;
+    expect(end.state).toBe(JobState.FAILED);
+    expect(end.error).toMatchObject({ reason: "VM_MIGRATING" });
+  });
+
+  it("…while an error the work did not record as its own after a cancel still ends Canceled", async () => {
+    const { job } = await stack.jobs.submitJob({ type: "worker.gate", parameters: { stubborn: true } });
+    const uuid = job!.uuid;
+    const gate = await stack.board.next();
+    await running(uuid);
+    await stack.jobs.cancelJob({ uuid });
+    gate.release({ error: new Error("aborted by the cancel") });
+    expect((await stack.watch(uuid)).at(-1)!.state).toBe(JobState.CANCELED);
   });
 
   it("a cancelled job checkpoints no further: a job cancelled between its steps never reaches its gate", async () => {

@@ -1,5 +1,5 @@
 import { Code, errorMessage, StratumError } from "@stratum/core";
-import { JobCanceledError, JobCancelFailedError, JobSupersededError, type JobContext, type JobTypeDefinition } from "@stratum/jobs";
+import { JobCanceledError, JobCancelFailedError, JobFailedError, JobSupersededError, type JobContext, type JobTypeDefinition } from "@stratum/jobs";
 import type { HostLocator } from "../clients/hosts";
 import type { HostVolumeTask } from "../clients/volume-agents";
 import type { BackupStore } from "../store/backup-store";
@@ -119,7 +119,8 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
         if (supersededBy(ctx, e)) throw e; // a newer attempt carries on: it settles the backup
         const why = e instanceof StratumError && e.reason === "BACKUP_TASK_FAILED" ? e.message : `backup ${b.uuid}${hostUuid ? ` (volume task ${b.uuid} on host ${hostUuid})` : ""}: ${errorMessage(e)}`;
         await d.backups.transition([b.uuid], "Error", { error: why, held: "none" }, ["Creating"]);
-        throw e;
+        // The backup says Error now: a cancel arriving meanwhile must not make the job say Canceled.
+        throw new JobFailedError(e);
       }
   }
 }
