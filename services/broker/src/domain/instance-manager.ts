@@ -77,8 +77,13 @@ export class InstanceManager {
       if (row.state === "Deprovisioning") throw busy(row);
     }
     // Recorded, not yet handed to longjob: a replica dying here leaves the sweep a row to submit.
-    if (created) crashPoint("broker:provision-recorded");
-    if (!row.operationSubmitted) await this.submit(row);
+    // Only the request that created the row submits its job: a duplicate arriving meanwhile would
+    // only send longjob the same submit again (ten of them, under bench:broker's load), and one
+    // whose creator died is the sweep's.
+    if (created) {
+      crashPoint("broker:provision-recorded");
+      await this.submit(row);
+    }
     return { row, created };
   }
 
@@ -104,10 +109,7 @@ export class InstanceManager {
 
   async deprovision(tenant: string, instanceId: string): Promise<InstanceRow> {
     const row = await this.live(tenant, instanceId);
-    if (row.state === "Deprovisioning") {
-      if (!row.operationSubmitted) await this.submit(row);
-      return row;
-    }
+    if (row.state === "Deprovisioning") return row; // its own request submits it, or the sweep
     if (isTransient(row.state)) throw busy(row);
     const begun = await this.d.instances.begin(row.uuid, STARTS_FROM.deprovision, "Deprovisioning", "deprovision", randomUUID());
     if (!begun) return this.deprovision(tenant, instanceId);

@@ -72,7 +72,7 @@ export class OsbServer {
     } catch (e) {
       const err = osbErrorOf(e);
       answer = { status: err.status, body: err.body(), ...(err.status === 401 ? { headers: { "WWW-Authenticate": 'Basic realm="stratum-broker"' } } : {}) };
-      if (err.status >= 500) this.d.log.warn("osb request failed", { requestId, method: req.method, path: req.url, status: err.status, error: err.description });
+      if (err.status >= 500) this.d.log.warn("osb request failed", { requestId, method: req.method, path: req.url, status: err.status, error: err.description, err: e });
     }
     const payload = JSON.stringify(answer.body);
     res.writeHead(answer.status, { "content-type": "application/json", "content-length": Buffer.byteLength(payload), "x-request-id": requestId, ...(answer.headers ?? {}) });

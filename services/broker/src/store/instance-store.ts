@@ -99,7 +99,7 @@ export class InstanceStore {
       UPDATE broker.instances SET state = ${to}, operation_kind = ${kind}, operation = ${operation}, operation_submitted = false,
         pending_parameters = ${pendingParameters === undefined ? null : JSON.stringify(pendingParameters)}::jsonb,
         error_reason = '', error_message = '', revision = revision + 1, updated_at = now()
-      WHERE uuid = ${uuid} AND state = ANY(${[...from]}::broker.instance_state[])
+      WHERE uuid = ${uuid} AND state::text = ANY(${[...from]}::text[])
       RETURNING *`;
     return raw ? toInstance(raw as Record<string, unknown>) : undefined;
   }
