@@ -51,7 +51,7 @@ export function instanceJobs(d: InstanceJobDeps): JobTypeDefinition[] {
   const provision: JobTypeDefinition<Record<string, unknown>, InstanceResult> = {
     name: PROVISION_JOB,
     description: "Provisions a service instance: its VM (root volume, NIC), started, and its elastic IP if asked.",
-    stages: ["creating-vm", "starting-vm", "attaching-eip"],
+    stages: ["starting-vm", "attaching-eip"],
     parameters: [{ name: "instanceId", kind: "string", description: "The caller's key of the instance." }],
     onInterrupt: "resume",
     targetRequired: true,
@@ -101,11 +101,11 @@ async function runProvision(ctx: JobContext, d: InstanceJobDeps): Promise<Instan
   try {
     await d.instances.recordResources(ctx.jobUuid, { vmUuid });
     const l3 = await transient(ctx, () => d.network.network(d.privateNetwork, false));
-    ctx.progress({ stage: "creating-vm", percent: 10, message: `creating VM ${vmUuid}` });
     await ctx.checkpoint();
     await transient(ctx, () =>
       d.compute.create({ uuid: vmUuid, name: vmName(inst), cpu: plan.cpu, memoryBytes: plan.memoryBytes, rootVolumeBytes: plan.rootVolumeBytes, l3NetworkUuids: [l3] }),
     );
+    // One progress report per step that waits: each is a JetStream message and a write in longjob.
     ctx.progress({ stage: "starting-vm", percent: 40, message: `starting VM ${vmUuid}` });
     const vm = await transient(ctx, () => d.compute.settled(vmUuid, ctx.signal));
     if (vm?.state !== VmState.RUNNING) throw vmFailed(vmUuid, vm, "start");
@@ -116,7 +116,6 @@ async function runProvision(ctx: JobContext, d: InstanceJobDeps): Promise<Instan
       ctx.progress({ stage: "attaching-eip", percent: 70, message: `attaching elastic IP ${eipUuid}` });
       address = (await attachEip(ctx, d, inst, vm, eipUuid)).vipIp;
     }
-    ctx.progress({ percent: 100, message: `VM ${vmUuid} running at ${address}` });
     return { vmUuid, eipUuid, address };
   } catch (e) {
     // A superseded attempt (paused, or its replica stopping) must leave the work to the attempt

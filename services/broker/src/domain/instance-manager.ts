@@ -12,6 +12,8 @@ import { isTransient, settledState, STARTS_FROM, TRANSIENT_OF } from "./instance
 
 const JOB_TYPE: Readonly<Record<OperationKindName, string>> = { provision: PROVISION_JOB, update: UPDATE_JOB, deprovision: DEPROVISION_JOB };
 export const BROKER_JOB_TYPES = new Set(Object.values(JOB_TYPE));
+/** How long a transient instance goes unchanged before a read asks longjob whether its job ended. */
+const SETTLE_LOOKUP_AFTER_MS = 3_000;
 
 type Json = Record<string, unknown>;
 
@@ -140,8 +142,7 @@ export class InstanceManager {
     }
     row = await this.#fresh(row);
     if (isTransient(row.state)) {
-      const job = row.operationSubmitted ? await this.d.jobs.get(row.operation) : undefined;
-      return { operation: row.operation, kind: row.operationKind, state: "in progress", description: job?.progress?.message || `${row.operationKind} ${row.operationSubmitted ? "running" : "accepted"}`, percent: job?.progress?.percent ?? 0, instance: row };
+      return { operation: row.operation, kind: row.operationKind, state: "in progress", description: `${row.operationKind} ${row.operationSubmitted ? "running" : "accepted"}`, percent: 0, instance: row };
     }
     const failed = row.errorReason !== "";
     return { operation: row.operation, kind: row.operationKind, state: failed ? "failed" : "succeeded", description: failed ? row.errorMessage : `${row.operationKind} succeeded`, percent: 100, instance: row };
@@ -189,9 +190,15 @@ export class InstanceManager {
     }
   }
 
-  /** The row as it is once a job that ended is settled (a lost event must not leave it transient). */
+  /**
+   * The row as it is once a job that ended is settled: a job-end event that never came (or is
+   * late) must not leave it transient. Asked of longjob only once the row has not moved for
+   * {@link SETTLE_LOOKUP_AFTER_MS}: the event settles it well before that, and a platform polling
+   * last_operation every second for each of a thousand instances must not cost a GetJob each.
+   */
   async #fresh(row: InstanceRow): Promise<InstanceRow> {
     if (!isTransient(row.state) || !row.operationSubmitted) return row;
+    if (Date.now() - row.updatedAt.getTime() < SETTLE_LOOKUP_AFTER_MS) return row;
     const job = await this.d.jobs.get(row.operation);
     const outcome = job ? outcomeOfJob(job) : undefined;
     return outcome ? ((await this.settle(outcome)) ?? row) : row;
