@@ -68,6 +68,14 @@ export interface VolumeTaskStartRequest {
   kind: string;
   /** Names the task, so a repeated start finds it instead of starting a second one. */
   taskUuid?: string;
+  /**
+   * The VM the volume is a disk of, when it is attached: the task is then a block job of that
+   * domain and runs only where the domain is (libvirt has no block job without its domain). 404
+   * `VM_NOT_FOUND` when the VM is not on this host — it moved after the caller looked it up: ask
+   * where it is now and start there; a `backup` is 409 `VM_MIGRATING` while the VM's memory
+   * copy runs, and the VM's migration is refused (`BLOCK_JOB_ACTIVE`) while the backup runs.
+   */
+  vmUuid?: string;
   durationMs?: number;
   /**
    * The volume's size (a positive integer): makes this a byte task that moves `bytesTotal` bytes

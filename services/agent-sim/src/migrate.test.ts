@@ -148,6 +148,44 @@ describe("block-job guard", () => {
     // The copy ended: backups are allowed again.
     expect((await post(src.url, "volume/task/start", { volumeUuid: "d1", kind: "backup", taskUuid: "bk", durationMs: 0 })).status).toBe(200);
   });
+
+  it("a task naming its VM runs only where the VM is: 404 VM_NOT_FOUND on the host it left, started on the one it moved to", async () => {
+    const { src, dst } = await setup();
+    const { reply } = await copying(src, migrateBody(dst));
+    src.completeMigration("vm");
+    expect((await reply).status).toBe(200);
+    // A start that looked the VM's host up before the copy ended reaches the host it left.
+    const refused = await post(src.url, "volume/task/start", { volumeUuid: "d1", kind: "backup", taskUuid: "bk", vmUuid: "vm", sizeBytes: 1024 }, { taskId: "vtask-bk" });
+    expect(refused.status).toBe(404);
+    expect(refused.body.error.code).toBe("VM_NOT_FOUND");
+    expect(refused.body.error.message).toContain(src.uuid);
+    expect(src.state.volumeTasks.get("bk")).toBeUndefined();
+    // The same task id starts it where the VM is now.
+    const started = await post(dst.url, "volume/task/start", { volumeUuid: "d1", kind: "backup", taskUuid: "bk", vmUuid: "vm", sizeBytes: 1024, durationMs: 600_000 }, { taskId: "vtask-bk" });
+    expect(started.status).toBe(200);
+    expect(started.body.task).toMatchObject({ taskUuid: "bk", state: "running", args: { vmUuid: "vm" } });
+    // A stopped VM is still defined on its host: its disks' tasks run there.
+    await post(dst.url, "vm/stop", { vmUuid: "vm" });
+    expect((await post(dst.url, "volume/task/start", { volumeUuid: "d2", kind: "snapshot", taskUuid: "sn", vmUuid: "vm", durationMs: 0 })).status).toBe(200);
+  });
+
+  it("the guard follows the VM a backup names, beyond the disks the migration lists: each refuses the other", async () => {
+    const { src, dst } = await setup();
+    // A disk the caller's vm/migrate does not list (attached after it read the VM's volumes).
+    await post(src.url, "volume/task/start", { volumeUuid: "d3", kind: "backup", taskUuid: "bk", vmUuid: "vm", sizeBytes: 1024, durationMs: 600_000 });
+    const refused = await post(src.url, "vm/migrate", migrateBody(dst, { durationMs: 0 }));
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("BLOCK_JOB_ACTIVE");
+    expect(refused.body.error.message).toContain("bk");
+    src.finishVolumeTask("bk", "succeeded");
+    const { reply } = await copying(src, migrateBody(dst));
+    const during = await post(src.url, "volume/task/start", { volumeUuid: "d3", kind: "backup", taskUuid: "bk-2", vmUuid: "vm", sizeBytes: 1024 });
+    expect(during.status).toBe(409);
+    expect(during.body.error.code).toBe("VM_MIGRATING");
+    expect(src.state.volumeTasks.get("bk-2")).toBeUndefined();
+    src.completeMigration("vm");
+    expect((await reply).status).toBe(200);
+  });
 });
 
 describe("with the sim's machinery", () => {

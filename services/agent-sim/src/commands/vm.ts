@@ -102,8 +102,11 @@ export const vmCommands: ProtocolHandlers<"vm/start" | "vm/stop" | "vm/reboot" |
     if (host.state.migrations.copying(vmUuid)) {
       throw CommandError.conflict(AgentErrorCode.VM_MIGRATING, `vm ${vmUuid} is already migrating from host ${host.uuid}`);
     }
-    // libvirt refuses to migrate a domain with an active block job (a backup's drive-mirror/backup job).
-    const blockJobs = volumeUuids.length === 0 ? [] : host.state.volumeTasks.running({ volumeUuids, kinds: ["backup"] });
+    // libvirt refuses to migrate a domain with an active block job (a backup's drive-mirror/backup job):
+    // one on the disks the caller names, or one started as the VM's (a disk the caller's list missed).
+    const onDisks = volumeUuids.length === 0 ? [] : host.state.volumeTasks.running({ volumeUuids, kinds: ["backup"] });
+    const ofVm = host.state.volumeTasks.list({ kind: "backup", includeFinished: false }).filter((t) => t.args["vmUuid"] === vmUuid);
+    const blockJobs = [...new Map([...onDisks, ...ofVm].map((t) => [t.taskUuid, t])).values()];
     if (blockJobs.length > 0) {
       const named = blockJobs.map((t) => `${t.taskUuid} (${t.state}, volume ${t.volumeUuid})`).join(", ");
       throw CommandError.conflict(AgentErrorCode.BLOCK_JOB_ACTIVE, `vm ${vmUuid} cannot migrate while backup tasks run on its volumes: ${named}`);

@@ -29,14 +29,21 @@ export const volumeTaskCommands: ProtocolHandlers<"volume/task/start" | "volume/
         return { task: existing };
       }
     }
+    // A disk of a VM is worked on through its domain, which is only where the VM is: a start
+    // that looked the VM's host up before the VM moved away must not run on a host without it.
+    const vmUuid = optionalString(body, "vmUuid");
+    if (vmUuid !== undefined && !host.state.vms.has(vmUuid)) {
+      throw CommandError.notFound(AgentErrorCode.VM_NOT_FOUND, `vm ${vmUuid} not found on host ${host.uuid}: a ${kind} of its volume ${volumeUuid} runs where the vm runs`);
+    }
     if (kind === "backup") {
       // The other half of libvirt's block-job guard: no new block job on a disk whose VM's memory is being copied.
-      const migrating = host.state.migrations.copyingOn(volumeUuid);
+      const copy = vmUuid === undefined ? undefined : host.state.migrations.copying(vmUuid);
+      const migrating = [...new Set([...(copy ? [copy.vmUuid] : []), ...host.state.migrations.copyingOn(volumeUuid).map((m) => m.vmUuid)])];
       if (migrating.length > 0) {
-        throw CommandError.conflict(AgentErrorCode.VM_MIGRATING, `volume ${volumeUuid} belongs to vm ${migrating.map((m) => m.vmUuid).join(", ")}, migrating from host ${host.uuid}: no backup until the copy ends`);
+        throw CommandError.conflict(AgentErrorCode.VM_MIGRATING, `volume ${volumeUuid} belongs to vm ${migrating.join(", ")}, migrating from host ${host.uuid}: no backup until the copy ends`);
       }
     }
-    // sizeBytes and incremental stay in args: the task info has no other place that says what was asked.
+    // sizeBytes, incremental and vmUuid stay in args: the task info has no other place that says what was asked.
     const { volumeUuid: _v, kind: _k, taskUuid: _t, durationMs: _d, ...args } = body;
     const task = host.state.volumeTasks.start({
       ...(taskUuid === undefined ? {} : { taskUuid }),

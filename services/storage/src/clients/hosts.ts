@@ -15,6 +15,13 @@ export interface VolumePlacement {
   readonly storageHostUuid: string | null;
 }
 
+/** Where a volume's tasks run: the host, and the VM through which it was found (the volume is its disk there). */
+export interface VolumeAgent {
+  readonly host: AgentHost;
+  /** Set when the host is the one of the VM the volume is attached to: the agent runs the task as that VM's. */
+  readonly vmUuid?: string;
+}
+
 const CALL_TIMEOUT_MS = 10_000;
 
 /**
@@ -35,10 +42,19 @@ export class HostLocator {
   }
 
   async locate(v: VolumePlacement, signal?: AbortSignal): Promise<AgentHost> {
+    return (await this.place(v, signal)).host;
+  }
+
+  /** As {@link locate}, saying also which VM's host it is, when the volume's VM gave it. */
+  async place(v: VolumePlacement, signal?: AbortSignal): Promise<VolumeAgent> {
     if (v.vmUuid) {
       const { vm } = await this.vms.call(v.vmUuid, (c) => c.getVm({ uuid: v.vmUuid! }, { timeoutMs: CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) }));
-      if (vm?.hostUuid) return this.host(vm.hostUuid, signal);
+      if (vm?.hostUuid) return { host: await this.host(vm.hostUuid, signal), vmUuid: v.vmUuid };
     }
+    return { host: await this.#unattached(v, signal) };
+  }
+
+  async #unattached(v: VolumePlacement, signal?: AbortSignal): Promise<AgentHost> {
     if (v.storageHostUuid) return this.host(v.storageHostUuid, signal);
     const connected = await this.connected(signal);
     if (connected.length === 0) {

@@ -10,6 +10,8 @@ export interface VolumeTaskStart {
   taskUuid: string;
   sizeBytes: number;
   incremental?: boolean;
+  /** The VM the volume is a disk of on that host: the agent refuses the task where the VM is not (it moved). */
+  vmUuid?: string;
   /** The task's own arguments (the backup, its parent, its storage…): the agent keeps them. */
   args?: Record<string, unknown>;
 }
@@ -34,7 +36,7 @@ export class VolumeAgents {
   constructor(private readonly client: AgentClient) {}
 
   async start(host: AgentHost, t: VolumeTaskStart, signal?: AbortSignal): Promise<HostVolumeTask> {
-    const body = { ...t.args, volumeUuid: t.volumeUuid, kind: t.kind, taskUuid: t.taskUuid, sizeBytes: t.sizeBytes, ...(t.incremental ? { incremental: true } : {}) };
+    const body = { ...t.args, volumeUuid: t.volumeUuid, kind: t.kind, taskUuid: t.taskUuid, sizeBytes: t.sizeBytes, ...(t.incremental ? { incremental: true } : {}), ...(t.vmUuid ? { vmUuid: t.vmUuid } : {}) };
     // The task uuid is the task id too: a retried start (a lost reply) is answered from the first.
     const { task } = await this.client.call(host.agentUrl, "volume/task/start", body, this.#options(host, signal, `vtask-${t.taskUuid}`));
     return { ...task, hostUuid: host.uuid };

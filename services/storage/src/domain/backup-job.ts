@@ -1,6 +1,7 @@
 import { Code, errorMessage, StratumError } from "@stratum/core";
 import { JobCanceledError, JobCancelFailedError, JobFailedError, JobSupersededError, type JobContext, type JobTypeDefinition } from "@stratum/jobs";
-import type { HostLocator } from "../clients/hosts";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { HostLocator, VolumeAgent } from "../clients/hosts";
 import type { HostVolumeTask } from "../clients/volume-agents";
 import type { BackupStore } from "../store/backup-store";
 import type { BackupRow } from "../store/schema";
@@ -19,6 +20,14 @@ type BackupParams = { backupUuid: string };
 
 /** Bound of finding the agent of a task to stop (the job's own signal is aborted by then). */
 const STOP_LOOKUP_MS = 10_000;
+/**
+ * How long a backup whose VM left the host it looked up follows it: compute records where the VM
+ * is within a statement of the copy's end, or, when its replica died there, once the takeover
+ * resumed the migration (seconds).
+ */
+const FOLLOW_VM_BOUND_MS = 20_000;
+const FOLLOW_VM_FIRST_PAUSE_MS = 20;
+const FOLLOW_VM_MAX_PAUSE_MS = 1_000;
 
 /**
  * `storage.backup`: copies a volume to its backup storage through a byte task on the volume's
@@ -72,20 +81,41 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
         if (!taskMayRun) await ctx.checkpoint();
         // Not the job's signal when a predecessor's task may run: a cancel has aborted it already,
         // and this lookup must succeed for the task to be reached and settled.
-        const host = hostUuid ? await d.locator.host(hostUuid, taskMayRun ? AbortSignal.timeout(STOP_LOOKUP_MS) : ctx.signal) : await agentOfVolume(d.volumes, d.locator, b.volumeUuid, ctx.signal);
-        hostUuid = host.uuid;
-        if (!b.taskHostUuid && !(await d.backups.recordTaskHost(b.uuid, host.uuid, "Creating"))) throw await moved(d.backups, b.uuid);
+        // A recorded host is named with the volume's VM too: should the VM have left it, the
+        // agent refuses the start and the task follows the VM like a fresh one.
+        let where: VolumeAgent = hostUuid
+          ? { host: await d.locator.host(hostUuid, taskMayRun ? AbortSignal.timeout(STOP_LOOKUP_MS) : ctx.signal), ...(await vmOfVolume(d, b.volumeUuid)) }
+          : await agentOfVolume(d.volumes, d.locator, b.volumeUuid, ctx.signal);
+        hostUuid = where.host.uuid;
+        if (!b.taskHostUuid && !(await d.backups.recordTaskHost(b.uuid, hostUuid, "Creating"))) throw await moved(d.backups, b.uuid);
         if (!taskMayRun) await ctx.checkpoint();
         startMayHaveGone = true;
-        const task = await d.runs.run(ctx, host, {
-          volumeUuid: b.volumeUuid,
-          kind: "backup",
-          taskUuid: b.uuid,
-          sizeBytes: b.volumeSizeBytes,
-          incremental: b.mode === "Incremental",
-          args: { parentBackupUuid: b.parentUuid ?? "", backupStorageUuid: b.backupStorageUuid },
-        }, "copying");
+        const followUntil = Date.now() + FOLLOW_VM_BOUND_MS;
+        let task: HostVolumeTask;
+        for (;;) {
+          try {
+            task = await d.runs.run(ctx, where.host, {
+              volumeUuid: b.volumeUuid,
+              kind: "backup",
+              taskUuid: b.uuid,
+              sizeBytes: b.volumeSizeBytes,
+              incremental: b.mode === "Incremental",
+              ...(where.vmUuid ? { vmUuid: where.vmUuid } : {}),
+              args: { parentBackupUuid: b.parentUuid ?? "", backupStorageUuid: b.backupStorageUuid },
+            }, "copying");
+            break;
+          } catch (e) {
+            if (!vmNotOnHost(e) || ctx.signal.aborted) throw e;
+            // The VM left that host between the lookup and the start (its migration's copy ended
+            // there): no task started, and none may, or a migration from the VM's new host would
+            // not see it. Started where the VM is now, once compute says where that is.
+            where = await followVm(d, ctx, b.volumeUuid, where, followUntil, e);
+            if (where.host.uuid !== hostUuid && !(await d.backups.recordTaskHost(b.uuid, where.host.uuid, "Creating"))) throw await moved(d.backups, b.uuid);
+            hostUuid = where.host.uuid;
+          }
+        }
         startMayHaveGone = false;
+        const host = where.host;
         ctx.progress({ stage: "finishing" });
         if (task.state === "succeeded") {
           const done = await d.backups.transition([b.uuid], "Available", { sizeBytes: task.bytesTotal ?? b.volumeSizeBytes, held: "size" }, ["Creating"]);
@@ -123,6 +153,41 @@ export function backupJob(d: VolumeJobDeps): JobTypeDefinition<BackupParams> {
         throw new JobFailedError(e);
       }
   }
+}
+
+/**
+ * Where the volume's VM is now, unlike `refused` (the host whose agent said the VM is not there):
+ * asked again with a growing pause while compute still names that host — it records a migration's
+ * switch only after the copy ended on the agents — at most until `until`, then `refusal` is the
+ * answer. A checkpoint before each look, so a cancel is not held by it.
+ */
+async function followVm(d: VolumeJobDeps, ctx: JobContext<unknown>, volumeUuid: string, refused: VolumeAgent, until: number, refusal: unknown): Promise<VolumeAgent> {
+  let pauseMs = FOLLOW_VM_FIRST_PAUSE_MS;
+  for (;;) {
+    await ctx.checkpoint();
+    const now = await agentOfVolume(d.volumes, d.locator, volumeUuid, ctx.signal);
+    if (now.host.uuid !== refused.host.uuid || now.vmUuid !== refused.vmUuid) return now;
+    if (Date.now() + pauseMs > until) {
+      throw new StratumError(Code.UNAVAILABLE, `${errorMessage(refusal)}; compute still places vm ${refused.vmUuid} there after ${FOLLOW_VM_BOUND_MS} ms`, {
+        reason: "VOLUME_VM_NOT_ON_HOST",
+        resources: { volumeUuid, hostUuid: refused.host.uuid, vmUuid: refused.vmUuid ?? "" },
+        cause: refusal,
+      });
+    }
+    await sleep(pauseMs, undefined, { signal: ctx.signal });
+    pauseMs = Math.min(pauseMs * 2, FOLLOW_VM_MAX_PAUSE_MS);
+  }
+}
+
+/** The VM the volume is a disk of, as the start names it. */
+async function vmOfVolume(d: VolumeJobDeps, volumeUuid: string): Promise<{ vmUuid?: string }> {
+  const v = await d.volumes.get(volumeUuid);
+  return v?.vmUuid ? { vmUuid: v.vmUuid } : {};
+}
+
+/** The agent refused the start because the VM it named is not on its host. */
+function vmNotOnHost(e: unknown): boolean {
+  return e instanceof StratumError && e.code === Code.NOT_FOUND && e.resources["agentErrorCode"] === "VM_NOT_FOUND";
 }
 
 /** Stops the task named `taskUuid` on `hostUuid`: the task as it ended, or the failure to say. */

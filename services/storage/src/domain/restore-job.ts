@@ -40,7 +40,7 @@ export function restoreJob(d: VolumeJobDeps): JobTypeDefinition<RestoreParams> {
       let startMayHaveGone = taskMayRun;
       try {
         if (!taskMayRun) await ctx.checkpoint();
-        const host = hostUuid ? await d.locator.host(hostUuid, taskMayRun ? AbortSignal.timeout(10_000) : ctx.signal) : await agentOfVolume(d.volumes, d.locator, ctx.targetUuid, ctx.signal);
+        const host = hostUuid ? await d.locator.host(hostUuid, taskMayRun ? AbortSignal.timeout(10_000) : ctx.signal) : (await agentOfVolume(d.volumes, d.locator, ctx.targetUuid, ctx.signal)).host;
         hostUuid = host.uuid;
         if (!b.taskHostUuid && !(await d.backups.recordTaskHost(b.uuid, host.uuid, "Restoring"))) throw await moved(d.backups, b.uuid);
         if (!taskMayRun) await ctx.checkpoint();

@@ -1,5 +1,5 @@
 import { StratumError } from "@stratum/core";
-import type { AgentHost, HostLocator, VolumePlacement } from "../clients/hosts";
+import type { HostLocator, VolumeAgent, VolumePlacement } from "../clients/hosts";
 import type { VolumeRow } from "../store/schema";
 import type { VolumeStore } from "../store/volume-store";
 
@@ -9,9 +9,9 @@ export async function placementOf(volumes: VolumeStore, v: VolumeRow): Promise<V
   return { uuid: v.uuid, vmUuid: v.vmUuid, storageHostUuid: storage?.hostUuid ?? null };
 }
 
-/** The host whose agent runs the tasks of volume `uuid` now (see HostLocator). */
-export async function agentOfVolume(volumes: VolumeStore, locator: HostLocator, uuid: string, signal?: AbortSignal): Promise<AgentHost> {
+/** The host whose agent runs the tasks of volume `uuid` now, and the VM it is a disk of there (see HostLocator). */
+export async function agentOfVolume(volumes: VolumeStore, locator: HostLocator, uuid: string, signal?: AbortSignal): Promise<VolumeAgent> {
   const v = await volumes.get(uuid);
   if (!v) throw StratumError.notFound("volume", uuid);
-  return locator.locate(await placementOf(volumes, v), signal);
+  return locator.place(await placementOf(volumes, v), signal);
 }
